@@ -1,0 +1,237 @@
+/*
+ * layout.ts — where everything fixed lives in kernel memory (the one SharedArrayBuffer).
+ *
+ * Layout (byte offsets; pointers are u32 byte offsets and 0 is NULL, so page 0 is never handed out):
+ *
+ *   0            HEADER (16 KiB)  core header, then fixed regions owned by one module each:
+ *                  0..511      core: magic, cpu counts, flags, region bases, clocks
+ *                  512..2047   mem: page allocator + slab class state
+ *                  2048..4095  mem: bytes in use per owner (512 owners x i32)
+ *                  4096..6143  rcu: global grace-period state
+ *                  6144..8191  runtime: doorbell, coordinator counters
+ *                  8192..16383 maps: id -> map pointer table (2048 entries)
+ *   percpuBase   PER-CPU BLOCKS, PERCPU_BLOCK bytes each, for cpu ids 0..nrCpuIds-1
+ *                (the last id is the housekeeping CPU = the main thread)
+ *   splatBase    SPLAT RING, SPLAT_ENTRIES x SPLAT_ENTRY
+ *   injectBase   INJECT TABLE (precise injections), attachBase ATTACH TABLE (kprobe/perf/irq progs)
+ *   lockdepBase  lock-order matrix (LOCKDEP_CLASSES^2 bits, then the same again as "reported")
+ *   pageMetaBase struct page array, 8 bytes per page
+ *   pagesBase    the pages managed by the page allocator, PAGE_SIZE aligned, up to memoryBytes
+ *
+ * Every per-CPU block is split into 128-byte lines by writer, so that two CPUs never write the
+ * same line on a hot path:
+ *   line 0  PC_PENDING..   written by anyone (Atomics.or), read by the owner at every window
+ *   line 1  PC_CTX_MASK..  context/preempt/irq state + held-lock table, owner only
+ *   line 2  PC_RCU_*       RCU read side, owner writes, the coordinator reads
+ *   line 3  PC_STAT_*      interrupt statistics, owner writes
+ *   line 4  PC_LL_*        llist heads pushed by other CPUs (CAS), drained by one consumer
+ *   line 5-7 PC_MOD_*      per-module owner-only words (bpf_prog_active lives in line 1)
+ *   8..15   PC_SCRATCH     1 KiB scratch for programs (ctx.scratch*) and syscall bounce copies
+ *
+ * Invariant: these numbers are the ABI between the main thread and every worker; a worker reads
+ * the region bases from the header, never computes them itself.
+ */
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+export const CACHELINE = 128;
+
+export const ARENA_MAGIC = 0x42504653; // 'BPFS'
+export const HEADER_SIZE = 16384;
+
+// ---- core header (byte offsets) ----
+export const HDR_MAGIC = 0;
+export const HDR_NCPUS = 4;          // program CPUs
+export const HDR_NR_CPU_IDS = 8;     // program CPUs + housekeeping CPU
+export const HDR_FLAGS = 12;
+export const HDR_SEED = 16;
+export const HDR_MEM_BYTES = 20;
+export const HDR_PERCPU_BASE = 24;
+export const HDR_SPLAT_BASE = 28;
+export const HDR_SPLAT_HEAD = 32;    // total splats ever written (Atomics.add); slot = head % SPLAT_ENTRIES
+export const HDR_INJECT_BASE = 36;
+export const HDR_ATTACH_BASE = 40;
+export const HDR_LOCKDEP_BASE = 44;
+export const HDR_PAGEMETA_BASE = 48;
+export const HDR_PAGES_BASE = 52;
+export const HDR_NPAGES = 56;
+export const HDR_STOPPING = 60;      // 1 once rt.stop() began: workloads end at their next window
+export const HDR_BOOT_EPOCH_MS = 64; // f64: epoch milliseconds at boot; ktime 0
+export const HDR_VCLOCK_NS = 72;     // i64: virtual clock (clock: 'virtual')
+export const HDR_LOCK_TIMEOUT_MS = 80;
+export const HDR_RCU_STALL_MS = 84;
+export const HDR_FAULTS = 88;        // test-only fault switches (FAULT_*)
+
+// HDR_FLAGS bits
+export const FLAG_PREEMPT_RT = 1 << 0;
+export const FLAG_RQSPINLOCK = 1 << 1;   // bucketLock: 'rqspinlock'
+export const FLAG_DYN_KMALLOC = 1 << 2;  // dynAlloc: 'kmalloc'
+export const FLAG_LOCKDEP = 1 << 3;
+export const FLAG_VIRTUAL_CLOCK = 1 << 4;
+
+// HDR_FAULTS bits (test-only fault injection; never set by default)
+export const FAULT_DROP_FREELIST_PUSH = 1 << 0;
+
+// ---- fixed module regions inside the header ----
+export const MEM_STATE_BASE = 512;       // ..2047
+export const MEM_STATE_SIZE = 1536;
+export const MEM_OWNER_BASE = 2048;      // ..4095, i32 bytes-in-use per owner
+export const MEM_MAX_OWNERS = 512;
+export const RCU_STATE_BASE = 4096;      // ..6143
+export const RCU_STATE_SIZE = 2048;
+export const RT_STATE_BASE = 6144;       // ..8191
+export const RT_DOORBELL = RT_STATE_BASE;            // coordinator doorbell word (own line)
+export const RT_STATE_WORDS = RT_STATE_BASE + CACHELINE; // runtime-owned words from here
+export const MAP_TABLE_BASE = 8192;      // ..16383
+export const MAP_TABLE_ENTRIES = 2048;
+
+// ---- per-CPU block (byte offsets inside one block) ----
+export const PERCPU_BLOCK = 2048;
+// line 0: written by anyone
+export const PC_PENDING = 0;             // PEND_* bits
+export const PC_WAKE = 4;                // idle CPU waits here (Atomics.waitAsync); bumped to wake
+export const PC_PEND_PROG_NMI = 8;       // progId+1 to run with the next injected NMI (0: none)
+export const PC_PEND_PROG_HARDIRQ = 12;
+export const PC_PEND_PROG_SOFTIRQ = 16;
+// line 1: owner-only context state
+export const PC_CTX_MASK = 128;          // bit per active context level (CTX_*)
+export const PC_PREEMPT_COUNT = 132;
+export const PC_MIGRATE_DISABLE = 136;
+export const PC_IRQS_OFF = 140;          // 1 when local irqs are disabled
+export const PC_PROG_ACTIVE = 144;       // bpf_prog_active
+export const PC_HELD_COUNT = 148;        // entries in the held-lock table
+export const PC_CUR_SITE = 152;          // last window passed (for splats)
+export const PC_IN_WINDOW = 156;         // >0 while the window slow path runs (no re-entry)
+export const PC_RAW_HELD = 160;          // raw (non-sleeping) locks held: RT might_sleep check
+export const PC_WAIT_LOCK = 164;         // lock this CPU is waiting for (ABBA detection reads it)
+export const PC_RUN_PROG = 168;          // progId+1 of the program running in the current context
+export const PC_HELD_MAX = 8;
+export const PC_HELD_LOCK = 192;         // u32[8] lock pointers
+export const PC_HELD_CLASS = 224;        // i32[8] class | HELD_* bits (saved irq flag, kind)
+// line 2: RCU read side (owner writes; coordinator reads)
+export const PC_RCU_NESTING = 256;
+export const PC_RCU_QS_SEQ = 260;        // bumped at every quiescent state
+export const PC_RCU_IDLE = 264;          // 1 while the CPU idles (extended quiescent state)
+export const PC_RCU_TRACE_NESTING = 268;
+export const PC_RCU_EXP_SEQ = 272;       // last expedited request acknowledged
+export const PC_RCU_READ_START = 280;    // f64 ms: when the outermost read section began
+// line 3: statistics (owner writes)
+export const PC_STAT_NMI = 384;
+export const PC_STAT_HARDIRQ = 388;
+export const PC_STAT_SOFTIRQ = 392;
+export const PC_STAT_IRQ_WORK = 396;
+export const PC_STAT_WINDOW_SLOW = 400;
+export const PC_STAT_KPROBE = 404;
+export const PC_STAT_NMI_DROPPED = 408;  // NMI requested while already in NMI
+// line 4: llist heads pushed by other CPUs
+export const PC_LL_IRQ_WORK = 512;       // irq_work requests (RT: batches handed back by the coordinator)
+export const PC_LL_RCU_CB = 516;         // call_rcu callbacks queued on this CPU
+export const PC_LL_SPARE0 = 520;
+export const PC_LL_SPARE1 = 524;
+// lines 5..7: per-module owner-only words
+export const PC_MOD_BASE = 640;
+export const PC_MOD_SIZE = 384;
+// lines 8..15: scratch
+export const PC_SCRATCH = 1024;
+export const PC_SCRATCH_SIZE = 1024;
+
+// PC_PENDING bits
+export const PEND_NMI = 1 << 0;
+export const PEND_HARDIRQ = 1 << 1;
+export const PEND_SOFTIRQ = 1 << 2;
+export const PEND_IRQ_WORK = 1 << 3;
+export const PEND_SITE = 1 << 4;     // sticky: a precise injection is armed for this CPU
+export const PEND_KPROBE = 1 << 5;   // sticky: some kprobe program is attached
+export const PEND_RCU_EXP = 1 << 6;  // expedited grace period wants a quiescent-state report
+export const PEND_STOP = 1 << 7;     // end the running workload at the next window
+
+// ---- splat ring ----
+export const SPLAT_ENTRIES = 256;
+export const SPLAT_ENTRY = 256;
+export const SPL_SEQ = 0;        // written last: total index + 1 (a reader ignores a slot until it matches)
+export const SPL_KIND = 4;
+export const SPL_CPU = 8;
+export const SPL_CTX = 12;
+export const SPL_SITE = 16;
+export const SPL_NHELD = 20;
+export const SPL_HELD = 24;      // i32[4] lock classes
+export const SPL_TIME = 40;      // f64 ns
+export const SPL_MSG_LEN = 48;
+export const SPL_MSG = 52;
+export const SPL_MSG_MAX = SPLAT_ENTRY - SPL_MSG;
+
+// ---- inject table: precise injections ----
+export const INJECT_ENTRIES = 32;
+export const INJECT_ENTRY = 32;
+export const INJ_ACTIVE = 0;
+export const INJ_CPU = 4;
+export const INJ_SITE = 8;
+export const INJ_KIND = 12;      // IRQ_KIND_*
+export const INJ_REMAINING = 16;
+export const INJ_PROG = 20;      // progId+1 or 0
+export const INJ_FIRED = 24;
+
+// ---- attach table: programs run by windows or interrupts ----
+export const ATTACH_ENTRIES = 64;
+export const ATTACH_ENTRY = 32;
+export const ATT_ACTIVE = 0;
+export const ATT_KIND = 4;       // ATTACH_*
+export const ATT_SITE = 8;       // kprobe: site id
+export const ATT_CPUMASK_LO = 12; // cpus 0..31
+export const ATT_CPUMASK_HI = 16; // cpus 32..63
+export const ATT_PROG = 20;      // progId
+export const ATT_HITS = 24;
+
+export const ATTACH_KPROBE = 1;
+export const ATTACH_PERF_EVENT = 2;  // runs in NMI when an NMI is taken
+export const ATTACH_HARDIRQ = 3;     // runs in hardirq when a hardirq is taken
+export const ATTACH_SOFTIRQ = 4;     // runs in softirq when a softirq is taken
+
+export const IRQ_KIND_NMI = 1;
+export const IRQ_KIND_HARDIRQ = 2;
+export const IRQ_KIND_SOFTIRQ = 3;
+
+// ---- lockdep ----
+export const LOCKDEP_CLASSES = 64;
+export const LOCKDEP_BYTES = (LOCKDEP_CLASSES * LOCKDEP_CLASSES) / 8;
+
+export const MAX_CPUS = 64;
+
+export interface ArenaLayout {
+  readonly ncpus: number;
+  readonly nrCpuIds: number;
+  readonly memoryBytes: number;
+  readonly percpuBase: number;
+  readonly splatBase: number;
+  readonly injectBase: number;
+  readonly attachBase: number;
+  readonly lockdepBase: number;
+  readonly pageMetaBase: number;
+  readonly pagesBase: number;
+  readonly npages: number;
+}
+
+function alignUp(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+/** Compute the fixed layout for `ncpus` program CPUs in `memoryBytes` of arena. */
+export function computeLayout(ncpus: number, memoryBytes: number): ArenaLayout {
+  const nrCpuIds = ncpus + 1;
+  let off = HEADER_SIZE;
+  const percpuBase = off; off += nrCpuIds * PERCPU_BLOCK;
+  const splatBase = alignUp(off, CACHELINE); off = splatBase + SPLAT_ENTRIES * SPLAT_ENTRY;
+  const injectBase = alignUp(off, CACHELINE); off = injectBase + INJECT_ENTRIES * INJECT_ENTRY;
+  const attachBase = alignUp(off, CACHELINE); off = attachBase + ATTACH_ENTRIES * ATTACH_ENTRY;
+  const lockdepBase = alignUp(off, CACHELINE); off = lockdepBase + 2 * LOCKDEP_BYTES;
+  // struct page array, then the pages themselves, page aligned
+  const pageMetaBase = alignUp(off, CACHELINE);
+  const remaining = memoryBytes - pageMetaBase;
+  let npages = Math.floor(remaining / (PAGE_SIZE + 8));
+  let pagesBase = alignUp(pageMetaBase + npages * 8, PAGE_SIZE);
+  while (npages > 0 && pagesBase + npages * PAGE_SIZE > memoryBytes) {
+    npages--;
+    pagesBase = alignUp(pageMetaBase + npages * 8, PAGE_SIZE);
+  }
+  return { ncpus, nrCpuIds, memoryBytes, percpuBase, splatBase, injectBase, attachBase, lockdepBase, pageMetaBase, pagesBase, npages };
+}
