@@ -1,0 +1,136 @@
+/*
+ * helpers.ts — the helper surface a program sees inside run(ctx, maps): the BPF helpers that are
+ * not map operations (map operations are methods of the maps themselves, see docs/MAP_HELPERS.md).
+ *
+ * One ProgramContext exists per program per CPU thread and is reused for every run: no helper
+ * allocates on the hot path. Pointers are byte offsets into kernel memory; helpers return the
+ * kernel's values (a pointer or 0; 0 or -errno).
+ *
+ * Contexts: every helper may be called from any context the program runs in; the lock helpers
+ * follow the lock rules (AA -> -EDEADLK with a splat, RT sleeping lock from atomic -> splat).
+ */
+import { I32, U32, U8, I64, ktimeGetNs } from '../mem/arena.js';
+import { thisCpu, pcpu, pcpuI } from '../mem/this_cpu.js';
+import {
+  CONTEXT_NAMES, currentContext, ctxMask, bpfDisableInstrumentation, bpfEnableInstrumentation,
+  localIrqSave, localIrqRestore, type ContextName,
+} from '../cpu/context.js';
+import { PC_SCRATCH, PC_SCRATCH_SIZE, PC_PENDING, PEND_SOFTIRQ } from '../mem/layout.js';
+import { window as cpuWindow } from '../cpu/window.js';
+import { defineSite } from '../cpu/sites.js';
+import {
+  rawSpinLock, rawSpinUnlock, rawSpinLockIrqsave, rawSpinUnlockIrqrestore, spinLockIrqsave,
+  spinUnlockIrqrestore, rawSpinTrylock,
+} from '../locks/raw_spinlock.js';
+import { LC_BPF_SPIN_LOCK, LC_TEST_SLEEPING } from '../locks/lock_classes.js';
+import { kmalloc, kzalloc, kfree } from '../mem/slab.js';
+import { OWNER_KERNEL } from '../mem/owners.js';
+import { rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';
+import type { BpfMapImpl } from '../maps/map_ops.js';
+
+/** Syscall-path map operations, for task-context workloads (simulated processes calling bpf()). */
+export interface SyscallHelpers {
+  lookup(map: BpfMapImpl, key: number, out: number): number;
+  update(map: BpfMapImpl, key: number, value: number, flags: number): number;
+  delete(map: BpfMapImpl, key: number): number;
+  lookupAndDelete(map: BpfMapImpl, key: number, out: number): number;
+}
+
+const sysHelpers: SyscallHelpers = {
+  lookup: (m, k, o) => { bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysLookup(k, o, 0); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
+  update: (m, k, v, f) => { bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysUpdate(k, v, f); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
+  delete: (m, k) => { bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysDelete(k); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
+  lookupAndDelete: (m, k, o) => { bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysLookupAndDelete(k, o, 0); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
+};
+
+let zeroBuf = 0;
+let zeroBufSize = 0;
+const siteCache = new Map<string, number>();
+
+export class ProgramContext {
+  /** This CPU's id. */
+  readonly cpu: number;
+  /** Byte pointer of this CPU's 1 KiB scratch area. */
+  readonly scratch: number;
+  readonly scratchSize = PC_SCRATCH_SIZE;
+  /** Iteration index inside rt.runWorkload (0 otherwise). */
+  iter = 0;
+  /** The `args` value given to runWorkload / testRun (structured-cloned once per call). */
+  args: unknown = undefined;
+  /** Syscall-path map ops (bpf_disable_instrumentation + RCU around the op). */
+  readonly sys: SyscallHelpers = sysHelpers;
+  #rand: number;
+
+  constructor(seed: number) {
+    this.cpu = thisCpu;
+    this.scratch = pcpu + PC_SCRATCH;
+    this.#rand = (seed * 2654435761 + thisCpu * 40503 + 1) >>> 0 || 1;
+  }
+
+  /** The current execution context. */
+  get context(): ContextName { return CONTEXT_NAMES[currentContext()]!; }
+  /** Bit mask of the active context levels (bit 0 task, 1 softirq, 2 hardirq, 3 NMI). */
+  get nesting(): number { return ctxMask(); }
+  timeNs(): number { return ktimeGetNs(); }
+  /** local_irq_save(): returns the flag to hand back to localIrqRestore. */
+  localIrqSave(): number { return localIrqSave(); }
+  localIrqRestore(flags: number): void { localIrqRestore(flags); }
+  /** raise_softirq(): runs on irq exit, or at the next window in task context with irqs on. */
+  raiseSoftirq(): void { Atomics.or(I32, pcpuI + (PC_PENDING >> 2), PEND_SOFTIRQ); }
+
+  /** xorshift32, seeded from the runtime seed and the CPU id. */
+  rand(): number {
+    let x = this.#rand;
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    this.#rand = x >>> 0;
+    return this.#rand;
+  }
+  randBelow(n: number): number { return this.rand() % n; }
+
+  // ---- kernel memory access ----
+  u8(p: number): number { return U8[p]!; }
+  u32(p: number): number { return U32[p >> 2]!; }
+  setU32(p: number, v: number): void { U32[p >> 2] = v; }
+  u64(p: number): bigint { return I64[p >> 3]!; }
+  setU64(p: number, v: bigint): void { I64[p >> 3] = v; }
+  atomicAddU32(p: number, v: number): number { return Atomics.add(I32, p >> 2, v); }
+  atomicAddU64(p: number, v: bigint): bigint { return Atomics.add(I64, p >> 3, v); }
+  atomicCasU32(p: number, expect: number, v: number): number { return Atomics.compareExchange(I32, p >> 2, expect, v); }
+  /** Write a u32 into scratch at `off` and return its pointer (a key for map helpers). */
+  scratchU32(off: number, v: number): number { const p = this.scratch + off; U32[p >> 2] = v; return p; }
+  scratchU64(off: number, v: bigint): number { const p = this.scratch + off; I64[p >> 3] = v; return p; }
+  scratchBytes(off: number, bytes: Uint8Array): number { const p = this.scratch + off; U8.set(bytes, p); return p; }
+  /** A pointer to valueSize zero bytes (read-only: never write through it). */
+  zeroValue(map: { readonly valueSize: number }): number {
+    const need = Math.max(map.valueSize, 8);
+    if (need > zeroBufSize) {
+      if (zeroBuf !== 0) kfree(zeroBuf);
+      zeroBuf = kzalloc(need, OWNER_KERNEL);
+      zeroBufSize = zeroBuf === 0 ? 0 : need;
+    }
+    return zeroBuf;
+  }
+
+  // ---- locks ----
+  /** raw_spin_lock (no irq change): 0 | -EDEADLK | -ETIMEDOUT. */
+  rawSpinLock(p: number, cls = LC_BPF_SPIN_LOCK): number { return rawSpinLock(p, cls); }
+  rawSpinTrylock(p: number, cls = LC_BPF_SPIN_LOCK): boolean { return rawSpinTrylock(p, cls); }
+  rawSpinUnlock(p: number): void { rawSpinUnlock(p); }
+  /** bpf_spin_lock(): irqs off, then the lock. */
+  bpfSpinLock(p: number): number { return rawSpinLockIrqsave(p, LC_BPF_SPIN_LOCK); }
+  bpfSpinUnlock(p: number): void { rawSpinUnlockIrqrestore(p); }
+  /** spinlock_t: raw on !RT, sleeping on RT (might_sleep checks apply). */
+  spinLock(p: number, cls = LC_TEST_SLEEPING): number { return spinLockIrqsave(p, cls); }
+  spinUnlock(p: number): void { spinUnlockIrqrestore(p); }
+
+  // ---- memory ----
+  kmalloc(size: number): number { return kmalloc(size, OWNER_KERNEL); }
+  kfree(p: number): void { kfree(p); }
+
+  /** An interrupt window named by the program (scenarios inject at it; kprobes attach to it). */
+  window(name: string): void {
+    let id = siteCache.get(name);
+    if (id === undefined) { id = defineSite(name); siteCache.set(name, id); }
+    cpuWindow(id);
+  }
+}

@@ -1,0 +1,56 @@
+/*
+ * program.ts — what a BPF program is in bpfsim: an ES module whose default export is the result
+ * of defineProgram({ name, type, sleepable, maps, run }). The module is imported in every CPU
+ * worker; `run(ctx, maps)` is called with this CPU's helper context and the program's maps (one
+ * BpfMapImpl per map name, bound to this thread).
+ *
+ * The program type decides the recursion guard (reference §1.4): tracing types (kprobe,
+ * tracepoint, perf_event) share the per-CPU bpf_prog_active counter; every other type has its
+ * own per-program per-CPU `active` counter and counts recursion misses.
+ */
+import type { ProgramContext } from './helpers.js';
+import type { BpfMapImpl } from '../maps/map_ops.js';
+
+export const PROG_TYPES = [
+  'kprobe', 'tracepoint', 'perf_event', 'raw_tracepoint', 'fentry', 'fexit', 'lsm', 'xdp', 'tc',
+  'socket_filter', 'syscall', 'struct_ops',
+] as const;
+export type ProgType = (typeof PROG_TYPES)[number];
+
+/** Types guarded by the shared bpf_prog_active counter (trace_call_bpf, perf overflow). */
+export const TRACING_PROG_TYPES: ReadonlySet<ProgType> = new Set<ProgType>(['kprobe', 'tracepoint', 'perf_event']);
+
+export type ProgramMaps = Readonly<Record<string, BpfMapImpl>>;
+
+export interface ProgramDefinition<M extends ProgramMaps = ProgramMaps> {
+  readonly name: string;
+  readonly type: ProgType;
+  /** Sleepable programs run under RCU tasks-trace instead of RCU. */
+  readonly sleepable?: boolean;
+  /** Names of the maps the program uses; bound at load time with rt.loadProgram(url, { maps }). */
+  readonly maps?: readonly string[];
+  /** The program body. Returns the program's return value (a number; helpers return -errno). */
+  run(ctx: ProgramContext, maps: M): number;
+}
+
+const BRAND = Symbol.for('bpfsim.program');
+
+export interface DefinedProgram<M extends ProgramMaps = ProgramMaps> extends ProgramDefinition<M> {
+  readonly [BRAND]: true;
+}
+
+/** Define a program; the module's default export must be this value. */
+export function defineProgram<M extends ProgramMaps = ProgramMaps>(def: ProgramDefinition<M>): DefinedProgram<M> {
+  if (typeof def !== 'object' || def === null) throw new TypeError('defineProgram: expected an object');
+  if (typeof def.name !== 'string' || def.name === '') throw new TypeError('defineProgram: `name` must be a non-empty string');
+  if (!(PROG_TYPES as readonly string[]).includes(def.type)) {
+    throw new TypeError(`defineProgram(${def.name}): \`type\` must be one of ${PROG_TYPES.join(', ')}; got ${JSON.stringify(def.type)}`);
+  }
+  if (typeof def.run !== 'function') throw new TypeError(`defineProgram(${def.name}): \`run\` must be a function`);
+  if (def.maps !== undefined && !Array.isArray(def.maps)) throw new TypeError(`defineProgram(${def.name}): \`maps\` must be an array of names`);
+  return Object.freeze({ ...def, [BRAND]: true as const });
+}
+
+export function isDefinedProgram(v: unknown): v is DefinedProgram {
+  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[BRAND] === true;
+}

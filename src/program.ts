@@ -1,0 +1,12 @@
+/*
+ * program.ts — the `bpfsim/program` entry: what a program module imports inside a CPU worker.
+ */
+export { defineProgram, PROG_TYPES, TRACING_PROG_TYPES } from './prog/program.js';
+export type { ProgramDefinition, DefinedProgram, ProgType, ProgramMaps } from './prog/program.js';
+export { ProgramContext } from './prog/helpers.js';
+export type { SyscallHelpers } from './prog/helpers.js';
+export type { ContextName } from './cpu/context.js';
+export * from './errno.js';
+export {
+  LC_BPF_SPIN_LOCK, LC_TEST_A, LC_TEST_B, LC_TEST_SLEEPING,
+} from './locks/lock_classes.js';

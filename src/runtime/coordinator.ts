@@ -1,0 +1,83 @@
+/*
+ * coordinator.ts — the main thread's service loop: irq_work (RT), RCU grace periods and
+ * callbacks, random interrupt injection, and later timers, all driven from one place.
+ *
+ * The loop sleeps on the doorbell word (RT_DOORBELL) with Atomics.waitAsync, so the main thread's
+ * event loop stays free. A CPU that hands work to the coordinator (pushes to an llist) rings the
+ * doorbell; ringing costs a notify, so callers ring only when the list was empty before their push
+ * (a wake costs ~80 us round trip here: coalesce). Every wake polls every service; each service
+ * answers how long it can wait before its next poll (or -1: only when the doorbell rings).
+ *
+ * Contexts: main thread only. Services must not block for long: they run between the main
+ * thread's other work (syscall-side calls, test code).
+ */
+import { I32 } from '../mem/arena.js';
+import { RT_DOORBELL } from '../mem/layout.js';
+
+export interface CoordinatorService {
+  readonly name: string;
+  /** Do pending work; return the ms until the next poll is wanted, or -1 for "doorbell only". */
+  poll(nowMs: number): number;
+}
+
+const IDLE_POLL_MS = 250;
+
+/** Wake the coordinator (any thread). */
+export function ringDoorbell(): void {
+  Atomics.add(I32, RT_DOORBELL >> 2, 1);
+  Atomics.notify(I32, RT_DOORBELL >> 2);
+}
+
+export class Coordinator {
+  readonly #services: CoordinatorService[] = [];
+  #running = false;
+  #done: Promise<void> = Promise.resolve();
+  #wakes = 0;
+  #polls = 0;
+
+  add(s: CoordinatorService): void { this.#services.push(s); }
+  remove(s: CoordinatorService): void {
+    const i = this.#services.indexOf(s);
+    if (i >= 0) this.#services.splice(i, 1);
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#done = this.#loop();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    ringDoorbell();
+    await this.#done;
+  }
+
+  /** Poll every service now (main thread), e.g. before resolving a synchronous wait. */
+  pollNow(): number {
+    this.#polls++;
+    const now = performance.now();
+    let next = -1;
+    for (const s of this.#services) {
+      const d = s.poll(now);
+      if (d >= 0 && (next < 0 || d < next)) next = d;
+    }
+    return next;
+  }
+
+  stats(): { wakes: number; polls: number } { return { wakes: this.#wakes, polls: this.#polls }; }
+
+  async #loop(): Promise<void> {
+    const idx = RT_DOORBELL >> 2;
+    while (this.#running) {
+      const seen = Atomics.load(I32, idx);
+      const next = this.pollNow();
+      if (!this.#running) break;
+      const timeout = next < 0 ? IDLE_POLL_MS : Math.min(next, IDLE_POLL_MS);
+      if (timeout <= 0) { await new Promise<void>((r) => setImmediate(r)); continue; }
+      const r = Atomics.waitAsync(I32, idx, seen, timeout);
+      if (r.async) await r.value;
+      this.#wakes++;
+    }
+  }
+}

@@ -1,0 +1,155 @@
+/*
+ * cpu_main.ts — the life of one CPU worker: boot, idle, and the control calls the main thread
+ * makes through comlink (load a program, test runs, workloads, shutdown).
+ *
+ * Idle: between control calls the CPU is idle (an RCU extended quiescent state). It waits with
+ * Atomics.waitAsync on its PC_WAKE word, so its event loop keeps serving control messages, and
+ * takes pending interrupts whenever it is woken (the coordinator bumps PC_WAKE after raising one).
+ *
+ * Workloads: a tight loop on this thread, no messages: each iteration runs the program in the
+ * requested context, then passes the loop window (interrupts, kprobes, injections are delivered
+ * there) and reports an RCU quiescent state. The loop ends after `iterations`, at its time bound,
+ * or at the first window after PEND_STOP is raised (rt.stop()).
+ */
+import { I32 } from '../mem/arena.js';
+import { pcpuI, thisCpu } from '../mem/this_cpu.js';
+import { PC_WAKE, PC_PENDING, PEND_STOP } from '../mem/layout.js';
+import { contextFromName, enterContext, exitContext, CTX_TASK } from '../cpu/context.js';
+import { windowSlow, processPending } from '../cpu/window.js';
+import { errnoName } from '../errno.js';
+import { openMap } from '../maps/registry.js';
+import { rcuQuiescentState, rcuIdleEnter, rcuIdleExit } from '../rcu/rcu.js';
+import { isDefinedProgram } from '../prog/program.js';
+import {
+  registerProgram, unregisterProgram, getProgram, bpfProgRunLoaded, lastRunSkipped, addRunTime,
+  PS_MISSES, type LoadedProgram,
+} from '../prog/prog_run.js';
+import { bootThread, SITE_WORKLOAD_LOOP, SITE_TESTRUN_LOOP } from './boot.js';
+import type {
+  CpuControl, CpuBootRequest, LoadProgramRequest, ProgramInfo, TestRunRequest, TestRunResult,
+  WorkloadRequest, WorkloadCpuResult,
+} from '../ipc/protocol.js';
+import type { BpfMapImpl } from '../maps/map_ops.js';
+
+
+let stopped = false;
+let nrCpuIdsSeen = 0;
+
+function busyEnter(): void { rcuIdleExit(); }
+function busyExit(): void { rcuQuiescentState(); rcuIdleEnter(); }
+
+async function idleLoop(): Promise<void> {
+  const wakeI = pcpuI + (PC_WAKE >> 2);
+  while (!stopped) {
+    const seen = Atomics.load(I32, wakeI);
+    if (Atomics.load(I32, pcpuI + (PC_PENDING >> 2)) & ~PEND_STOP) {
+      rcuIdleExit();
+      processPending();
+      rcuQuiescentState();
+      rcuIdleEnter();
+    }
+    const r = Atomics.waitAsync(I32, wakeI, seen, 50);
+    if (r.async) await r.value;
+  }
+}
+
+function runOnce(p: LoadedProgram, ctx: number): number {
+  if (ctx === CTX_TASK) return bpfProgRunLoaded(p);
+  const saved = enterContext(ctx);
+  const ret = bpfProgRunLoaded(p);
+  exitContext(ctx, saved);
+  return ret;
+}
+
+function mustProgram(id: number): LoadedProgram {
+  const p = getProgram(id);
+  if (p === undefined) throw new Error(`cpu ${thisCpu}: program ${id} is not loaded`);
+  return p;
+}
+
+export const cpuControl: CpuControl = {
+  async boot(req: CpuBootRequest) {
+    const t0 = performance.now();
+    bootThread(req.sab, req.cpu);
+    nrCpuIdsSeen = I32[2]!; // HDR_NR_CPU_IDS
+    rcuIdleEnter();
+    void idleLoop();
+    return { bootMs: performance.now() - t0 };
+  },
+
+  async loadProgram(req: LoadProgramRequest): Promise<ProgramInfo> {
+    const mod: unknown = await import(req.url);
+    const def = (mod as { default?: unknown }).default;
+    if (!isDefinedProgram(def)) throw new TypeError(`${req.url}: the default export is not a defineProgram(...) value`);
+    const maps: Record<string, BpfMapImpl> = {};
+    for (const name of def.maps ?? []) {
+      const ptr = req.maps[name];
+      if (ptr === undefined) throw new TypeError(`program '${def.name}' uses map '${name}', which was not given to loadProgram`);
+      maps[name] = openMap(ptr);
+    }
+    registerProgram(req.id, def, Object.freeze(maps), req.statePtr, nrCpuIdsSeen, req.seed);
+    return { name: def.name, type: def.type, sleepable: def.sleepable === true, maps: [...(def.maps ?? [])] };
+  },
+
+  unloadProgram(id: number): void { unregisterProgram(id); },
+
+  testRun(req: TestRunRequest): TestRunResult {
+    const p = mustProgram(req.id);
+    const ctx = contextFromName(req.context);
+    busyEnter();
+    p.ctx.args = req.args;
+    const missesBefore = I32[p.lineI + (PS_MISSES >> 2)]!;
+    let runs = 0;
+    let retval = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < req.repeat; i++) {
+      p.ctx.iter = i;
+      const r = runOnce(p, ctx);
+      if (!lastRunSkipped) { runs++; retval = r; }
+      if (Atomics.load(I32, pcpuI) !== 0) windowSlow(SITE_TESTRUN_LOOP);
+    }
+    const ns = (performance.now() - t0) * 1e6;
+    addRunTime(p, ns);
+    busyExit();
+    return { retval, runs, durationNs: ns, recursionMisses: I32[p.lineI + (PS_MISSES >> 2)]! - missesBefore };
+  },
+
+  runWorkload(req: WorkloadRequest): WorkloadCpuResult {
+    const p = mustProgram(req.id);
+    const ctx = contextFromName(req.context);
+    busyEnter();
+    const pendI = pcpuI + (PC_PENDING >> 2);
+    Atomics.and(I32, pendI, ~PEND_STOP);
+    p.ctx.args = req.args;
+    const errs = new Float64Array(1024);
+    let ok = 0, skipped = 0, i = 0, stoppedEarly = false;
+    const t0 = performance.now();
+    const deadline = req.durationMs > 0 ? t0 + req.durationMs : Infinity;
+    for (; i < req.iterations; i++) {
+      const pend = Atomics.load(I32, pendI);
+      if (pend !== 0) {
+        if ((pend & PEND_STOP) !== 0) { stoppedEarly = true; break; }
+        windowSlow(SITE_WORKLOAD_LOOP);
+      }
+      if ((i & 127) === 0 && performance.now() >= deadline) { stoppedEarly = true; break; }
+      p.ctx.iter = i;
+      const r = runOnce(p, ctx);
+      if (lastRunSkipped) skipped++;
+      else if (r < 0) errs[(-r) & 1023]!++;
+      else ok++;
+      rcuQuiescentState();
+    }
+    const ns = (performance.now() - t0) * 1e6;
+    addRunTime(p, ns);
+    busyExit();
+    const errors: Record<string, number> = {};
+    for (let e = 0; e < 1024; e++) if (errs[e]! > 0) errors[errnoName(e)] = errs[e]!;
+    return { cpu: thisCpu, iterations: i, ok, errors, skipped, durationNs: ns, stopped: stoppedEarly };
+  },
+
+  shutdown(): void {
+    stopped = true;
+    Atomics.add(I32, pcpuI + (PC_WAKE >> 2), 1);
+    Atomics.notify(I32, pcpuI + (PC_WAKE >> 2));
+  },
+};

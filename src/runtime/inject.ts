@@ -1,0 +1,171 @@
+/*
+ * inject.ts — the main thread's side of interrupt injection and program attachment.
+ *
+ *  - Precise injection (rt.inject({ cpu, at, kind, times })): an entry in the INJECT table and the
+ *    sticky PEND_SITE bit on that CPU; the CPU turns it into a pending interrupt when it passes the
+ *    named window (window.ts). For scenarios: "an NMI on CPU 1 at htab.update.locked".
+ *  - Attach table: programs run by windows (kprobe at a site) or by interrupts (perf_event in NMI,
+ *    hardirq, softirq) on a CPU mask.
+ *  - Random injection (rt.inject({ kind, cpus, ratePerSec })) and perf_event frequencies: a
+ *    coordinator service raising pending bits on random CPUs, seeded; ratePerSec is per CPU.
+ *    Interrupts raised faster than a CPU takes them coalesce, as on hardware; the CPUs count what
+ *    they actually took (rt.stats()).
+ *
+ * Table entries are written by the main thread only; CPUs read them (and decrement
+ * INJ_REMAINING / bump hit counters with Atomics).
+ */
+import { I32 } from '../mem/arena.js';
+import { perCpuBlock } from '../mem/this_cpu.js';
+import {
+  HDR_INJECT_BASE, HDR_ATTACH_BASE, INJECT_ENTRIES, INJECT_ENTRY, INJ_ACTIVE, INJ_CPU, INJ_SITE,
+  INJ_KIND, INJ_REMAINING, INJ_PROG, INJ_FIRED, ATTACH_ENTRIES, ATTACH_ENTRY, ATT_ACTIVE, ATT_KIND,
+  ATT_SITE, ATT_CPUMASK_LO, ATT_CPUMASK_HI, ATT_PROG, ATT_HITS, ATTACH_KPROBE, PC_PENDING, PC_WAKE,
+  PEND_SITE, PEND_KPROBE, PEND_NMI, PEND_HARDIRQ, PEND_SOFTIRQ, IRQ_KIND_NMI, IRQ_KIND_HARDIRQ,
+  IRQ_KIND_SOFTIRQ,
+} from '../mem/layout.js';
+import type { CoordinatorService } from './coordinator.js';
+
+export type IrqKind = 'nmi' | 'hardirq' | 'softirq';
+export const IRQ_KINDS: readonly IrqKind[] = ['nmi', 'hardirq', 'softirq'];
+
+export function irqKindCode(k: IrqKind): number {
+  return k === 'nmi' ? IRQ_KIND_NMI : k === 'hardirq' ? IRQ_KIND_HARDIRQ : IRQ_KIND_SOFTIRQ;
+}
+export function irqPendBit(k: IrqKind): number {
+  return k === 'nmi' ? PEND_NMI : k === 'hardirq' ? PEND_HARDIRQ : PEND_SOFTIRQ;
+}
+
+/** Raise `bits` on `cpu` and wake it if idle (any thread). */
+export function raiseOnCpu(cpu: number, bits: number): void {
+  const b = perCpuBlock(cpu);
+  Atomics.or(I32, (b + PC_PENDING) >> 2, bits);
+  Atomics.add(I32, (b + PC_WAKE) >> 2, 1);
+  Atomics.notify(I32, (b + PC_WAKE) >> 2);
+}
+
+function clearOnCpu(cpu: number, bits: number): void {
+  Atomics.and(I32, (perCpuBlock(cpu) + PC_PENDING) >> 2, ~bits);
+}
+
+// ---- precise injections ----
+
+export function armInjection(cpu: number, site: number, kind: IrqKind, times: number, progId: number): number {
+  const base = I32[HDR_INJECT_BASE >> 2]!;
+  for (let i = 0; i < INJECT_ENTRIES; i++) {
+    const e = base + i * INJECT_ENTRY;
+    if (Atomics.load(I32, (e + INJ_ACTIVE) >> 2) !== 0) continue;
+    I32[(e + INJ_CPU) >> 2] = cpu;
+    I32[(e + INJ_SITE) >> 2] = site;
+    I32[(e + INJ_KIND) >> 2] = irqKindCode(kind);
+    I32[(e + INJ_PROG) >> 2] = progId + 1;
+    Atomics.store(I32, (e + INJ_FIRED) >> 2, 0);
+    Atomics.store(I32, (e + INJ_REMAINING) >> 2, times);
+    Atomics.store(I32, (e + INJ_ACTIVE) >> 2, 1);
+    raiseOnCpu(cpu, PEND_SITE);
+    return i;
+  }
+  throw new RangeError(`inject: all ${INJECT_ENTRIES} precise injection slots are in use`);
+}
+
+export function injectionFired(slot: number): number {
+  const e = I32[HDR_INJECT_BASE >> 2]! + slot * INJECT_ENTRY;
+  return Atomics.load(I32, (e + INJ_FIRED) >> 2);
+}
+
+export function cancelInjection(slot: number): void {
+  const e = I32[HDR_INJECT_BASE >> 2]! + slot * INJECT_ENTRY;
+  Atomics.store(I32, (e + INJ_ACTIVE) >> 2, 0);
+}
+
+// ---- attach table ----
+
+export function attachEntry(kind: number, site: number, cpus: readonly number[], progId: number, nrCpus: number): number {
+  const base = I32[HDR_ATTACH_BASE >> 2]!;
+  for (let i = 0; i < ATTACH_ENTRIES; i++) {
+    const e = base + i * ATTACH_ENTRY;
+    if (Atomics.load(I32, (e + ATT_ACTIVE) >> 2) !== 0) continue;
+    let lo = 0, hi = 0;
+    for (const c of cpus) { if (c < 32) lo |= 1 << c; else hi |= 1 << (c - 32); }
+    I32[(e + ATT_KIND) >> 2] = kind;
+    I32[(e + ATT_SITE) >> 2] = site;
+    I32[(e + ATT_CPUMASK_LO) >> 2] = lo;
+    I32[(e + ATT_CPUMASK_HI) >> 2] = hi;
+    I32[(e + ATT_PROG) >> 2] = progId;
+    Atomics.store(I32, (e + ATT_HITS) >> 2, 0);
+    Atomics.store(I32, (e + ATT_ACTIVE) >> 2, 1);
+    if (kind === ATTACH_KPROBE) for (let c = 0; c < nrCpus; c++) raiseOnCpu(c, PEND_KPROBE);
+    return i;
+  }
+  throw new RangeError(`attach: all ${ATTACH_ENTRIES} attach slots are in use`);
+}
+
+export function attachHits(slot: number): number {
+  const e = I32[HDR_ATTACH_BASE >> 2]! + slot * ATTACH_ENTRY;
+  return Atomics.load(I32, (e + ATT_HITS) >> 2);
+}
+
+export function detachEntry(slot: number, nrCpus: number): void {
+  const base = I32[HDR_ATTACH_BASE >> 2]!;
+  Atomics.store(I32, (base + slot * ATTACH_ENTRY + ATT_ACTIVE) >> 2, 0);
+  let kprobes = false;
+  for (let i = 0; i < ATTACH_ENTRIES; i++) {
+    const e = base + i * ATTACH_ENTRY;
+    if (Atomics.load(I32, (e + ATT_ACTIVE) >> 2) !== 0 && I32[(e + ATT_KIND) >> 2] === ATTACH_KPROBE) kprobes = true;
+  }
+  if (!kprobes) for (let c = 0; c < nrCpus; c++) clearOnCpu(c, PEND_KPROBE);
+}
+
+// ---- random injection ----
+
+interface RandomSource {
+  readonly bit: number;
+  readonly cpus: readonly number[];
+  readonly ratePerSec: number;
+  readonly credit: Float64Array; // per listed cpu
+  last: number;
+  raised: number;
+}
+
+/** Seeded random interrupt source, polled by the coordinator every millisecond while active. */
+export class RandomInjector implements CoordinatorService {
+  readonly name = 'random-injection';
+  readonly #sources = new Set<RandomSource>();
+  #rng: number;
+
+  constructor(seed: number) { this.#rng = (seed ^ 0x9e3779b9) >>> 0 || 1; }
+
+  #rand(): number {
+    let x = this.#rng;
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    this.#rng = x >>> 0;
+    return this.#rng / 4294967296;
+  }
+
+  add(kind: IrqKind, cpus: readonly number[], ratePerSec: number): { stop(): void; raised(): number } {
+    const src: RandomSource = {
+      bit: irqPendBit(kind), cpus, ratePerSec, credit: new Float64Array(cpus.length), last: performance.now(), raised: 0,
+    };
+    this.#sources.add(src);
+    return { stop: () => { this.#sources.delete(src); }, raised: () => src.raised };
+  }
+
+  get active(): boolean { return this.#sources.size > 0; }
+
+  poll(nowMs: number): number {
+    if (this.#sources.size === 0) return -1;
+    for (const s of this.#sources) {
+      const dt = Math.min(nowMs - s.last, 100);
+      s.last = nowMs;
+      for (let i = 0; i < s.cpus.length; i++) {
+        s.credit[i] = s.credit[i]! + (s.ratePerSec * dt) / 1000;
+        const n = Math.floor(s.credit[i]! + this.#rand() - 0.5);
+        if (n > 0) {
+          s.credit[i] = s.credit[i]! - n;
+          s.raised += n;
+          raiseOnCpu(s.cpus[i]!, s.bit);
+        }
+      }
+    }
+    return 1;
+  }
+}
