@@ -26,7 +26,9 @@
  *   line 3  PC_STAT_*      interrupt statistics, owner writes
  *   line 4  PC_LL_*        llist heads pushed by other CPUs (CAS), drained by one consumer
  *   line 5-7 PC_MOD_*      per-module owner-only words (bpf_prog_active lives in line 1)
- *   8..15   PC_SCRATCH     1 KiB scratch for programs (ctx.scratch*) and syscall bounce copies
+ *   8..23   PC_SCRATCH     4 x 512 B scratch, one per context level (a program's "stack": an
+ *                          NMI never overwrites the key of the update it interrupted)
+ *   24..31  PC_SHARED      1 KiB shared by every context of this CPU (ctx.cpuScratch)
  *
  * Invariant: these numbers are the ABI between the main thread and every worker; a worker reads
  * the region bases from the header, never computes them itself.
@@ -86,7 +88,7 @@ export const MAP_TABLE_BASE = 8192;      // ..16383
 export const MAP_TABLE_ENTRIES = 2048;
 
 // ---- per-CPU block (byte offsets inside one block) ----
-export const PERCPU_BLOCK = 2048;
+export const PERCPU_BLOCK = 4096;
 // line 0: written by anyone
 export const PC_PENDING = 0;             // PEND_* bits
 export const PC_WAKE = 4;                // idle CPU waits here (Atomics.waitAsync); bumped to wake
@@ -131,9 +133,11 @@ export const PC_LL_SPARE1 = 524;
 // lines 5..7: per-module owner-only words
 export const PC_MOD_BASE = 640;
 export const PC_MOD_SIZE = 384;
-// lines 8..15: scratch
+// lines 8..23: per-context scratch; 24..31: shared scratch
 export const PC_SCRATCH = 1024;
-export const PC_SCRATCH_SIZE = 1024;
+export const PC_SCRATCH_SIZE = 512;      // per context level
+export const PC_SHARED = 3072;
+export const PC_SHARED_SIZE = 1024;
 
 // PC_PENDING bits
 export const PEND_NMI = 1 << 0;

@@ -15,7 +15,7 @@ import {
   CONTEXT_NAMES, currentContext, ctxMask, bpfDisableInstrumentation, bpfEnableInstrumentation,
   localIrqSave, localIrqRestore, type ContextName,
 } from '../cpu/context.js';
-import { PC_SCRATCH, PC_SCRATCH_SIZE, PC_PENDING, PEND_SOFTIRQ } from '../mem/layout.js';
+import { PC_SCRATCH, PC_SCRATCH_SIZE, PC_SHARED, PC_PENDING, PEND_SOFTIRQ } from '../mem/layout.js';
 import { window as cpuWindow } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
 import {
@@ -50,8 +50,9 @@ const siteCache = new Map<string, number>();
 export class ProgramContext {
   /** This CPU's id. */
   readonly cpu: number;
-  /** Byte pointer of this CPU's 1 KiB scratch area. */
-  readonly scratch: number;
+  /** Byte pointer of this CPU's 1 KiB area shared by all its contexts (cross-context handoff). */
+  readonly cpuScratch: number;
+  /** Bytes of ctx.scratch. */
   readonly scratchSize = PC_SCRATCH_SIZE;
   /** Iteration index inside rt.runWorkload (0 otherwise). */
   iter = 0;
@@ -63,9 +64,15 @@ export class ProgramContext {
 
   constructor(seed: number) {
     this.cpu = thisCpu;
-    this.scratch = pcpu + PC_SCRATCH;
+    this.cpuScratch = pcpu + PC_SHARED;
     this.#rand = (seed * 2654435761 + thisCpu * 40503 + 1) >>> 0 || 1;
   }
+
+  /**
+   * This context's 512-byte scratch (its "stack"): task, softirq, hardirq and NMI each have their
+   * own, so an interrupt never overwrites the key of the operation it interrupted.
+   */
+  get scratch(): number { return pcpu + PC_SCRATCH + currentContext() * PC_SCRATCH_SIZE; }
 
   /** The current execution context. */
   get context(): ContextName { return CONTEXT_NAMES[currentContext()]!; }
