@@ -26,9 +26,10 @@
  *   line 3  PC_STAT_*      interrupt statistics, owner writes
  *   line 4  PC_LL_*        llist heads pushed by other CPUs (CAS), drained by one consumer
  *   line 5-7 PC_MOD_*      per-module owner-only words (bpf_prog_active lives in line 1)
- *   8..23   PC_SCRATCH     4 x 512 B scratch, one per context level (a program's "stack": an
- *                          NMI never overwrites the key of the update it interrupted)
- *   24..31  PC_SHARED      1 KiB shared by every context of this CPU (ctx.cpuScratch)
+ *   8..39   PC_SCRATCH     8 x 512 B frames, one per program-run nesting depth (a program's
+ *                          stack: an NMI or kprobe program never overwrites the key of the
+ *                          update it interrupted)
+ *   40..47  PC_SHARED      1 KiB shared by every context of this CPU (ctx.cpuScratch)
  *
  * Invariant: these numbers are the ABI between the main thread and every worker; a worker reads
  * the region bases from the header, never computes them itself.
@@ -88,7 +89,7 @@ export const MAP_TABLE_BASE = 8192;      // ..16383
 export const MAP_TABLE_ENTRIES = 2048;
 
 // ---- per-CPU block (byte offsets inside one block) ----
-export const PERCPU_BLOCK = 4096;
+export const PERCPU_BLOCK = 8192;
 // line 0: written by anyone
 export const PC_PENDING = 0;             // PEND_* bits
 export const PC_WAKE = 4;                // idle CPU waits here (Atomics.waitAsync); bumped to wake
@@ -106,7 +107,7 @@ export const PC_CUR_SITE = 152;          // last window passed (for splats)
 export const PC_IN_WINDOW = 156;         // >0 while the window slow path runs (no re-entry)
 export const PC_RAW_HELD = 160;          // raw (non-sleeping) locks held: RT might_sleep check
 export const PC_WAIT_LOCK = 164;         // lock this CPU is waiting for (ABBA detection reads it)
-export const PC_RUN_PROG = 168;          // progId+1 of the program running in the current context
+export const PC_PROG_DEPTH = 168;        // programs running on this CPU, nested (scratch frame index + 1)
 export const PC_HELD_MAX = 8;
 export const PC_HELD_LOCK = 192;         // u32[8] lock pointers
 export const PC_HELD_CLASS = 224;        // i32[8] class | HELD_* bits (saved irq flag, kind)
@@ -133,10 +134,11 @@ export const PC_LL_SPARE1 = 524;
 // lines 5..7: per-module owner-only words
 export const PC_MOD_BASE = 640;
 export const PC_MOD_SIZE = 384;
-// lines 8..23: per-context scratch; 24..31: shared scratch
+// lines 8..39: per-run-depth scratch frames; 40..47: shared scratch
 export const PC_SCRATCH = 1024;
-export const PC_SCRATCH_SIZE = 512;      // per context level
-export const PC_SHARED = 3072;
+export const PC_SCRATCH_SIZE = 512;      // one frame
+export const PC_SCRATCH_FRAMES = 8;
+export const PC_SHARED = PC_SCRATCH + PC_SCRATCH_SIZE * PC_SCRATCH_FRAMES;
 export const PC_SHARED_SIZE = 1024;
 
 // PC_PENDING bits

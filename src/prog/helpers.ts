@@ -15,7 +15,7 @@ import {
   CONTEXT_NAMES, currentContext, ctxMask, bpfDisableInstrumentation, bpfEnableInstrumentation,
   localIrqSave, localIrqRestore, type ContextName,
 } from '../cpu/context.js';
-import { PC_SCRATCH, PC_SCRATCH_SIZE, PC_SHARED, PC_PENDING, PEND_SOFTIRQ } from '../mem/layout.js';
+import { PC_SCRATCH, PC_SCRATCH_SIZE, PC_SCRATCH_FRAMES, PC_SHARED, PC_PENDING, PC_PROG_DEPTH, PEND_SOFTIRQ } from '../mem/layout.js';
 import { window as cpuWindow } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
 import {
@@ -69,10 +69,14 @@ export class ProgramContext {
   }
 
   /**
-   * This context's 512-byte scratch (its "stack"): task, softirq, hardirq and NMI each have their
-   * own, so an interrupt never overwrites the key of the operation it interrupted.
+   * This run's 512-byte scratch frame (its "stack"): every nested program run on a CPU (an NMI or
+   * kprobe program inside another program's map update) gets its own frame, so it never
+   * overwrites the key of the operation it interrupted.
    */
-  get scratch(): number { return pcpu + PC_SCRATCH + currentContext() * PC_SCRATCH_SIZE; }
+  get scratch(): number {
+    const d = Math.min(Math.max(I32[pcpuI + (PC_PROG_DEPTH >> 2)]!, 1), PC_SCRATCH_FRAMES);
+    return pcpu + PC_SCRATCH + (d - 1) * PC_SCRATCH_SIZE;
+  }
 
   /** The current execution context. */
   get context(): ContextName { return CONTEXT_NAMES[currentContext()]!; }

@@ -12,11 +12,15 @@
  * unless it became 1; other types increment this program's per-CPU `active` and skip unless it
  * became 1. A skipped run bumps `misses` (recursion_misses) and never calls run().
  *
+ * Each run takes the next scratch frame (PC_PROG_DEPTH): a program nested in another on this CPU
+ * (kprobe, NMI) has its own "stack".
+ *
  * Abort: an exception escaping run() is the simulation's "abort": a 'prog_abort' splat, every lock
  * the program took is released (newest first), and the program is disabled on every CPU.
  */
 import { I32, F64 } from '../mem/arena.js';
-import { thisCpu } from '../mem/this_cpu.js';
+import { thisCpu, pcpuI } from '../mem/this_cpu.js';
+import { PC_PROG_DEPTH } from '../mem/layout.js';
 import { progActiveInc, progActiveDec, migrateDisable, migrateEnable } from '../cpu/context.js';
 import { heldLockCount, unwindHeldLocks } from '../locks/raw_spinlock.js';
 import { splat } from '../debug/splat.js';
@@ -96,6 +100,8 @@ export function bpfProgRunLoaded(p: LoadedProgram): number {
   }
   if (p.sleepable) rcuReadLockTrace(); else rcuReadLock();
   migrateDisable();
+  const depthI = pcpuI + (PC_PROG_DEPTH >> 2);
+  I32[depthI] = I32[depthI]! + 1;
   const held = heldLockCount();
   let ret = 0;
   try {
@@ -104,6 +110,7 @@ export function bpfProgRunLoaded(p: LoadedProgram): number {
     abort(p, e, held);
     ret = -1;
   }
+  I32[depthI] = I32[depthI]! - 1;
   migrateEnable();
   if (p.sleepable) rcuReadUnlockTrace(); else rcuReadUnlock();
   if (p.tracing) progActiveDec(); else I32[li] = I32[li]! - 1;

@@ -1,0 +1,22 @@
+/*
+ * index.ts — the public entry of `bpfsim` (main thread). Programs import `bpfsim/program` instead.
+ */
+export { Runtime, Program } from './runtime/runtime.js';
+export type {
+  RuntimeOptions, ResolvedRuntimeOptions, RuntimeStats, InjectPrecise, InjectRandom, Injection,
+  WorkloadOptions, WorkloadResult, ProgramStats, Link, CpuSelector,
+} from './runtime/runtime.js';
+export type { TestRunResult, WorkloadCpuResult, ProgramInfo, ContextArg } from './ipc/protocol.js';
+export type { IrqKind } from './runtime/inject.js';
+export { BpfMap } from './maps/bpf_map.js';
+export {
+  BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU,
+  BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_ZERO_SEED, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG,
+  MAP_TYPES,
+} from './maps/map_ops.js';
+export type { MapSpec, MapType, BpfMapInfo, BpfMapStats } from './maps/map_ops.js';
+export * from './errno.js';
+export { SPLAT_KINDS, formatSplat } from './debug/splat.js';
+export type { Splat, SplatKind } from './debug/splat.js';
+export { listScenarios, runScenario, findScenario } from './scenarios/index.js';
+export type { Scenario, ScenarioOutcome, ScenarioEvent, ScenarioVerdict } from './scenarios/index.js';
