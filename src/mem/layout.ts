@@ -7,7 +7,7 @@
  *                  0..511      core: magic, cpu counts, flags, region bases, clocks
  *                  512..2047   mem: page allocator + slab class state
  *                  2048..4095  mem: bytes in use per owner (512 owners x i32)
- *                  4096..6143  rcu: global grace-period state
+ *                  4096..6143  rcu: global grace-period state (4096..5119), irq_work (5120..6143)
  *                  6144..8191  runtime: doorbell, coordinator counters
  *                  8192..16383 maps: id -> map pointer table (2048 entries)
  *   percpuBase   PER-CPU BLOCKS, PERCPU_BLOCK bytes each, for cpu ids 0..nrCpuIds-1
@@ -118,6 +118,7 @@ export const PC_RCU_IDLE = 264;          // 1 while the CPU idles (extended quie
 export const PC_RCU_TRACE_NESTING = 268;
 export const PC_RCU_EXP_SEQ = 272;       // last expedited request acknowledged
 export const PC_RCU_READ_START = 280;    // f64 ms: when the outermost read section began
+// 288..307: further rcu words (src/rcu/state.ts owns their meaning)
 // line 3: statistics (owner writes)
 export const PC_STAT_NMI = 384;
 export const PC_STAT_HARDIRQ = 388;

@@ -22,11 +22,9 @@ export interface CoordinatorService {
 
 const IDLE_POLL_MS = 250;
 
-/** Wake the coordinator (any thread). */
-export function ringDoorbell(): void {
-  Atomics.add(I32, RT_DOORBELL >> 2, 1);
-  Atomics.notify(I32, RT_DOORBELL >> 2);
-}
+/** Wake the coordinator (any thread). Defined at the bottom (rcu) so lower layers can ring it. */
+export { ringDoorbell } from '../rcu/state.js';
+import { ringDoorbell } from '../rcu/state.js';
 
 export class Coordinator {
   readonly #services: CoordinatorService[] = [];

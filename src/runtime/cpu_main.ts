@@ -107,6 +107,7 @@ export const cpuControl: CpuControl = {
       const r = runOnce(p, ctx);
       if (!lastRunSkipped) { runs++; retval = r; }
       if (Atomics.load(I32, pcpuI) !== 0) windowSlow(SITE_TESTRUN_LOOP);
+      rcuQuiescentState();
     }
     const ns = (performance.now() - t0) * 1e6;
     addRunTime(p, ns);

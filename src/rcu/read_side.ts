@@ -1,0 +1,225 @@
+/*
+ * read_side.ts — the CPU side of RCU (kernel/rcu/tree_plugin.h, tree.c's rcu_qs / rcu_note_context_switch
+ * / rcu_eqs_enter, and tasks-trace's rcu_read_lock_trace): what every CPU thread calls.
+ *
+ * Per-CPU words (line 2 of the per-CPU block, owner writes, coordinator reads; see state.ts):
+ *   PC_RCU_NESTING        rcu_read_lock depth. Plain ops: only this CPU (and its own nested
+ *                         interrupt handlers, which run to completion inside it) writes it.
+ *   PC_RCU_READ_START     f64: coarse time the outermost section began (stall messages).
+ *   PC_RCU_QS_SEQ         quiescent-state counter (Atomics.add): advanced only at a point where
+ *                         this CPU is outside every read section.
+ *   PC_RCU_IDLE           1 while idle (extended quiescent state), Atomics.store.
+ *   PC_RCU_TRACE_NESTING  rcu_read_lock_trace depth (Atomics.store: the coordinator observes it).
+ *   PC_RCU_LAST_GEN, PC_RCU_QS_NEED, PC_RCU_TRACE_SEQ (state.ts).
+ *
+ * Invariant: PC_RCU_QS_SEQ changes only while PC_RCU_NESTING == 0. Hence a change observed by the
+ * coordinator after it snapshotted the counter at grace-period start proves that every read
+ * section this CPU had at that moment has ended. The same holds for PC_RCU_IDLE == 1.
+ *
+ * Reporting (cheap in the common case):
+ *   rcuQuiescentState()  the CPU loop, between work items: one Atomics.load of RCU_GP_GEN and a
+ *                        compare; only when a new grace period started since the last report does
+ *                        it advance the counter and ring the doorbell (once per GP per CPU).
+ *   rcuIdleEnter()       idle is quiescent: set the flag, report if a GP waits.
+ *   rcuExpQs()           window hook for PEND_RCU_EXP (expedited GP, or a normal GP forcing a
+ *                        report): report now if outside read sections, else owe the report
+ *                        (PC_RCU_QS_NEED) and pay it at the outermost rcuReadUnlock.
+ *
+ * Contexts: rcuReadLock/Unlock(Trace) from any context on any CPU thread, NMI included; they nest
+ * across contexts on one CPU (an NMI program inside a syscall's section counts as nested).
+ * rcuQuiescentState/rcuIdleEnter/rcuIdleExit: the CPU loop, task context, outside read sections.
+ *
+ * Differences from the kernel: preempt-/irq-disabled regions are not read sections here (the
+ * consolidated RCU flavours of v4.20+ treat them as such); code that needs protection takes
+ * rcuReadLock explicitly, as BPF's program runner and syscall path do.
+ */
+import { I32, F64, nrCpus, nowMs } from '../mem/arena.js';
+import { pcpu, pcpuI, thisCpu } from '../mem/this_cpu.js';
+import {
+  PC_PENDING, PEND_RCU_EXP, PC_RCU_NESTING, PC_RCU_QS_SEQ, PC_RCU_IDLE, PC_RCU_TRACE_NESTING,
+  PC_RCU_EXP_SEQ, PC_RCU_READ_START,
+} from '../mem/layout.js';
+import { inInterrupt, irqsDisabled, rawHeld } from '../cpu/context.js';
+import { setIrqHooks } from '../cpu/window.js';
+import { splat } from '../debug/splat.js';
+import { EDEADLK, ETIMEDOUT } from '../errno.js';
+import {
+  RCU_GP_GEN, RCU_TRACE_ACTIVE, RCU_EXP_SEQ, RCU_CLOCK_MS, RCU_GP_DONE, RCU_GP_REQ, RCU_GP_STARTED,
+  PC_RCU_LAST_GEN, PC_RCU_QS_NEED, PC_RCU_TRACE_SEQ, PC_RCU_STAT_EXP_QS, PC_RCU_STAT_DEFERRED,
+  ringDoorbell,
+} from './state.js';
+
+const PEND_I = PC_PENDING >> 2;
+const NEST_I = PC_RCU_NESTING >> 2;
+const QS_I = PC_RCU_QS_SEQ >> 2;
+const IDLE_I = PC_RCU_IDLE >> 2;
+const TR_I = PC_RCU_TRACE_NESTING >> 2;
+const EXPACK_I = PC_RCU_EXP_SEQ >> 2;
+const LAST_I = PC_RCU_LAST_GEN >> 2;
+const NEED_I = PC_RCU_QS_NEED >> 2;
+const TRSEQ_I = PC_RCU_TRACE_SEQ >> 2;
+const STAT_EXP_I = PC_RCU_STAT_EXP_QS >> 2;
+const STAT_DEF_I = PC_RCU_STAT_DEFERRED >> 2;
+const GEN_I = RCU_GP_GEN >> 2;
+const CLOCK_F = RCU_CLOCK_MS >> 3;
+
+// ---------------------------------------------------------------------------------------------
+// normal flavour
+
+/** rcu_read_lock(). Any context. */
+export function rcuReadLock(): void {
+  const i = pcpuI + NEST_I;
+  const n = I32[i]!;
+  I32[i] = n + 1;
+  if (n === 0) F64[(pcpu + PC_RCU_READ_START) >> 3] = F64[CLOCK_F]!;
+}
+
+/** rcu_read_unlock(). The outermost unlock pays a quiescent-state report owed to an expedited GP. */
+export function rcuReadUnlock(): void {
+  const i = pcpuI + NEST_I;
+  const n = I32[i]! - 1;
+  I32[i] = n;
+  if (n <= 0) {
+    if (n < 0) unbalanced(i, 'rcu_read_unlock');
+    else if (I32[pcpuI + NEED_I] !== 0) { I32[pcpuI + NEED_I] = 0; forcedReport(); }
+  }
+}
+
+/** rcu_read_lock_held(): this CPU is inside a (normal) read section. */
+export function rcuReadLockHeld(): boolean { return I32[pcpuI + NEST_I]! > 0; }
+export function rcuReadNesting(): number { return I32[pcpuI + NEST_I]!; }
+
+function unbalanced(i: number, what: string): void {
+  I32[i] = 0;
+  splat('warn', `${what}() without a matching lock on cpu ${thisCpu}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// tasks-trace flavour (sleepable programs)
+
+/** rcu_read_lock_trace(). */
+export function rcuReadLockTrace(): void {
+  const i = pcpuI + TR_I;
+  Atomics.store(I32, i, I32[i]! + 1);
+}
+
+/** rcu_read_unlock_trace(): the outermost unlock advances PC_RCU_TRACE_SEQ. */
+export function rcuReadUnlockTrace(): void {
+  const i = pcpuI + TR_I;
+  const n = I32[i]! - 1;
+  if (n < 0) { unbalanced(i, 'rcu_read_unlock_trace'); return; }
+  Atomics.store(I32, i, n);
+  if (n === 0) {
+    Atomics.add(I32, pcpuI + TRSEQ_I, 1);
+    if (Atomics.load(I32, RCU_TRACE_ACTIVE >> 2) !== 0) ringDoorbell();
+  }
+}
+
+export function rcuReadLockTraceHeld(): boolean { return I32[pcpuI + TR_I]! > 0; }
+
+// ---------------------------------------------------------------------------------------------
+// quiescent states
+
+/**
+ * Report a quiescent state if a grace period started since this CPU's last report. The CPU loop
+ * calls it between work items; a no-op (one load) when nothing waits or inside a read section.
+ */
+export function rcuQuiescentState(): void {
+  // Plain load on purpose (Atomics.load is a builtin call in Node 20, ~8 ns more): a stale value
+  // only delays the report to the next call; the report itself is ordered by Atomics.add.
+  if (I32[GEN_I] !== I32[pcpuI + LAST_I] && I32[pcpuI + NEST_I] === 0) {
+    const g = Atomics.load(I32, GEN_I);
+    I32[pcpuI + LAST_I] = g;
+    Atomics.add(I32, pcpuI + QS_I, 1);
+    ringDoorbell();
+  }
+}
+
+/** An unconditional report (expedited / forced): caller checked nesting == 0. */
+function forcedReport(): void {
+  I32[pcpuI + LAST_I] = Atomics.load(I32, GEN_I);
+  I32[pcpuI + EXPACK_I] = Atomics.load(I32, RCU_EXP_SEQ >> 2);
+  I32[pcpuI + STAT_EXP_I] = I32[pcpuI + STAT_EXP_I]! + 1;
+  Atomics.add(I32, pcpuI + QS_I, 1);
+  ringDoorbell();
+}
+
+/** Window hook for PEND_RCU_EXP (installed by rcuThreadInit). */
+export function rcuExpQs(): void {
+  Atomics.and(I32, pcpuI + PEND_I, ~PEND_RCU_EXP);
+  if (I32[pcpuI + NEST_I] === 0) forcedReport();
+  else if (I32[pcpuI + NEED_I] === 0) {
+    I32[pcpuI + NEED_I] = 1;
+    I32[pcpuI + STAT_DEF_I] = I32[pcpuI + STAT_DEF_I]! + 1;
+  }
+}
+
+/** Enter idle (an extended quiescent state). CPU loop, outside read sections. */
+export function rcuIdleEnter(): void {
+  if (I32[pcpuI + NEST_I] !== 0) {
+    splat('warn', `cpu ${thisCpu} entered idle inside an RCU read-side critical section (nesting ${I32[pcpuI + NEST_I]})`);
+    return;
+  }
+  Atomics.store(I32, pcpuI + IDLE_I, 1);
+  rcuQuiescentState();
+}
+
+/** Leave idle: from now on this CPU may enter read sections. */
+export function rcuIdleExit(): void {
+  Atomics.store(I32, pcpuI + IDLE_I, 0);
+}
+
+export function rcuIsIdle(): boolean { return Atomics.load(I32, pcpuI + IDLE_I) !== 0; }
+
+// ---------------------------------------------------------------------------------------------
+// synchronize_rcu() from a CPU worker (sleepable task context)
+
+/**
+ * Block this CPU worker until a normal grace period that started after the call has ended.
+ * Worker threads only (the main thread runs the coordinator: use synchronizeRcu(), a promise).
+ * The CPU is an extended quiescent state while it waits. Returns 0, -EDEADLK (called inside a
+ * read section: it could never end) or -ETIMEDOUT (bounded wait, splat).
+ */
+export function synchronizeRcuWait(timeoutMs = 10_000): number {
+  if (thisCpu === nrCpus) throw new Error('synchronizeRcuWait: the main thread must await synchronizeRcu()');
+  if (I32[pcpuI + NEST_I] !== 0) {
+    splat('warn', 'Illegal synchronize_rcu() in RCU read-side critical section');
+    return -EDEADLK;
+  }
+  if (inInterrupt() || irqsDisabled() || rawHeld() > 0) {
+    splat('sleeping_in_atomic', 'BUG: sleeping function called from invalid context: synchronize_rcu');
+  }
+  const target = Atomics.load(I32, RCU_GP_STARTED >> 2) + 1;
+  Atomics.add(I32, RCU_GP_REQ >> 2, 1);
+  const wasIdle = Atomics.load(I32, pcpuI + IDLE_I) !== 0;
+  Atomics.store(I32, pcpuI + IDLE_I, 1);
+  forcedReport(); // also rings the doorbell for the request
+  const deadline = nowMs() + timeoutMs;
+  const doneI = RCU_GP_DONE >> 2;
+  let ret = 0;
+  for (;;) {
+    const d = Atomics.load(I32, doneI);
+    if (d - target >= 0) break;
+    const left = deadline - nowMs();
+    if (left <= 0) {
+      splat('warn', `synchronize_rcu() on cpu ${thisCpu} timed out after ${timeoutMs} ms (waiting for grace period ${target}, ${d} done)`);
+      ret = -ETIMEDOUT;
+      break;
+    }
+    Atomics.wait(I32, doneI, d, Math.min(left, 50));
+  }
+  if (!wasIdle) Atomics.store(I32, pcpuI + IDLE_I, 0);
+  return ret;
+}
+
+// ---------------------------------------------------------------------------------------------
+// boot
+
+/** Per-thread init (bootThread): reset this CPU's read-side words and install the window hook. */
+export function rcuThreadInit(): void {
+  I32[pcpuI + NEST_I] = 0;
+  Atomics.store(I32, pcpuI + TR_I, 0);
+  I32[pcpuI + NEED_I] = 0;
+  I32[pcpuI + LAST_I] = Atomics.load(I32, GEN_I);
+  setIrqHooks({ rcuExpQs });
+}

@@ -1,0 +1,76 @@
+// Single-thread harness for RCU, irq_work and bpf_mem_alloc tests: one arena, the main thread
+// plays every CPU (setThisCpu switches between them) and is the coordinator (rcuPoll/irqWorkPoll
+// are called by hand). Each call makes a fresh arena.
+import { createArena, attachArena } from '../../src/mem/arena.js';
+import { computeLayout } from '../../src/mem/layout.js';
+import { setThisCpu, thisCpu } from '../../src/mem/this_cpu.js';
+import { contextInit } from '../../src/cpu/context.js';
+import { memInit } from '../../src/mem/slab.js';
+import { rcuThreadInit, rcuGlobalInit, rcuPoll } from '../../src/rcu/rcu.js';
+import { irqWorkThreadInit, irqWorkPoll } from '../../src/alloc/irq_work.js';
+
+export interface RcuBootOptions {
+  readonly ncpus?: number;
+  readonly flags?: number;
+  readonly rcuStallMs?: number;
+  readonly memoryBytes?: number;
+}
+
+/** Boot an arena in this thread; returns the housekeeping CPU id (= ncpus), the current CPU. */
+export function bootRcu(o: RcuBootOptions = {}): number {
+  const ncpus = o.ncpus ?? 4;
+  const sab = createArena({
+    layout: computeLayout(ncpus, o.memoryBytes ?? 32 << 20), flags: o.flags ?? 0, seed: 1,
+    lockTimeoutMs: 250, rcuStallMs: o.rcuStallMs ?? 1000,
+  });
+  attachArena(sab);
+  for (let c = 0; c <= ncpus; c++) {
+    setThisCpu(c);
+    contextInit();
+    rcuThreadInit();
+  }
+  irqWorkThreadInit();
+  setThisCpu(ncpus);
+  memInit();
+  rcuGlobalInit();
+  return ncpus;
+}
+
+/** Run `fn` as CPU `cpu` (this thread pretends to be that CPU's worker). */
+export function onCpu<T>(cpu: number, fn: () => T): T {
+  const saved = thisCpu;
+  setThisCpu(cpu);
+  try { return fn(); } finally { setThisCpu(saved); }
+}
+
+/** One coordinator round: both services, as the coordinator loop would call them. */
+export function coordinatorPoll(): void {
+  rcuPoll(performance.now());
+  irqWorkPoll(performance.now());
+}
+
+const tick = (ms: number): Promise<void> => new Promise((r) => { if (ms > 0) setTimeout(r, ms); else setImmediate(r); });
+
+/**
+ * Poll the coordinator until `p` settles or `rounds` rounds passed (waiting `delayMs` between
+ * rounds). Returns whether it settled.
+ */
+export async function pump(p: Promise<unknown>, rounds = 20, delayMs = 0): Promise<boolean> {
+  let done = false;
+  void p.then(() => { done = true; }, () => { done = true; });
+  await tick(0);
+  for (let i = 0; i < rounds && !done; i++) {
+    coordinatorPoll();
+    await tick(delayMs);
+  }
+  return done;
+}
+
+/** Poll for `ms` of real time. */
+export async function pollFor(ms: number, stepMs = 2): Promise<void> {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    coordinatorPoll();
+    await tick(stepMs);
+  }
+}
