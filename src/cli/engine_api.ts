@@ -1,0 +1,246 @@
+/*
+ * engine_api.ts — the one seam between the `bpfsim` command and the simulation library.
+ *
+ * Everything the CLI needs from the library goes through `Engine` (implemented in engine.ts, the
+ * only CLI file that imports the library). The command modules (cmd_*.ts) own argument parsing,
+ * progress, verdicts, exit codes, results.json and the report; the engine owns runtimes, maps,
+ * programs, workloads and the raw figures. This file holds types and name tables only, so the CLI
+ * type-checks and runs (`--help`, argument errors) even while the library is incomplete, and tests
+ * can drive the commands with a fake engine.
+ *
+ * Contract notes:
+ *  - The engine never decides pass/fail for stress runs: it reports splats, invariant checks and the
+ *    leak check as data; cmd_stress.ts turns them into a verdict and an exit code.
+ *  - A scenario's verdict *is* decided by the engine (the scenario knows what it expects, including
+ *    splats it provokes on purpose).
+ *  - Benchmarks: the engine only supplies measurable cases (`BenchCase.run`); rounds, medians and
+ *    ratios against a baseline are computed by bench/harness.ts.
+ */
+import type { BenchCase } from '../../bench/harness.js';
+
+export const MAP_TYPES = [
+  'hash', 'percpu_hash', 'lru_hash', 'lru_percpu_hash', 'array', 'percpu_array', 'hash_of_maps',
+  'array_of_maps',
+] as const;
+export type MapType = (typeof MAP_TYPES)[number];
+
+export const ALLOC_MODES = ['prealloc', 'bpf_mem_alloc', 'kmalloc'] as const;
+/** How a map's elements are allocated: preallocated, or BPF_F_NO_PREALLOC with the runtime's dynAlloc. */
+export type AllocMode = (typeof ALLOC_MODES)[number];
+
+export const MIX_OPS = ['update', 'delete', 'lookup'] as const;
+export type MixOp = (typeof MIX_OPS)[number];
+/** Relative weights of the operations a stress workload performs (any scale; sum > 0). */
+export type Mix = Readonly<Record<MixOp, number>>;
+
+export const BENCH_NAMES = ['map_perf', 'htab_mem', 'lookup', 'scaling'] as const;
+export type BenchName = (typeof BENCH_NAMES)[number];
+
+/** Test-only fault switches (src/mem/layout.ts FAULT_*). Never set by default. */
+export const FAULT_NAMES = ['drop_freelist_push'] as const;
+export type FaultName = (typeof FAULT_NAMES)[number];
+
+export type ContextName = 'task' | 'softirq' | 'hardirq' | 'nmi';
+
+/**
+ * Whether a map type can use an allocation mode (reference §2–3): arrays are always preallocated;
+ * LRU maps reject BPF_F_NO_PREALLOC (-ENOTSUPP). Returns null when supported, else the reason.
+ */
+export function unsupportedReason(map: MapType, alloc: AllocMode): string | null {
+  if (alloc === 'prealloc') return null;
+  if (map === 'array' || map === 'percpu_array' || map === 'array_of_maps') return 'array maps are always preallocated';
+  if (map === 'lru_hash' || map === 'lru_percpu_hash') return 'LRU maps cannot be BPF_F_NO_PREALLOC (ENOTSUPP)';
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stress
+
+export interface StressOptions {
+  readonly cpus: number;
+  readonly seconds: number;
+  readonly maps: readonly MapType[];
+  readonly alloc: readonly AllocMode[];
+  /** Random NMIs per second per CPU (0 = none); each runs a perf_event program on the same map. */
+  readonly nmiRate: number;
+  /** Random hardirqs per second per CPU (0 = none). */
+  readonly irqRate: number;
+  readonly preemptRt: boolean;
+  readonly seed: number;
+  readonly mix: Mix;
+  readonly faults: readonly FaultName[];
+  /** How often the engine calls onProgress (and samples the timeline). */
+  readonly sampleIntervalMs: number;
+  /** Aborted (Ctrl-C): stop the workload early; teardown, checks and the leak check still run. */
+  readonly signal?: AbortSignal;
+}
+
+/** A snapshot for the live display; cumulative counters since the start of the run. */
+export interface LiveStats {
+  /** What runs now, e.g. "hash/bpf_mem_alloc". */
+  readonly phase: string;
+  readonly elapsedMs: number;
+  readonly totalMs: number;
+  readonly ops: number;
+  /** Throughput over the last sample interval. */
+  readonly opsPerSec: number;
+  /** Failed operations by errno name ("EBUSY", "ENOMEM", …). */
+  readonly errors: Readonly<Record<string, number>>;
+  readonly splats: number;
+  readonly gracePeriods: number;
+  readonly memoryBytes: number;
+  readonly interrupts: Interrupts;
+}
+
+export interface Interrupts {
+  readonly nmi: number;
+  readonly hardirq: number;
+  readonly softirq: number;
+  readonly irqWork: number;
+}
+
+export interface SplatRecord {
+  readonly kind: string;
+  readonly cpu: number;
+  readonly context: ContextName;
+  readonly site: string;
+  readonly heldLocks: readonly string[];
+  readonly message: string;
+  readonly timeNs: number;
+}
+
+export interface StressCell {
+  readonly map: MapType;
+  readonly alloc: AllocMode;
+  readonly status: 'ran' | 'skipped';
+  /** Set when status is 'skipped'. */
+  readonly skipReason?: string;
+  readonly ops: number;
+  readonly opsPerSec: number;
+  readonly errors: Readonly<Record<string, number>>;
+  /** Program runs skipped by the recursion guard (bpf_prog_active / prog->active). */
+  readonly recursionMisses: number;
+}
+
+export interface InvariantCheck {
+  /** e.g. "map check()", "allocator accounting", "lock words free", "recursion counters zero". */
+  readonly name: string;
+  /** "global", or the cell it applies to, e.g. "hash/prealloc". */
+  readonly scope: string;
+  readonly ok: boolean;
+  /** Violations, one line each (empty when ok). */
+  readonly details: readonly string[];
+}
+
+export interface LeakCheck {
+  readonly ok: boolean;
+  /** Slab bytes in use before the first map was created. */
+  readonly startBytes: number;
+  /** Slab bytes in use after every map was freed and every RCU callback ran. */
+  readonly endBytes: number;
+  readonly details: readonly string[];
+}
+
+export interface TimelineSample {
+  readonly tMs: number;
+  readonly opsPerSec: number;
+  readonly memoryBytes: number;
+  readonly gracePeriods: number;
+}
+
+/** One bpf_mem_alloc per-CPU cache observed over time (free_cnt against its watermarks). */
+export interface CacheSeries {
+  /** The cache's owner, e.g. "hash/bpf_mem_alloc". */
+  readonly cache: string;
+  readonly cpu: number;
+  readonly unitSize: number;
+  readonly low: number;
+  readonly high: number;
+  /** [tMs, free_cnt] */
+  readonly points: readonly (readonly [number, number])[];
+}
+
+export interface StressResult {
+  readonly seed: number;
+  readonly elapsedMs: number;
+  readonly cells: readonly StressCell[];
+  readonly interrupts: Interrupts;
+  readonly gracePeriods: number;
+  readonly splats: readonly SplatRecord[];
+  readonly invariants: readonly InvariantCheck[];
+  readonly leak: LeakCheck;
+  readonly timeline: readonly TimelineSample[];
+  readonly caches: readonly CacheSeries[];
+  /** Grace-period durations (start to end) recorded by the RCU coordinator, milliseconds. */
+  readonly gpLatencyMs: readonly number[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bench
+
+export interface BenchRequest {
+  readonly names: readonly BenchName[];
+  /** The largest CPU count measured (scaling goes 1, 2, 4, … up to it). */
+  readonly cpus: number;
+  readonly maps: readonly MapType[];
+  readonly alloc: readonly AllocMode[];
+  readonly preemptRt: boolean;
+  readonly seed: number;
+}
+
+/** Live cases for one bench run; the engine keeps runtimes open until close(). */
+export interface BenchSuite {
+  readonly cases: readonly BenchCase[];
+  /** Cases that cannot run here (e.g. a map the library refuses to create), with the reason. */
+  readonly skipped: readonly { readonly id: string; readonly reason: string }[];
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+export interface ScenarioInfo {
+  readonly name: string;
+  /** Seed file number it reproduces, e.g. "001". */
+  readonly seed: string;
+  readonly title: string;
+  readonly summary: string;
+}
+
+export interface ScenarioEvent {
+  readonly cpu: number;
+  readonly context: ContextName;
+  /** What happened: "takes bucket lock of key 7", "map_update_elem -> -EBUSY", … */
+  readonly what: string;
+  readonly tNs?: number;
+}
+
+export interface ScenarioResult {
+  readonly name: string;
+  readonly seed: string;
+  readonly title: string;
+  readonly events: readonly ScenarioEvent[];
+  readonly verdict: { readonly ok: boolean; readonly expected: string; readonly observed: string };
+  /** Every splat raised (expected ones included; the verdict says which were expected). */
+  readonly splats: readonly SplatRecord[];
+  readonly elapsedMs: number;
+}
+
+/** A scenario boots the runtime it needs (CPUs, PREEMPT_RT, lock mode); only the seed is ours. */
+export interface ScenarioOptions {
+  readonly seed: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface Engine {
+  runStress(opts: StressOptions, onProgress: (s: LiveStats) => void): Promise<StressResult>;
+  benchSuite(req: BenchRequest): Promise<BenchSuite>;
+  listScenarios(): Promise<readonly ScenarioInfo[]>;
+  runScenario(name: string, opts: ScenarioOptions): Promise<ScenarioResult>;
+}
+
+/** Thrown by the engine for a request the user can fix (exit code 2), e.g. an unknown scenario. */
+export class EngineUsageError extends Error {
+  override readonly name = 'EngineUsageError';
+}

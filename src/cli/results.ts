@@ -1,0 +1,395 @@
+/*
+ * results.ts — the results.json schema ("bpfsim-results/1"): TypeScript types, a runtime
+ * validator, and the conversions from engine results into it. Documented in docs/RESULTS.md;
+ * change both together and bump RESULTS_SCHEMA on any incompatible change.
+ *
+ * Shape rules: every key is always present (absent data is `null`, never a missing key), numbers
+ * are finite (JSON has no NaN/Infinity), times are milliseconds unless the key says `Ns`, sizes are
+ * bytes, rates are per second. The validator is strict: unknown keys are errors, so a typo in a
+ * producer is caught by the tests rather than by a consumer.
+ *
+ * Every command validates its document before writing it (cli.ts); a document that fails is an
+ * internal error (exit 3), never silently written.
+ */
+import type { BenchEnvironment, BenchFigure } from '../../bench/harness.js';
+import {
+  MAP_TYPES, ALLOC_MODES, BENCH_NAMES, type MapType, type AllocMode, type BenchName, type Mix,
+  type StressOptions, type StressResult, type ScenarioResult, type ContextName,
+} from './engine_api.js';
+
+export const RESULTS_SCHEMA = 'bpfsim-results/1';
+export const COMMANDS = ['demo', 'stress', 'bench', 'scenario'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+/** At most this many grace-period latency samples are kept in results.json. */
+export const GP_SAMPLES_MAX = 2000;
+
+export interface Results {
+  readonly schema: typeof RESULTS_SCHEMA;
+  readonly tool: { readonly name: 'bpfsim'; readonly version: string };
+  readonly command: CommandName;
+  readonly argv: readonly string[];
+  /** ISO 8601, UTC. */
+  readonly startedAt: string;
+  readonly durationMs: number;
+  readonly environment: BenchEnvironment;
+  readonly seed: number;
+  readonly cpus: number;
+  readonly preemptRt: boolean;
+  readonly verdict: Verdict;
+  readonly stress: StressSection | null;
+  readonly bench: BenchSection | null;
+  readonly scenarios: readonly ScenarioRecord[] | null;
+}
+
+export interface Verdict {
+  readonly ok: boolean;
+  readonly exitCode: number;
+  /** One line per failure, naming it: "splat deadlock on CPU 1 …", "invariant … violated: …". */
+  readonly failures: readonly string[];
+}
+
+export interface InterruptCounts { readonly nmi: number; readonly hardirq: number; readonly softirq: number; readonly irqWork: number }
+
+export interface SplatEntry {
+  readonly kind: string;
+  readonly cpu: number;
+  readonly context: ContextName;
+  readonly site: string;
+  readonly heldLocks: readonly string[];
+  readonly message: string;
+  readonly timeNs: number;
+}
+
+export interface StressSection {
+  readonly options: {
+    readonly cpus: number; readonly seconds: number; readonly maps: readonly MapType[];
+    readonly alloc: readonly AllocMode[]; readonly nmiRate: number; readonly irqRate: number;
+    readonly preemptRt: boolean; readonly seed: number; readonly mix: Mix; readonly faults: readonly string[];
+  };
+  readonly elapsedMs: number;
+  readonly totals: {
+    readonly ops: number; readonly opsPerSec: number; readonly errors: Readonly<Record<string, number>>;
+    readonly recursionMisses: number; readonly splats: number; readonly gracePeriods: number;
+    readonly interrupts: InterruptCounts;
+  };
+  readonly cells: readonly {
+    readonly map: MapType; readonly alloc: AllocMode; readonly status: 'ran' | 'skipped';
+    readonly skipReason: string | null; readonly ops: number; readonly opsPerSec: number;
+    readonly errors: Readonly<Record<string, number>>; readonly recursionMisses: number;
+  }[];
+  readonly splats: readonly SplatEntry[];
+  readonly invariants: readonly {
+    readonly name: string; readonly scope: string; readonly ok: boolean; readonly details: readonly string[];
+  }[];
+  readonly leak: {
+    readonly ok: boolean; readonly startBytes: number; readonly endBytes: number; readonly leakedBytes: number;
+    readonly details: readonly string[];
+  };
+  readonly timeline: readonly {
+    readonly tMs: number; readonly opsPerSec: number; readonly memoryBytes: number; readonly gracePeriods: number;
+  }[];
+  readonly caches: readonly {
+    readonly cache: string; readonly cpu: number; readonly unitSize: number; readonly low: number;
+    readonly high: number; readonly points: readonly (readonly [number, number])[];
+  }[];
+  readonly gpLatency: GpLatency;
+}
+
+export interface GpLatency {
+  readonly count: number;
+  /** Up to GP_SAMPLES_MAX samples (evenly thinned when there were more), ms. */
+  readonly samplesMs: readonly number[];
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+export interface BenchSection {
+  readonly names: readonly BenchName[];
+  readonly rounds: number;
+  readonly seconds: number;
+  readonly cpus: number;
+  readonly figures: readonly BenchFigure[];
+  /** Cases that could not run in this build or on this machine, with the reason. */
+  readonly skipped: readonly { readonly id: string; readonly reason: string }[];
+}
+
+export interface ScenarioRecord {
+  readonly name: string;
+  readonly seed: string;
+  readonly title: string;
+  readonly events: readonly { readonly cpu: number; readonly context: ContextName; readonly what: string; readonly tNs: number | null }[];
+  readonly verdict: { readonly ok: boolean; readonly expected: string; readonly observed: string };
+  readonly splats: readonly SplatEntry[];
+  readonly elapsedMs: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validator: tiny combinators, typed so that each one must match the interface it checks.
+
+interface V<T> {
+  (v: unknown, path: string, errs: string[]): boolean;
+  /** phantom: the type this validator accepts */
+  readonly __t?: T;
+}
+
+function mk<T>(f: (v: unknown, path: string, errs: string[]) => boolean): V<T> { return f as V<T>; }
+function fail(errs: string[], path: string, want: string, v: unknown): false {
+  const got = v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'string' ? JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v) : typeof v === 'number' ? String(v) : typeof v;
+  errs.push(`${path || '(root)'}: expected ${want}, got ${got}`);
+  return false;
+}
+
+const num = mk<number>((v, p, e) => (typeof v === 'number' && Number.isFinite(v)) || fail(e, p, 'a finite number', v));
+const nonneg = mk<number>((v, p, e) => (typeof v === 'number' && Number.isFinite(v) && v >= 0) || fail(e, p, 'a number >= 0', v));
+const int = mk<number>((v, p, e) => (typeof v === 'number' && Number.isSafeInteger(v)) || fail(e, p, 'an integer', v));
+const str = mk<string>((v, p, e) => typeof v === 'string' || fail(e, p, 'a string', v));
+const bool = mk<boolean>((v, p, e) => typeof v === 'boolean' || fail(e, p, 'a boolean', v));
+function lit<T extends string>(...vals: readonly T[]): V<T> {
+  return mk<T>((v, p, e) => (typeof v === 'string' && (vals as readonly string[]).includes(v)) || fail(e, p, `one of ${vals.map((x) => JSON.stringify(x)).join(', ')}`, v));
+}
+function nullable<T>(inner: V<T>): V<T | null> {
+  return mk<T | null>((v, p, e) => v === null || inner(v, p, e));
+}
+function arr<T>(item: V<T>, max = Infinity): V<T[]> {
+  return mk<T[]>((v, p, e) => {
+    if (!Array.isArray(v)) return fail(e, p, 'an array', v);
+    if (v.length > max) { e.push(`${p}: at most ${max} items, got ${v.length}`); return false; }
+    let ok = true;
+    v.forEach((x, i) => { if (!item(x, `${p}[${i}]`, e)) ok = false; });
+    return ok;
+  });
+}
+function rec<T>(val: V<T>): V<Record<string, T>> {
+  return mk<Record<string, T>>((v, p, e) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(e, p, 'an object', v);
+    let ok = true;
+    for (const [k, x] of Object.entries(v)) if (!val(x, `${p}.${k}`, e)) ok = false;
+    return ok;
+  });
+}
+function pair(a: V<number>, b: V<number>): V<[number, number]> {
+  return mk<[number, number]>((v, p, e) => {
+    if (!Array.isArray(v) || v.length !== 2) return fail(e, p, 'a [number, number] pair', v);
+    return a(v[0], `${p}[0]`, e) && b(v[1], `${p}[1]`, e);
+  });
+}
+function obj<T>(shape: { readonly [K in keyof T]-?: V<T[K]> }): V<T> {
+  return mk<T>((v, p, e) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(e, p, 'an object', v);
+    let ok = true;
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(shape) as (keyof T & string)[]) {
+      if (!(k in o)) { e.push(`${p}.${k}: missing`); ok = false; continue; }
+      if (!(shape[k] as V<unknown>)(o[k], `${p}.${k}`, e)) ok = false;
+    }
+    for (const k of Object.keys(o)) if (!(k in shape)) { e.push(`${p}.${k}: unknown key`); ok = false; }
+    return ok;
+  });
+}
+
+const context = lit<ContextName>('task', 'softirq', 'hardirq', 'nmi');
+const mapType = lit<MapType>(...MAP_TYPES);
+const allocMode = lit<AllocMode>(...ALLOC_MODES);
+const interrupts = obj<InterruptCounts>({ nmi: nonneg, hardirq: nonneg, softirq: nonneg, irqWork: nonneg });
+const errorCounts = rec(nonneg);
+const splatEntry = obj<SplatEntry>({
+  kind: str, cpu: int, context, site: str, heldLocks: arr(str), message: str, timeNs: nonneg,
+});
+const tagValue = mk<string | number>((v, p, e) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) || fail(e, p, 'a string or number', v));
+
+const environment = obj<BenchEnvironment>({
+  node: str, v8: str, platform: str, arch: str, cores: int, cpuModel: str, totalMemBytes: nonneg,
+});
+
+type StressCellEntry = StressSection['cells'][number];
+type InvariantEntry = StressSection['invariants'][number];
+type TimelineEntry = StressSection['timeline'][number];
+type CacheEntry = StressSection['caches'][number];
+
+const vStress = obj<StressSection>({
+  options: obj<StressSection['options']>({
+    cpus: int, seconds: nonneg, maps: arr(mapType), alloc: arr(allocMode), nmiRate: nonneg, irqRate: nonneg,
+    preemptRt: bool, seed: int, mix: obj<Mix>({ update: nonneg, delete: nonneg, lookup: nonneg }), faults: arr(str),
+  }),
+  elapsedMs: nonneg,
+  totals: obj<StressSection['totals']>({
+    ops: nonneg, opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg, splats: nonneg,
+    gracePeriods: nonneg, interrupts,
+  }),
+  cells: arr(obj<StressCellEntry>({
+    map: mapType, alloc: allocMode, status: lit('ran', 'skipped'), skipReason: nullable(str), ops: nonneg,
+    opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg,
+  })),
+  splats: arr(splatEntry),
+  invariants: arr(obj<InvariantEntry>({ name: str, scope: str, ok: bool, details: arr(str) })),
+  leak: obj<StressSection['leak']>({ ok: bool, startBytes: nonneg, endBytes: nonneg, leakedBytes: num, details: arr(str) }),
+  timeline: arr(obj<TimelineEntry>({ tMs: nonneg, opsPerSec: nonneg, memoryBytes: nonneg, gracePeriods: nonneg })),
+  caches: arr(obj<CacheEntry>({
+    cache: str, cpu: int, unitSize: nonneg, low: nonneg, high: nonneg, points: arr(pair(nonneg, num)),
+  })),
+  gpLatency: obj<GpLatency>({ count: nonneg, samplesMs: arr(nonneg, GP_SAMPLES_MAX), p50Ms: nonneg, p90Ms: nonneg, p99Ms: nonneg, maxMs: nonneg }),
+});
+
+const benchFigure = obj<BenchFigure>({
+  id: str, bench: str, label: str, tags: rec(tagValue), unit: lit('ops/s'), samples: arr(nonneg),
+  median: nonneg, min: nonneg, max: nonneg, baseline: str, baselineLabel: str, baselineMedian: nonneg,
+  ratio: nonneg, target: nullable(nonneg), meetsTarget: nullable(bool),
+  memory: nullable(obj<{ avgBytes: number; peakBytes: number }>({ avgBytes: nonneg, peakBytes: nonneg })),
+});
+
+const benchSection = obj<BenchSection>({
+  names: arr(lit<BenchName>(...BENCH_NAMES)), rounds: int, seconds: nonneg, cpus: int, figures: arr(benchFigure),
+  skipped: arr(obj<BenchSection['skipped'][number]>({ id: str, reason: str })),
+});
+
+type ScenarioEventEntry = ScenarioRecord['events'][number];
+const scenarioRecord = obj<ScenarioRecord>({
+  name: str, seed: str, title: str,
+  events: arr(obj<ScenarioEventEntry>({ cpu: int, context, what: str, tNs: nullable(nonneg) })),
+  verdict: obj<ScenarioRecord['verdict']>({ ok: bool, expected: str, observed: str }),
+  splats: arr(splatEntry),
+  elapsedMs: nonneg,
+});
+
+const results = obj<Results>({
+  schema: lit(RESULTS_SCHEMA),
+  tool: obj<Results['tool']>({ name: lit('bpfsim'), version: str }),
+  command: lit<CommandName>(...COMMANDS),
+  argv: arr(str),
+  startedAt: mk<string>((v, p, e) => (typeof v === 'string' && !Number.isNaN(Date.parse(v))) || fail(e, p, 'an ISO 8601 date', v)),
+  durationMs: nonneg,
+  environment,
+  seed: int,
+  cpus: int,
+  preemptRt: bool,
+  verdict: obj<Verdict>({ ok: bool, exitCode: int, failures: arr(str) }),
+  stress: nullable(vStress),
+  bench: nullable(benchSection),
+  scenarios: nullable(arr(scenarioRecord)),
+});
+
+export type Validation = { readonly ok: true; readonly value: Results } | { readonly ok: false; readonly errors: readonly string[] };
+
+/** Check a parsed results.json against the schema; errors are "path: expected X, got Y". */
+export function validateResults(v: unknown): Validation {
+  const errors: string[] = [];
+  const ok = results(v, '', errors);
+  if (ok) {
+    const r = v as Results;
+    // cross-field rules the shapes cannot express
+    if (r.verdict.ok !== (r.verdict.failures.length === 0)) errors.push('.verdict: ok must be true exactly when failures is empty');
+    if (r.stress === null && r.bench === null && r.scenarios === null) errors.push('(root): at least one of stress, bench, scenarios must be present');
+    if (r.bench !== null) {
+      const ids = new Set(r.bench.figures.map((f) => f.id));
+      for (const f of r.bench.figures) if (!ids.has(f.baseline)) errors.push(`.bench.figures[${f.id}].baseline: '${f.baseline}' is not a figure of this run`);
+    }
+  }
+  return errors.length === 0 ? { ok: true, value: v as Results } : { ok: false, errors };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions from engine results
+
+/** Percentile by nearest rank on sorted samples; 0 for none. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export function gpLatency(samplesMs: readonly number[]): GpLatency {
+  const s = samplesMs.filter((x) => Number.isFinite(x) && x >= 0).sort((a, b) => a - b);
+  let kept = s;
+  if (s.length > GP_SAMPLES_MAX) {
+    kept = [];
+    for (let i = 0; i < GP_SAMPLES_MAX; i++) kept.push(s[Math.floor((i * s.length) / GP_SAMPLES_MAX)]!);
+  }
+  return {
+    count: s.length, samplesMs: kept, p50Ms: percentile(s, 50), p90Ms: percentile(s, 90),
+    p99Ms: percentile(s, 99), maxMs: s.length > 0 ? s[s.length - 1]! : 0,
+  };
+}
+
+function sumErrors(list: readonly Readonly<Record<string, number>>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of list) for (const [k, v] of Object.entries(e)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+export function toStressSection(o: StressOptions, r: StressResult): StressSection {
+  const ops = r.cells.reduce((a, c) => a + c.ops, 0);
+  return {
+    options: {
+      cpus: o.cpus, seconds: o.seconds, maps: [...o.maps], alloc: [...o.alloc], nmiRate: o.nmiRate, irqRate: o.irqRate,
+      preemptRt: o.preemptRt, seed: o.seed, mix: { ...o.mix }, faults: [...o.faults],
+    },
+    elapsedMs: r.elapsedMs,
+    totals: {
+      ops, opsPerSec: r.elapsedMs > 0 ? (ops * 1000) / r.elapsedMs : 0,
+      errors: sumErrors(r.cells.map((c) => c.errors)),
+      recursionMisses: r.cells.reduce((a, c) => a + c.recursionMisses, 0),
+      splats: r.splats.length, gracePeriods: r.gracePeriods, interrupts: { ...r.interrupts },
+    },
+    cells: r.cells.map((c) => ({
+      map: c.map, alloc: c.alloc, status: c.status, skipReason: c.skipReason ?? null, ops: c.ops,
+      opsPerSec: c.opsPerSec, errors: { ...c.errors }, recursionMisses: c.recursionMisses,
+    })),
+    splats: r.splats.map((s) => ({ ...s, heldLocks: [...s.heldLocks] })),
+    invariants: r.invariants.map((i) => ({ name: i.name, scope: i.scope, ok: i.ok, details: [...i.details] })),
+    leak: { ok: r.leak.ok, startBytes: r.leak.startBytes, endBytes: r.leak.endBytes, leakedBytes: r.leak.endBytes - r.leak.startBytes, details: [...r.leak.details] },
+    timeline: r.timeline.map((t) => ({ ...t })),
+    caches: r.caches.map((c) => ({ ...c, points: c.points.map(([t, v]) => [t, v] as const) })),
+    gpLatency: gpLatency(r.gpLatencyMs),
+  };
+}
+
+export function toScenarioRecord(r: ScenarioResult): ScenarioRecord {
+  return {
+    name: r.name, seed: r.seed, title: r.title,
+    events: r.events.map((e) => ({ cpu: e.cpu, context: e.context, what: e.what, tNs: e.tNs ?? null })),
+    verdict: { ...r.verdict },
+    splats: r.splats.map((s) => ({ ...s, heldLocks: [...s.heldLocks] })),
+    elapsedMs: r.elapsedMs,
+  };
+}
+
+/**
+ * Splats as failure lines, identical ones grouped: same kind, context, site and message once
+ * addresses and CPU numbers are masked. "splat deadlock ×40 (nmi at bpf_lru.pop.locked, CPUs
+ * 0,1,2,3): AA deadlock: lru_local_lock at 0xff7c694 already held by this CPU". Order: first seen.
+ */
+export function groupSplats(splats: readonly SplatEntry[]): string[] {
+  const groups = new Map<string, { first: SplatEntry; n: number; cpus: Set<number> }>();
+  for (const sp of splats) {
+    const norm = sp.message.replace(/0x[0-9a-f]+/gi, '0x?').replace(/\bcpu \d+/gi, 'cpu ?').replace(/\d+/g, '#');
+    const key = `${sp.kind}|${sp.context}|${sp.site}|${norm}`;
+    const g = groups.get(key);
+    if (g === undefined) groups.set(key, { first: sp, n: 1, cpus: new Set([sp.cpu]) });
+    else { g.n++; g.cpus.add(sp.cpu); }
+  }
+  return [...groups.values()].map(({ first: sp, n, cpus }) => {
+    const where = `${sp.context}${sp.site !== '' ? ` at ${sp.site}` : ''}`;
+    return n === 1
+      ? `splat ${sp.kind} on CPU ${sp.cpu} (${where}): ${sp.message}`
+      : `splat ${sp.kind} ×${n} (${where}, CPU${cpus.size > 1 ? 's' : ''} ${[...cpus].sort((a, b) => a - b).join(',')}): ${sp.message}`;
+  });
+}
+
+/** The failures of a stress section, one line each (identical splats grouped), naming what was violated. */
+export function stressFailures(s: StressSection): string[] {
+  const out: string[] = groupSplats(s.splats);
+  for (const inv of s.invariants) {
+    if (!inv.ok) out.push(`invariant '${inv.name}' violated [${inv.scope}]: ${inv.details[0] ?? 'no detail'}${inv.details.length > 1 ? ` (+${inv.details.length - 1} more)` : ''}`);
+  }
+  if (!s.leak.ok) {
+    out.push(`leak check failed: ${s.leak.leakedBytes} bytes still allocated after teardown${s.leak.details.length > 0 ? ` (${s.leak.details[0]})` : ''}`);
+  }
+  return out;
+}
+
+export function scenarioFailures(list: readonly ScenarioRecord[]): string[] {
+  return list.filter((s) => !s.verdict.ok).map((s) => `scenario '${s.name}' failed: expected ${s.verdict.expected}; observed ${s.verdict.observed}`);
+}
