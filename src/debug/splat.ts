@@ -67,7 +67,7 @@ export function splat(kind: SplatKind, message: string): void {
   I32[si + (SPL_SITE >> 2)] = thisCpu >= 0 ? I32[pcpuI + (PC_CUR_SITE >> 2)]! : 0;
   const nheld = thisCpu >= 0 ? Math.min(4, I32[pcpuI + (PC_HELD_COUNT >> 2)]!) : 0;
   I32[si + (SPL_NHELD >> 2)] = nheld;
-  for (let i = 0; i < nheld; i++) I32[si + (SPL_HELD >> 2) + i] = I32[pcpuI + (PC_HELD_CLASS >> 2) + i]!;
+  for (let i = 0; i < nheld; i++) I32[si + (SPL_HELD >> 2) + i] = I32[pcpuI + (PC_HELD_CLASS >> 2) + i]! & 0xffff;
   F64[(slot + SPL_TIME) >> 3] = ktimeGetNs();
   const bytes = encoder.encode(message);
   const n = Math.min(bytes.length, SPL_MSG_MAX);

@@ -44,6 +44,7 @@ const WAIT_SLICE_MS = 20;
 const HELD_IRQSAVE = 1 << 16;   // entry was taken with _irqsave
 const HELD_IRQ_WAS_OFF = 1 << 17; // saved flag: irqs were already off
 const HELD_SLEEPING = 1 << 18;  // a spinlock_t taken as a sleeping lock (RT)
+const HELD_CTX_SHIFT = 20;      // bits 20..21: context level the lock was taken in
 const HELD_CLASS_MASK = 0xffff;
 
 const CTX_I = PC_CTX_MASK >> 2;
@@ -60,10 +61,11 @@ function ownerWord(): number {
 
 function pushHeld(lock: number, clsBits: number): void {
   const n = I32[pcpuI + HELD_N_I]!;
-  if (n > 0 && (hdrFlags & FLAG_LOCKDEP) !== 0) lockdepCheck(clsBits & HELD_CLASS_MASK, n);
+  const ctx = 31 - Math.clz32(I32[pcpuI + CTX_I]!);
+  if (n > 0 && (hdrFlags & FLAG_LOCKDEP) !== 0) lockdepCheck(clsBits & HELD_CLASS_MASK, n, ctx);
   if (n < PC_HELD_MAX) {
     I32[pcpuI + HELD_L_I + n] = lock;
-    I32[pcpuI + HELD_C_I + n] = clsBits;
+    I32[pcpuI + HELD_C_I + n] = clsBits | (ctx << HELD_CTX_SHIFT);
   }
   I32[pcpuI + HELD_N_I] = n + 1;
 }
@@ -96,12 +98,19 @@ export function lockHeldByMe(lock: number): boolean {
 
 export function heldLockCount(): number { return I32[pcpuI + HELD_N_I]!; }
 
-function lockdepCheck(cls: number, n: number): void {
+/**
+ * Record "held -> cls" for every lock held in the same context (an interrupt's locks do not depend
+ * on the locks of the context it interrupted: lockdep keeps chains per irq context), and report the
+ * reverse order if it was ever seen.
+ */
+function lockdepCheck(cls: number, n: number, ctx: number): void {
   if (cls >= LOCKDEP_CLASSES) return;
   const base = I32[HDR_LOCKDEP_BASE >> 2]!;
   const lim = Math.min(n, PC_HELD_MAX);
   for (let i = 0; i < lim; i++) {
-    const h = I32[pcpuI + HELD_C_I + i]! & HELD_CLASS_MASK;
+    const bits = I32[pcpuI + HELD_C_I + i]!;
+    if (((bits >> HELD_CTX_SHIFT) & 3) !== ctx) continue;
+    const h = bits & HELD_CLASS_MASK;
     if (h === cls || h >= LOCKDEP_CLASSES) continue;
     const fwd = h * LOCKDEP_CLASSES + cls;
     const rev = cls * LOCKDEP_CLASSES + h;
