@@ -7,8 +7,11 @@
  *   start      snapshot every CPU id's PC_RCU_QS_SEQ (and PC_RCU_TRACE_SEQ), THEN bump RCU_GP_GEN
  *              (so a CPU that sees the new generation reports after the snapshot); expedited GPs
  *              also set PEND_RCU_EXP on every program CPU.
- *   per CPU    normal part done when QS_SEQ moved past the snapshot, or PC_RCU_IDLE is 1, or (the
- *              housekeeping CPU = this thread) its nesting is 0 while we poll; tasks-trace also
+ *   per CPU    normal part done when QS_SEQ moved past the snapshot, or PC_RCU_IDLE is 1, or its
+ *              nesting is observed 0 after the GP started (userspace RCU's "memb" rule: the
+ *              outermost rcuReadLock stores nesting with a full fence, so a reader that starts after
+ *              our load sees every unlink made before the GP; a worker descheduled by the OS
+ *              between two programs no longer holds a GP up); tasks-trace also
  *              needs PC_RCU_TRACE_NESTING observed 0 or PC_RCU_TRACE_SEQ moved. Idle does not end
  *              a tasks-trace reader (a sleeping sleepable program is idle).
  *   forcing    a CPU still owing a report FQS_MS after start gets PEND_RCU_EXP (the kernel's
@@ -168,8 +171,8 @@ function startGp(f: Flavour, now: number): void {
   if (f.trace) Atomics.store(I32, RCU_TRACE_ACTIVE >> 2, 1);
   else Atomics.store(I32, RCU_GP_STARTED >> 2, f.started);
   scan(f, now);
+  if (f.expedited) f.expGps++;
   if (f.expedited && f.remaining > 0) {
-    f.expGps++;
     Atomics.add(I32, RCU_EXP_SEQ >> 2, 1);
     pokeAll(f);
   }
@@ -194,7 +197,8 @@ function scan(f: Flavour, now: number): void {
     if (f.doneN[c] === 0) {
       const ok = c === hk
         ? I32[pcI(c, PC_RCU_NESTING)] === 0
-        : Atomics.load(I32, pcI(c, PC_RCU_QS_SEQ)) !== f.snapQs[c] || Atomics.load(I32, pcI(c, PC_RCU_IDLE)) !== 0;
+        : Atomics.load(I32, pcI(c, PC_RCU_QS_SEQ)) !== f.snapQs[c] || Atomics.load(I32, pcI(c, PC_RCU_IDLE)) !== 0
+          || Atomics.load(I32, pcI(c, PC_RCU_NESTING)) === 0;
       if (ok) {
         f.doneN[c] = 1;
         if (c === hk) Atomics.add(I32, pcI(c, PC_RCU_QS_SEQ), 1); // we are that CPU: keep its counter honest

@@ -70,8 +70,14 @@ const CLOCK_F = RCU_CLOCK_MS >> 3;
 export function rcuReadLock(): void {
   const i = pcpuI + NEST_I;
   const n = I32[i]!;
-  I32[i] = n + 1;
-  if (n === 0) F64[(pcpu + PC_RCU_READ_START) >> 3] = F64[CLOCK_F]!;
+  if (n === 0) {
+    // Outermost entry: a seq-cst store (a full fence), so the coordinator can never read nesting 0
+    // while this CPU already reads RCU-protected data (gp.ts counts nesting 0 as quiescent).
+    Atomics.store(I32, i, 1);
+    F64[(pcpu + PC_RCU_READ_START) >> 3] = F64[CLOCK_F]!;
+  } else {
+    I32[i] = n + 1;
+  }
 }
 
 /** rcu_read_unlock(). The outermost unlock pays a quiescent-state report owed to an expedited GP. */

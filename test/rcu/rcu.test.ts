@@ -26,6 +26,8 @@ registerRcuCallback(KIND_HEAD, (head) => { ran.push(head); kfree(head - 8); });
 function expectNoSplats(): void { expect(readSplats().map(formatSplat)).toEqual([]); }
 function pending(cpu: number): number { return Atomics.load(I32, (perCpuBlock(cpu) + PC_PENDING) >> 2); }
 function busy(cpu: number): void { onCpu(cpu, () => { rcuIdleExit(); }); }
+/** A busy CPU caught inside a program (read section) every time the coordinator looks. */
+function running(cpu: number): void { onCpu(cpu, () => { rcuIdleExit(); rcuReadLock(); }); }
 
 let hk = 0;
 beforeEach(() => {
@@ -45,14 +47,11 @@ describe('grace periods', () => {
     onCpu(0, () => { rcuReadLock(); });
     let done = false;
     const p = synchronizeRcu().then(() => { done = true; });
+    busy(1); // busy but outside read sections: observed quiescent, never holds the GP
     await pump(p, 10);
     expect(done).toBe(false);
-    // CPU 0 leaves its section; until it reports, the GP still waits
+    // CPU 0 leaves its section: the coordinator sees nesting 0, a quiescent state
     onCpu(0, () => { rcuReadUnlock(); });
-    coordinatorPoll();
-    await Promise.resolve();
-    expect(done).toBe(false);
-    onCpu(0, () => { rcuQuiescentState(); });
     expect(await pump(p, 3)).toBe(true);
     expectNoSplats();
   });
@@ -68,34 +67,38 @@ describe('grace periods', () => {
   });
 
   it('idle CPUs never hold a grace period; going idle is a quiescent state', async () => {
-    busy(2);
-    busy(3);
+    running(2);
+    running(3);
     const p = synchronizeRcu();
     expect(await pump(p, 3)).toBe(false);
-    onCpu(2, () => { rcuIdleEnter(); });
-    expect(await pump(p, 3)).toBe(false);
-    onCpu(3, () => { rcuIdleEnter(); });
+    onCpu(2, () => { rcuReadUnlock(); rcuIdleEnter(); });
+    onCpu(3, () => { rcuReadUnlock(); rcuReadLock(); }); // CPU 3 ends a section and starts the next unseen
+    expect(await pump(p, 1)).toBe(false);
+    onCpu(3, () => { rcuReadUnlock(); rcuIdleEnter(); });
     expect(await pump(p, 3)).toBe(true);
     expectNoSplats();
   });
 
-  it('forces a report from a busy CPU that passes windows but never rcuQuiescentState', async () => {
-    busy(0);
+  it('forces a report from a CPU always seen inside read sections and never calling rcuQuiescentState', async () => {
+    running(0);
     const p = synchronizeRcu();
     coordinatorPoll();
     expect(pending(0) & PEND_RCU_EXP).toBe(0); // not before RCU_FQS_MS
+    onCpu(0, () => { rcuReadUnlock(); rcuReadLock(); }); // between two programs, unseen
     await pollFor(RCU_FQS_MS + 2);
     expect(pending(0) & PEND_RCU_EXP).not.toBe(0);
-    onCpu(0, () => { processPending(); }); // the CPU's next window
+    onCpu(0, () => { processPending(); }); // the CPU's next window, inside a section: report owed
     expect(pending(0) & PEND_RCU_EXP).toBe(0);
+    expect(await pump(p, 2)).toBe(false);
+    onCpu(0, () => { rcuReadUnlock(); }); // the outermost unlock pays it
     expect(await pump(p, 3)).toBe(true);
     expect(rcuStats().forcedReports).toBeGreaterThanOrEqual(1);
   });
 
   it('sections started after the GP began delay it only until they end', async () => {
-    busy(0);
+    running(0);
     const p = synchronizeRcu();
-    onCpu(0, () => { rcuReadLock(); rcuReadLock(); });
+    onCpu(0, () => { rcuReadUnlock(); rcuReadLock(); rcuReadLock(); }); // old section ends unseen, a new one nests
     await pollFor(RCU_FQS_MS + 2);
     onCpu(0, () => { processPending(); rcuReadUnlock(); }); // forced report owed, nesting 1
     expect(await pump(p, 3)).toBe(false);
@@ -105,18 +108,18 @@ describe('grace periods', () => {
 });
 
 describe('expedited', () => {
-  it('asks every busy CPU at once and completes at their next window', async () => {
-    busy(0); busy(1);
+  it('asks every busy CPU at once and completes when each has reported', async () => {
+    running(0); running(1);
     let done = false;
     const p = synchronizeRcu({ expedited: true }).then(() => { done = true; });
     expect(pending(0) & PEND_RCU_EXP).not.toBe(0);
     expect(pending(1) & PEND_RCU_EXP).not.toBe(0);
     expect(pending(2) & PEND_RCU_EXP).toBe(0); // idle: nothing to ask
-    onCpu(0, () => { processPending(); });
+    onCpu(0, () => { rcuReadUnlock(); processPending(); rcuReadLock(); }); // window between programs
     coordinatorPoll();
     await Promise.resolve();
     expect(done).toBe(false);
-    onCpu(1, () => { processPending(); });
+    onCpu(1, () => { rcuReadUnlock(); processPending(); rcuReadLock(); });
     expect(await pump(p, 2)).toBe(true);
     expect(rcuStats().expeditedGps).toBe(1);
     expectNoSplats();
@@ -144,11 +147,12 @@ describe('expedited', () => {
     coordinatorPoll();
     const exp = synchronizeRcu({ expedited: true });
     expect(pending(0) & PEND_RCU_EXP).not.toBe(0);
-    onCpu(0, () => { processPending(); rcuReadUnlock(); });
+    onCpu(0, () => { processPending(); rcuReadUnlock(); rcuReadLock(); }); // next program starts at once
     expect(await pump(normal, 2)).toBe(true);
     // the expedited one needs the GP after that one: CPU 0 is asked again
     expect(pending(0) & PEND_RCU_EXP).not.toBe(0);
-    onCpu(0, () => { processPending(); });
+    expect(await pump(exp, 1)).toBe(false);
+    onCpu(0, () => { processPending(); rcuReadUnlock(); });
     expect(await pump(exp, 2)).toBe(true);
     expect(rcuStats().gpsCompleted).toBe(2);
   });
@@ -176,14 +180,14 @@ describe('callbacks', () => {
   });
 
   it('a callback queued during a grace period waits for the next one', async () => {
-    busy(0);
+    running(0);
     onCpu(1, () => { callRcu(KIND_LOG, 1); });
     coordinatorPoll(); // GP 1 starts, waits for CPU 0
     onCpu(1, () => { callRcu(KIND_LOG, 2); });
-    onCpu(0, () => { rcuQuiescentState(); });
+    onCpu(0, () => { rcuReadUnlock(); rcuQuiescentState(); rcuReadLock(); });
     coordinatorPoll(); // GP 1 ends (runs 1), GP 2 starts and waits for CPU 0 again
     expect(ran).toEqual([1]);
-    onCpu(0, () => { rcuQuiescentState(); });
+    onCpu(0, () => { rcuReadUnlock(); });
     coordinatorPoll();
     expect(ran).toEqual([1, 2]);
   });
@@ -304,7 +308,7 @@ describe('API edges and statistics', () => {
     expect(rcuGpLatencySamples()).toHaveLength(5);
     expect(rcuService.name).toBe('rcu');
     expect(rcuService.poll(0)).toBe(-1); // nothing waits
-    busy(0);
+    running(0);
     void synchronizeRcu();
     const d = rcuPoll();
     expect(d).toBeGreaterThan(0);
