@@ -17,6 +17,8 @@ export interface LoadProgramRequest {
   readonly maps: Readonly<Record<string, number>>;
   readonly statePtr: number;
   readonly seed: number;
+  /** ctx.args for runs that bring none (interrupts, kprobes, and testRun/runWorkload without args) */
+  readonly args?: unknown;
 }
 
 export interface ProgramInfo {

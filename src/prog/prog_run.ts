@@ -49,6 +49,8 @@ export interface LoadedProgram {
   readonly lineI: number;
   /** i32 index of the aborted word. */
   readonly abortedI: number;
+  /** ctx.args given at load time (restored after every testRun / workload). */
+  readonly defaultArgs: unknown;
 }
 
 const progs: (LoadedProgram | undefined)[] = [];
@@ -56,15 +58,16 @@ const progs: (LoadedProgram | undefined)[] = [];
 /** True when the last bpfProgRun() on this thread skipped the program (recursion or aborted). */
 export let lastRunSkipped = false;
 
-export function registerProgram(id: number, def: DefinedProgram, maps: ProgramMaps, statePtr: number, nrCpuIds: number, seed: number): LoadedProgram {
+export function registerProgram(id: number, def: DefinedProgram, maps: ProgramMaps, statePtr: number, nrCpuIds: number, seed: number, defaultArgs: unknown): LoadedProgram {
   const p: LoadedProgram = {
-    id, def, maps,
+    id, def, maps, defaultArgs,
     ctx: new ProgramContext(seed),
     tracing: TRACING_PROG_TYPES.has(def.type),
     sleepable: def.sleepable === true,
     lineI: (statePtr + thisCpu * PROG_LINE) >> 2,
     abortedI: (statePtr + nrCpuIds * PROG_LINE) >> 2,
   };
+  p.ctx.args = defaultArgs;
   progs[id] = p;
   return p;
 }

@@ -87,7 +87,7 @@ export const cpuControl: CpuControl = {
       if (ptr === undefined) throw new TypeError(`program '${def.name}' uses map '${name}', which was not given to loadProgram`);
       maps[name] = openMap(ptr);
     }
-    registerProgram(req.id, def, Object.freeze(maps), req.statePtr, nrCpuIdsSeen, req.seed);
+    registerProgram(req.id, def, Object.freeze(maps), req.statePtr, nrCpuIdsSeen, req.seed, req.args);
     return { name: def.name, type: def.type, sleepable: def.sleepable === true, maps: [...(def.maps ?? [])] };
   },
 
@@ -97,7 +97,7 @@ export const cpuControl: CpuControl = {
     const p = mustProgram(req.id);
     const ctx = contextFromName(req.context);
     busyEnter();
-    p.ctx.args = req.args;
+    p.ctx.args = req.args ?? p.defaultArgs;
     const missesBefore = I32[p.lineI + (PS_MISSES >> 2)]!;
     let runs = 0;
     let retval = 0;
@@ -111,6 +111,7 @@ export const cpuControl: CpuControl = {
     }
     const ns = (performance.now() - t0) * 1e6;
     addRunTime(p, ns);
+    p.ctx.args = p.defaultArgs;
     busyExit();
     return { retval, runs, durationNs: ns, recursionMisses: I32[p.lineI + (PS_MISSES >> 2)]! - missesBefore };
   },
@@ -121,7 +122,7 @@ export const cpuControl: CpuControl = {
     busyEnter();
     const pendI = pcpuI + (PC_PENDING >> 2);
     Atomics.and(I32, pendI, ~PEND_STOP);
-    p.ctx.args = req.args;
+    p.ctx.args = req.args ?? p.defaultArgs;
     const errs = new Float64Array(1024);
     let ok = 0, skipped = 0, i = 0, stoppedEarly = false;
     const t0 = performance.now();
@@ -142,6 +143,7 @@ export const cpuControl: CpuControl = {
     }
     const ns = (performance.now() - t0) * 1e6;
     addRunTime(p, ns);
+    p.ctx.args = p.defaultArgs;
     busyExit();
     const errors: Record<string, number> = {};
     for (let e = 0; e < 1024; e++) if (errs[e]! > 0) errors[errnoName(e)] = errs[e]!;

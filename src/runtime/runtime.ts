@@ -362,7 +362,11 @@ export class Runtime {
     return m;
   }
 
-  async loadProgram(url: URL | string, o: { maps?: Readonly<Record<string, BpfMap>> } = {}): Promise<Program> {
+  /**
+   * Import a program module in every CPU worker and bind its maps. `args` becomes ctx.args for runs
+   * that bring none (injected interrupts, kprobes, perf events, testRun/runWorkload without args).
+   */
+  async loadProgram(url: URL | string, o: { maps?: Readonly<Record<string, BpfMap>>; args?: unknown } = {}): Promise<Program> {
     this.#assertRunning('loadProgram');
     const href = url instanceof URL ? url.href : new URL(url, 'file://' + process.cwd() + '/').href;
     const mapPtrs: Record<string, number> = {};
@@ -372,7 +376,7 @@ export class Runtime {
     if (statePtr === 0) throw new BpfError(12, 'loadProgram: no memory for program state');
     let info: ProgramInfo;
     try {
-      const infos = await Promise.all(this.#controls.map((c) => c.loadProgram({ id, url: href, maps: mapPtrs, statePtr, seed: this.options.seed })));
+      const infos = await Promise.all(this.#controls.map((c) => c.loadProgram({ id, url: href, maps: mapPtrs, statePtr, seed: this.options.seed, args: o.args })));
       info = infos[0]!;
     } catch (e) {
       await Promise.all(this.#controls.map((c) => c.unloadProgram(id)));
