@@ -7,8 +7,8 @@ import { Worker } from 'node:worker_threads';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bootArena } from './boot_arena.js';
-import { allocOwner, ownerBytes, memStats, memCheck } from '../../src/mem/owners.js';
-import { slabDrainDeferred } from '../../src/mem/slab.js';
+import { allocOwner, ownerBytes, memStats, memCheck, OWNER_KERNEL } from '../../src/mem/owners.js';
+import { slabDrainDeferred, kzalloc, kfree } from '../../src/mem/slab.js';
 import { readSplats, formatSplat } from '../../src/debug/splat.js';
 
 const FIXTURE = new URL('../fixtures/slab_worker.mjs', import.meta.url);
@@ -27,9 +27,9 @@ beforeAll(() => {
   }
 });
 
-function run(sab: SharedArrayBuffer, cpu: number, owner: number, seed: number, durationMs: number, doubleFree: boolean): Promise<WorkerResult> {
+function run(sab: SharedArrayBuffer, cpu: number, ncpus: number, turn: number, owner: number, seed: number, durationMs: number, doubleFree: boolean): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(FIXTURE, { workerData: { sab, cpu, owner, seed, durationMs, maxLive: 1500, doubleFree } });
+    const w = new Worker(FIXTURE, { workerData: { sab, cpu, ncpus, turn, owner, seed, durationMs, maxLive: 1500, doubleFree } });
     let result: WorkerResult | undefined;
     w.once('message', (m: WorkerResult) => { result = m; });
     w.once('error', reject);
@@ -43,8 +43,12 @@ describe('slab under 4 concurrent CPUs', () => {
     const ncpus = 4;
     const sab = bootArena({ ncpus, memoryBytes: 64 << 20, seed, lockTimeoutMs: 2000 });
     const owners = Array.from({ length: ncpus }, (_, c) => allocOwner(`cpu${c}`));
+    // turn word: workers check in after the torture loop, then double-free one at a time, so no
+    // other CPU can be handed the block between a worker's two kfree calls
     const start = memStats();
-    const results = await Promise.all(owners.map((o, c) => run(sab, c, o, seed, 2000, true)));
+    const turn = kzalloc(8, OWNER_KERNEL);
+    const results = await Promise.all(owners.map((o, c) => run(sab, c, ncpus, turn, o, seed, 2000, true)));
+    kfree(turn);
     const info = `seed ${seed}: ${JSON.stringify(results)}`;
     for (const r of results) {
       expect(r.firstError, info).toBe('');
