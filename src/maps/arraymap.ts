@@ -1,0 +1,289 @@
+/*
+ * arraymap.ts — array and percpu_array maps (kernel/bpf/arraymap.c).
+ *
+ * Layout: struct bpf_array = struct bpf_map header (map_ops.ts) + from MAP_OPS_BASE:
+ *   ARR_VALUES     array: max_entries × elem_size bytes of values, index i at +i × elem_size;
+ *                  percpu_array: the per-CPU region, CPU c's copy of index i at
+ *                  ARR_VALUES + c × ARR_STRIDE + i × elem_size (c < nrCpus, the program CPUs)
+ *   ARR_ELEM_SIZE  round_up(value_size, 8): values stay 8-byte aligned (64-bit atomics)
+ *   ARR_STRIDE     percpu_array: max_entries × elem_size
+ * All written once at creation, read by every thread.
+ *
+ * Invariants: every index in [0, max_entries) exists for the map's whole life (zeroed at
+ * creation); nothing is ever freed or moved, so a value pointer stays valid and never changes
+ * key. Keys are u32 indexes (key_size must be 4).
+ *
+ * Locking: none. Updates copy into the value in place (a concurrent reader may see a mix of old
+ * and new bytes unless BPF_F_LOCK and a bpf_spin_lock in the value are used).
+ *
+ * Contexts: program ops from any context; sys* ops from task context inside
+ * bpf_disable_instrumentation + RCU, as for every map.
+ *
+ * Differences from the kernel: no mmapable pages, no index_mask (no speculation to defend
+ * against); batch ops use the next index as the cursor (the kernel's generic batch passes the
+ * last key copied).
+ */
+import { I32, U32, U8, nrCpus } from '../mem/arena.js';
+import { thisCpu } from '../mem/this_cpu.js';
+import { kzalloc, kfree } from '../mem/slab.js';
+import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOMEM, ENOTSUPP } from '../errno.js';
+import {
+  BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NUMA_NODE, BPF_F_MMAPABLE, BPF_F_ACCESS_MASK,
+  BPF_F_PRESERVE_ELEMS, BPF_F_INNER_MAP, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, KMALLOC_MAX_SIZE,
+  PCPU_MIN_UNIT_SIZE, MAP_OPS_BASE, MAP_ID, MAP_SERIAL, MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE,
+  MAP_MAX_ENTRIES, MAP_FLAGS, MAP_LOCK_OFF, MAP_NAME, BATCH_RES_COUNT, BATCH_RES_OUT,
+  SIZEOF_BPF_MAP, mapTypeName, roundUp8,
+  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec,
+} from './map_ops.js';
+import { kcopy, copyMapValue, copyMapValueLocked, checkAndInitMapValue } from './map_value.js';
+
+export const ARR_VALUES = MAP_OPS_BASE + 0;
+export const ARR_ELEM_SIZE = MAP_OPS_BASE + 4;
+export const ARR_STRIDE = MAP_OPS_BASE + 8;
+
+export const ARRAY_CREATE_FLAG_MASK = BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_ACCESS_MASK | BPF_F_PRESERVE_ELEMS | BPF_F_INNER_MAP;
+
+function readName(ptr: number): string {
+  let s = '';
+  for (let i = 0; i < 16; i++) {
+    const c = U8[ptr + MAP_NAME + i]!;
+    if (c === 0) break;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/** Read a u32 key at any alignment. */
+function keyIndex(key: number): number {
+  if ((key & 3) === 0) return U32[key >> 2]!;
+  return (U8[key]! | (U8[key + 1]! << 8) | (U8[key + 2]! << 16) | (U8[key + 3]! << 24)) >>> 0;
+}
+
+/** One thread's handle on an array map. Construct with openMap(). */
+export class BpfArray implements BpfMapImpl {
+  readonly ptr: number;
+  readonly id: number;
+  readonly serial: number;
+  readonly type: MapType;
+  readonly typeId: number;
+  readonly name: string;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  readonly flags: number;
+  readonly percpu: boolean;
+  readonly sysValueSize: number;
+  readonly values: number;
+  readonly elemSize: number;
+  readonly stride: number;
+  readonly lockOff: number;
+
+  constructor(ptr: number) {
+    const g = (off: number): number => I32[(ptr + off) >> 2]!;
+    this.ptr = ptr;
+    this.id = g(MAP_ID);
+    this.serial = g(MAP_SERIAL);
+    this.typeId = g(MAP_TYPE);
+    this.type = mapTypeName(this.typeId) ?? 'array';
+    this.name = readName(ptr);
+    this.keySize = g(MAP_KEY_SIZE);
+    this.valueSize = g(MAP_VALUE_SIZE);
+    this.maxEntries = g(MAP_MAX_ENTRIES) >>> 0;
+    this.flags = g(MAP_FLAGS);
+    this.lockOff = g(MAP_LOCK_OFF) - 1;
+    this.percpu = this.typeId === BPF_MAP_TYPE_PERCPU_ARRAY;
+    this.values = g(ARR_VALUES);
+    this.elemSize = g(ARR_ELEM_SIZE);
+    this.stride = g(ARR_STRIDE);
+    this.sysValueSize = this.percpu ? nrCpus * this.elemSize : this.valueSize;
+  }
+
+  // ---- program path ----
+
+  lookup(key: number): number {
+    const idx = keyIndex(key);
+    if (idx >= this.maxEntries) return 0;
+    if (!this.percpu) return this.values + idx * this.elemSize;
+    const cpu = thisCpu;
+    if (cpu >= nrCpus) return 0;
+    return this.values + cpu * this.stride + idx * this.elemSize;
+  }
+
+  lookupPercpu(key: number, cpu: number): number {
+    if (!this.percpu || cpu < 0 || cpu >= nrCpus) return 0;
+    const idx = keyIndex(key);
+    if (idx >= this.maxEntries) return 0;
+    return this.values + cpu * this.stride + idx * this.elemSize;
+  }
+
+  /** array_map_update_elem */
+  update(key: number, value: number, flags: number): number {
+    if (((flags & ~BPF_F_LOCK) >>> 0) > BPF_EXIST) return -EINVAL;
+    const idx = keyIndex(key);
+    if (idx >= this.maxEntries) return -E2BIG;
+    if ((flags & BPF_NOEXIST) !== 0) return -EEXIST;
+    if ((flags & BPF_F_LOCK) !== 0 && this.lockOff < 0) return -EINVAL;
+    if (this.percpu) {
+      const cpu = thisCpu;
+      if (cpu < nrCpus) copyMapValue(this.values + cpu * this.stride + idx * this.elemSize, value, this.valueSize, -1);
+      return 0;
+    }
+    const v = this.values + idx * this.elemSize;
+    if ((flags & BPF_F_LOCK) !== 0) return copyMapValueLocked(v, value, this.valueSize, this.lockOff, false);
+    copyMapValue(v, value, this.valueSize, this.lockOff);
+    return 0;
+  }
+
+  delete(_key: number): number {
+    return -EINVAL;
+  }
+
+  // ---- syscall path ----
+
+  sysLookup(key: number, out: number, flags: number): number {
+    if ((flags & ~BPF_F_LOCK) !== 0 || ((flags & BPF_F_LOCK) !== 0 && this.lockOff < 0)) return -EINVAL;
+    const idx = keyIndex(key);
+    if (idx >= this.maxEntries) return -ENOENT;
+    return this.#copyOut(idx, out, flags);
+  }
+
+  #copyOut(idx: number, out: number, flags: number): number {
+    if (this.percpu) {
+      const es = this.elemSize;
+      for (let cpu = 0; cpu < nrCpus; cpu++) kcopy(out + cpu * es, this.values + cpu * this.stride + idx * es, es);
+      return 0;
+    }
+    const v = this.values + idx * this.elemSize;
+    if ((flags & BPF_F_LOCK) !== 0) {
+      const err = copyMapValueLocked(out, v, this.valueSize, this.lockOff, true);
+      if (err !== 0) return err;
+    } else {
+      copyMapValue(out, v, this.valueSize, this.lockOff);
+    }
+    checkAndInitMapValue(out, this.lockOff);
+    return 0;
+  }
+
+  sysUpdate(key: number, value: number, flags: number): number {
+    if (!this.percpu) return this.update(key, value, flags);
+    // bpf_percpu_array_update(): every CPU's value from the concatenated buffer
+    if ((flags >>> 0) > BPF_EXIST) return -EINVAL;
+    const idx = keyIndex(key);
+    if (idx >= this.maxEntries) return -E2BIG;
+    if (flags === BPF_NOEXIST) return -EEXIST;
+    const es = this.elemSize;
+    for (let cpu = 0; cpu < nrCpus; cpu++) kcopy(this.values + cpu * this.stride + idx * es, value + cpu * es, es);
+    return 0;
+  }
+
+  sysDelete(_key: number): number {
+    return -EINVAL;
+  }
+
+  sysLookupAndDelete(_key: number, _out: number, _flags: number): number {
+    return -ENOTSUPP;
+  }
+
+  /** array_map_get_next_key */
+  getNextKey(key: number, outKey: number): number {
+    const idx = key === 0 ? 0xffffffff : keyIndex(key);
+    let next: number;
+    if (idx >= this.maxEntries) next = 0;
+    else if (idx === this.maxEntries - 1) return -ENOENT;
+    else next = idx + 1;
+    if ((outKey & 3) === 0) U32[outKey >> 2] = next;
+    else { U8[outKey] = next & 0xff; U8[outKey + 1] = (next >>> 8) & 0xff; U8[outKey + 2] = (next >>> 16) & 0xff; U8[outKey + 3] = next >>> 24; }
+    return 0;
+  }
+
+  /** generic_map_lookup_batch with an index cursor; arrays cannot delete (-ENOTSUPP). */
+  lookupBatch(inBatch: number, keys: number, values: number, count: number, elemFlags: number, flags: number, doDelete: boolean, res: number): number {
+    const resI = res >> 2;
+    I32[resI + (BATCH_RES_COUNT >> 2)] = 0;
+    I32[resI + (BATCH_RES_OUT >> 2)] = inBatch;
+    if (doDelete) return -ENOTSUPP;
+    if ((elemFlags & ~BPF_F_LOCK) !== 0 || ((elemFlags & BPF_F_LOCK) !== 0 && this.lockOff < 0)) return -EINVAL;
+    if (flags !== 0) return -EINVAL;
+    if (count === 0) return 0;
+    let idx = inBatch >>> 0;
+    let cp = 0;
+    let ret = 0;
+    const vs = this.sysValueSize;
+    while (cp < count) {
+      if (idx >= this.maxEntries) { ret = -ENOENT; break; }
+      U32[(keys + cp * 4) >> 2] = idx;
+      const e = this.#copyOut(idx, values + cp * vs, elemFlags);
+      if (e !== 0) { ret = e; break; }
+      cp++;
+      idx++;
+    }
+    I32[resI + (BATCH_RES_COUNT >> 2)] = cp;
+    I32[resI + (BATCH_RES_OUT >> 2)] = idx;
+    return ret;
+  }
+
+  // ---- lifetime and introspection ----
+
+  releaseUref(): void {
+    // no timers in values yet
+  }
+
+  free(): void {
+    kfree(this.values);
+  }
+
+  /** array_map_mem_usage() */
+  memUsage(): number {
+    const n = this.maxEntries;
+    if (this.percpu) return SIZEOF_BPF_MAP + 8 * n + this.elemSize * n * nrCpus;
+    return SIZEOF_BPF_MAP + this.elemSize * n;
+  }
+
+  stats(): BpfMapStats {
+    return { elements: this.maxEntries, memoryBytes: this.memUsage(), maxEntries: this.maxEntries, freeElements: -1, spareElements: 0, nBuckets: 0 };
+  }
+
+  check(): string[] {
+    const out: string[] = [];
+    if (this.lockOff >= 0) {
+      for (let i = 0; i < this.maxEntries; i++) {
+        const w = Atomics.load(I32, (this.values + i * this.elemSize + this.lockOff) >> 2);
+        if (w !== 0) out.push(`index ${i}: bpf_spin_lock word is 0x${w.toString(16)}, expected 0`);
+      }
+    }
+    return out;
+  }
+}
+
+function fail(errno: number, msg: string): never {
+  throw new BpfError(errno, msg);
+}
+
+/** array_map_alloc_check(): throws BpfError naming the offending field. */
+export function arrayMapAllocCheck(spec: ResolvedMapSpec): void {
+  const percpu = spec.typeId === BPF_MAP_TYPE_PERCPU_ARRAY;
+  const f = spec.flags;
+  if (spec.maxEntries === 0) fail(EINVAL, 'maxEntries must not be 0');
+  if (spec.keySize !== 4) fail(EINVAL, `keySize of an ${spec.type} map must be 4; got ${spec.keySize}`);
+  if (spec.valueSize === 0) fail(EINVAL, 'valueSize must not be 0');
+  if ((f & ~ARRAY_CREATE_FLAG_MASK) !== 0) fail(EINVAL, `flags has bits not valid for ${spec.type} maps: 0x${((f & ~ARRAY_CREATE_FLAG_MASK) >>> 0).toString(16)}`);
+  if (percpu && (f & BPF_F_NUMA_NODE) !== 0) fail(EINVAL, 'flags: BPF_F_NUMA_NODE is not valid for percpu_array');
+  if (spec.typeId !== BPF_MAP_TYPE_ARRAY && (f & (BPF_F_MMAPABLE | BPF_F_INNER_MAP)) !== 0) fail(EINVAL, 'flags: BPF_F_MMAPABLE / BPF_F_INNER_MAP are valid for array maps only');
+  if ((f & BPF_F_PRESERVE_ELEMS) !== 0) fail(EINVAL, 'flags: BPF_F_PRESERVE_ELEMS is valid for perf_event_array maps only');
+  if (spec.valueSize > KMALLOC_MAX_SIZE) fail(E2BIG, `valueSize must be at most ${KMALLOC_MAX_SIZE}; got ${spec.valueSize}`);
+  if (percpu && roundUp8(spec.valueSize) > PCPU_MIN_UNIT_SIZE) fail(E2BIG, `valueSize of a per-CPU map must be at most ${PCPU_MIN_UNIT_SIZE}; got ${spec.valueSize}`);
+}
+
+/** array_map_alloc(): the zeroed value area. Throws BpfError(ENOMEM). */
+export function arrayMapAlloc(ptr: number, spec: ResolvedMapSpec, owner: number): void {
+  const percpu = spec.typeId === BPF_MAP_TYPE_PERCPU_ARRAY;
+  const es = roundUp8(spec.valueSize);
+  const stride = spec.maxEntries * es;
+  const bytes = percpu ? stride * nrCpus : stride;
+  if (bytes >= 2 ** 32 - 4096) fail(ENOMEM, `array of ${spec.maxEntries} × ${es} bytes${percpu ? ` × ${nrCpus} CPUs` : ''} does not fit in kernel memory`);
+  const values = kzalloc(bytes, owner);
+  if (values === 0) fail(ENOMEM, `cannot allocate ${bytes} bytes for ${spec.type} map '${spec.name}'`);
+  I32[(ptr + ARR_VALUES) >> 2] = values;
+  I32[(ptr + ARR_ELEM_SIZE) >> 2] = es;
+  I32[(ptr + ARR_STRIDE) >> 2] = percpu ? stride : 0;
+}

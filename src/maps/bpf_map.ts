@@ -1,0 +1,325 @@
+/*
+ * bpf_map.ts — BpfMap, the syscall-side handle users hold (API.md "Maps"): the bpf(2) map
+ * commands on one map, for Node callers.
+ *
+ * Each call validates its arguments (a bad one throws BpfError EINVAL and changes nothing),
+ * checks the handle's access mode (BPF_F_RDONLY / BPF_F_WRONLY → EPERM, as the kernel's
+ * FMODE_CAN_READ/WRITE checks), copies the caller's Uint8Arrays into a bounce buffer in kernel
+ * memory, runs the map op inside bpf_disable_instrumentation (migrate_disable + bpf_prog_active)
+ * and an RCU read section, and turns a negative errno into a thrown BpfError. Values come back as
+ * fresh (unshared) Uint8Arrays. A missing key is `undefined` for lookup-type calls, as Map.get.
+ *
+ * Layout: one bounce buffer per handle (kmalloc, OWNER_KERNEL): key at +0, a second key (next
+ * key) at +round_up(keySize, 8), the value after them, then 8 bytes of batch results.
+ *
+ * Contexts: main thread only (the housekeeping CPU, task context). Not reentrant.
+ *
+ * Differences from the kernel: batch cursors are plain numbers (hash: bucket index; array: next
+ * index); generic update/delete batch calls throw a BpfError whose `processed` says how many
+ * elements were done before the failure (the kernel reports it in attr->batch.count).
+ */
+import { U8, I32, hdrFlags } from '../mem/arena.js';
+import { FLAG_DYN_KMALLOC, FLAG_PREEMPT_RT } from '../mem/layout.js';
+import { kmalloc, kfree } from '../mem/slab.js';
+import { OWNER_KERNEL } from '../mem/owners.js';
+import { bpfDisableInstrumentation, bpfEnableInstrumentation } from '../cpu/context.js';
+import { rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';
+import { BpfError, EINVAL, ENOENT, ENOMEM, EPERM } from '../errno.js';
+import {
+  BPF_ANY, BPF_F_NO_PREALLOC, BPF_F_RDONLY, BPF_F_WRONLY, BATCH_RES_COUNT, BATCH_RES_OUT, roundUp8,
+  type BpfMapImpl, type BpfMapInfo, type BpfMapStats,
+} from './map_ops.js';
+import { bpfMapPutWithUref, bpfMapIncWithUref } from './registry.js';
+
+export interface BatchResult {
+  readonly keys: Uint8Array[];
+  readonly values: Uint8Array[];
+  /** Pass back as the next call's cursor. */
+  readonly cursor: number;
+  /** The end of the map was reached (the kernel's -ENOENT "done"). */
+  readonly done: boolean;
+}
+
+export interface BpfMapOptions {
+  /**
+   * Take a new user reference (bpf_map_inc_with_uref) instead of adopting the creation reference
+   * of createMap. @defaultValue false
+   */
+  readonly newRef?: boolean;
+}
+
+/** A BpfError from a batch call that stopped early; `processed` elements were done. */
+export class BpfBatchError extends BpfError {
+  readonly processed: number;
+  constructor(errno: number, processed: number, message: string) {
+    super(errno, message);
+    this.name = 'BpfBatchError';
+    this.processed = processed;
+  }
+}
+
+function flagsArg(flags: unknown, what: string): number {
+  if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < -0x80000000 || flags > 0xffffffff) {
+    throw new BpfError(EINVAL, `${what} must be an integer flag word; got ${String(flags)}`);
+  }
+  return flags | 0;
+}
+
+export class BpfMap {
+  readonly #impl: BpfMapImpl;
+  #bounce: number;
+  readonly #k1: number;
+  readonly #k2: number;
+  readonly #val: number;
+  readonly #res: number;
+  readonly #canRead: boolean;
+  readonly #canWrite: boolean;
+
+  /** Wrap a map made by createMap (adopting its user reference) or, with newRef, any live map. */
+  constructor(impl: BpfMapImpl, opts: BpfMapOptions = {}) {
+    this.#impl = impl;
+    const ks = roundUp8(impl.keySize);
+    const vs = roundUp8(Math.max(impl.sysValueSize, 8));
+    const raw = kmalloc(2 * ks + vs + 8, OWNER_KERNEL);
+    if (raw === 0) throw new BpfError(ENOMEM, `map '${impl.name}': no kernel memory for the syscall bounce buffer`);
+    if (opts.newRef === true) bpfMapIncWithUref(impl);
+    this.#bounce = raw;
+    this.#k1 = raw;
+    this.#k2 = raw + ks;
+    this.#val = raw + 2 * ks;
+    this.#res = raw + 2 * ks + vs;
+    this.#canRead = (impl.flags & BPF_F_WRONLY) === 0;
+    this.#canWrite = (impl.flags & BPF_F_RDONLY) === 0;
+  }
+
+  /** The map operations (for programs, the runtime and tests). */
+  get impl(): BpfMapImpl { return this.#impl; }
+  get id(): number { return this.#impl.id; }
+  get name(): string { return this.#impl.name; }
+  get keySize(): number { return this.#impl.keySize; }
+  get valueSize(): number { return this.#impl.valueSize; }
+  /** Bytes of a value as the syscall side sees it (per-CPU maps: all CPUs concatenated). */
+  get sysValueSize(): number { return this.#impl.sysValueSize; }
+  get closed(): boolean { return this.#bounce === 0; }
+
+  #live(): void {
+    if (this.#bounce === 0) throw new BpfError(EINVAL, `map '${this.#impl.name}' handle is closed`);
+  }
+  #read(op: string): void {
+    this.#live();
+    if (!this.#canRead) throw new BpfError(EPERM, `${op}: map '${this.#impl.name}' was created with BPF_F_WRONLY`);
+  }
+  #write(op: string): void {
+    this.#live();
+    if (!this.#canWrite) throw new BpfError(EPERM, `${op}: map '${this.#impl.name}' was created with BPF_F_RDONLY`);
+  }
+
+  #putKey(key: unknown, at: number, what = 'key'): void {
+    const ks = this.#impl.keySize;
+    if (!(key instanceof Uint8Array) || key.length !== ks) {
+      const got = key instanceof Uint8Array ? `${key.length} bytes` : typeof key;
+      throw new BpfError(EINVAL, `${what} must be a Uint8Array of keySize (${ks}) bytes; got ${got}`);
+    }
+    U8.set(key, at);
+  }
+
+  #putValue(value: unknown, at: number, what = 'value'): void {
+    const vs = this.#impl.sysValueSize;
+    if (!(value instanceof Uint8Array) || value.length !== vs) {
+      const got = value instanceof Uint8Array ? `${value.length} bytes` : typeof value;
+      const per = this.#impl.percpu ? ` (one round_up(valueSize, 8) slot per CPU, concatenated)` : '';
+      throw new BpfError(EINVAL, `${what} must be a Uint8Array of ${vs} bytes${per}; got ${got}`);
+    }
+    U8.set(value, at);
+  }
+
+  static #enter(): void { bpfDisableInstrumentation(); rcuReadLock(); }
+  static #exit(): void { rcuReadUnlock(); bpfEnableInstrumentation(); }
+
+  /** BPF_MAP_LOOKUP_ELEM. `flags` may be BPF_F_LOCK. Missing key → undefined. */
+  lookup(key: Uint8Array, flags = 0): Uint8Array | undefined {
+    this.#read('lookup');
+    const f = flagsArg(flags, 'flags');
+    this.#putKey(key, this.#k1);
+    BpfMap.#enter();
+    const r = this.#impl.sysLookup(this.#k1, this.#val, f);
+    BpfMap.#exit();
+    if (r === -ENOENT) return undefined;
+    if (r < 0) throw new BpfError(-r, `lookup in map '${this.#impl.name}'`);
+    return U8.slice(this.#val, this.#val + this.#impl.sysValueSize);
+  }
+
+  /** BPF_MAP_UPDATE_ELEM with BPF_ANY / BPF_NOEXIST / BPF_EXIST (| BPF_F_LOCK). */
+  update(key: Uint8Array, value: Uint8Array, flags: number = BPF_ANY): void {
+    this.#write('update');
+    const f = flagsArg(flags, 'flags');
+    this.#putKey(key, this.#k1);
+    this.#putValue(value, this.#val);
+    BpfMap.#enter();
+    const r = this.#impl.sysUpdate(this.#k1, this.#val, f);
+    BpfMap.#exit();
+    if (r < 0) throw new BpfError(-r, `update of map '${this.#impl.name}'`);
+  }
+
+  /** BPF_MAP_DELETE_ELEM. Missing key → BpfError ENOENT. */
+  delete(key: Uint8Array): void {
+    this.#write('delete');
+    this.#putKey(key, this.#k1);
+    BpfMap.#enter();
+    const r = this.#impl.sysDelete(this.#k1);
+    BpfMap.#exit();
+    if (r < 0) throw new BpfError(-r, `delete from map '${this.#impl.name}'`);
+  }
+
+  /** BPF_MAP_LOOKUP_AND_DELETE_ELEM. Missing key → undefined. */
+  lookupAndDelete(key: Uint8Array, flags = 0): Uint8Array | undefined {
+    this.#read('lookupAndDelete');
+    this.#write('lookupAndDelete');
+    const f = flagsArg(flags, 'flags');
+    this.#putKey(key, this.#k1);
+    BpfMap.#enter();
+    const r = this.#impl.sysLookupAndDelete(this.#k1, this.#val, f);
+    BpfMap.#exit();
+    if (r === -ENOENT) return undefined;
+    if (r < 0) throw new BpfError(-r, `lookupAndDelete in map '${this.#impl.name}'`);
+    return U8.slice(this.#val, this.#val + this.#impl.sysValueSize);
+  }
+
+  /** BPF_MAP_GET_NEXT_KEY: null → first key; no next key → undefined. Kernel order and restart. */
+  getNextKey(key: Uint8Array | null): Uint8Array | undefined {
+    this.#read('getNextKey');
+    let kp = 0;
+    if (key !== null) { this.#putKey(key, this.#k1); kp = this.#k1; }
+    BpfMap.#enter();
+    const r = this.#impl.getNextKey(kp, this.#k2);
+    BpfMap.#exit();
+    if (r === -ENOENT) return undefined;
+    if (r < 0) throw new BpfError(-r, `getNextKey in map '${this.#impl.name}'`);
+    return U8.slice(this.#k2, this.#k2 + this.#impl.keySize);
+  }
+
+  #batch(cursor: number | null, count: number, doDelete: boolean, elemFlags: number): BatchResult {
+    const op = doDelete ? 'lookupAndDeleteBatch' : 'lookupBatch';
+    this.#read(op);
+    if (doDelete) this.#write(op);
+    const cur = cursor === null ? 0 : cursor;
+    if (!Number.isInteger(cur) || cur < 0 || cur > 0xffffffff) throw new BpfError(EINVAL, `${op}: cursor must be null or a u32; got ${String(cursor)}`);
+    if (!Number.isInteger(count) || count < 0 || count > 0xffffff) throw new BpfError(EINVAL, `${op}: count must be a non-negative integer; got ${String(count)}`);
+    const ef = flagsArg(elemFlags, 'elemFlags');
+    const ks = this.#impl.keySize;
+    const vs = this.#impl.sysValueSize;
+    if (count === 0) return { keys: [], values: [], cursor: cur, done: false };
+    const kbuf = kmalloc(Math.max(8, count * ks), OWNER_KERNEL);
+    const vbuf = kmalloc(Math.max(8, count * vs), OWNER_KERNEL);
+    if (kbuf === 0 || vbuf === 0) {
+      if (kbuf !== 0) kfree(kbuf);
+      if (vbuf !== 0) kfree(vbuf);
+      throw new BpfError(ENOMEM, `${op}: no kernel memory for ${count} elements`);
+    }
+    BpfMap.#enter();
+    const r = this.#impl.lookupBatch(cur, kbuf, vbuf, count, ef, 0, doDelete, this.#res);
+    BpfMap.#exit();
+    const n = I32[(this.#res + BATCH_RES_COUNT) >> 2]!;
+    const next = I32[(this.#res + BATCH_RES_OUT) >> 2]! >>> 0;
+    const keys: Uint8Array[] = [];
+    const values: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      keys.push(U8.slice(kbuf + i * ks, kbuf + (i + 1) * ks));
+      values.push(U8.slice(vbuf + i * vs, vbuf + (i + 1) * vs));
+    }
+    kfree(kbuf);
+    kfree(vbuf);
+    if (r < 0 && r !== -ENOENT) throw new BpfBatchError(-r, n, `${op} on map '${this.#impl.name}' (${n} copied)`);
+    return { keys, values, cursor: next, done: r === -ENOENT };
+  }
+
+  /** BPF_MAP_LOOKUP_BATCH: up to `count` elements from `cursor` (null = start); whole buckets only. */
+  lookupBatch(cursor: number | null, count: number, elemFlags = 0): BatchResult {
+    return this.#batch(cursor, count, false, elemFlags);
+  }
+
+  /** BPF_MAP_LOOKUP_AND_DELETE_BATCH. */
+  lookupAndDeleteBatch(cursor: number | null, count: number, elemFlags = 0): BatchResult {
+    return this.#batch(cursor, count, true, elemFlags);
+  }
+
+  /** BPF_MAP_UPDATE_BATCH (generic: one update per element). Returns the number updated. */
+  updateBatch(keys: readonly Uint8Array[], values: readonly Uint8Array[], flags = 0): number {
+    this.#write('updateBatch');
+    const f = flagsArg(flags, 'flags');
+    if (!Array.isArray(keys) || !Array.isArray(values) || keys.length !== values.length) {
+      throw new BpfError(EINVAL, 'updateBatch: keys and values must be arrays of the same length');
+    }
+    for (let i = 0; i < keys.length; i++) {
+      this.#putKey(keys[i], this.#k1, `keys[${i}]`);
+      this.#putValue(values[i], this.#val, `values[${i}]`);
+      BpfMap.#enter();
+      const r = this.#impl.sysUpdate(this.#k1, this.#val, f);
+      BpfMap.#exit();
+      if (r < 0) throw new BpfBatchError(-r, i, `updateBatch on map '${this.#impl.name}' stopped at element ${i}`);
+    }
+    return keys.length;
+  }
+
+  /** BPF_MAP_DELETE_BATCH (generic). Returns the number deleted. */
+  deleteBatch(keys: readonly Uint8Array[]): number {
+    this.#write('deleteBatch');
+    if (!Array.isArray(keys)) throw new BpfError(EINVAL, 'deleteBatch: keys must be an array');
+    for (let i = 0; i < keys.length; i++) {
+      this.#putKey(keys[i], this.#k1, `keys[${i}]`);
+      BpfMap.#enter();
+      const r = this.#impl.sysDelete(this.#k1);
+      BpfMap.#exit();
+      if (r < 0) throw new BpfBatchError(-r, i, `deleteBatch on map '${this.#impl.name}' stopped at element ${i}`);
+    }
+    return keys.length;
+  }
+
+  /** Keys in kernel order, built on getNextKey (a concurrent delete may restart the walk). */
+  *keys(): IterableIterator<Uint8Array> {
+    let k = this.getNextKey(null);
+    while (k !== undefined) {
+      yield k;
+      k = this.getNextKey(k);
+    }
+  }
+
+  /** [key, value] pairs; a key deleted between getNextKey and lookup is skipped. */
+  *entries(): IterableIterator<[Uint8Array, Uint8Array]> {
+    for (const k of this.keys()) {
+      const v = this.lookup(k);
+      if (v !== undefined) yield [k, v];
+    }
+  }
+
+  info(): BpfMapInfo {
+    const m = this.#impl;
+    return { id: m.id, type: m.type, name: m.name, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags };
+  }
+
+  stats(): BpfMapStats {
+    return this.#impl.stats();
+  }
+
+  /**
+   * True when this map's bucket lock is the sleeping spinlock_t of seed 000's lock union: a
+   * BPF_F_NO_PREALLOC map served by the legacy kmalloc allocator on PREEMPT_RT. Tracing programs
+   * may not use such a map (the verifier of that era refused them).
+   */
+  usesSleepingBucketLock(): boolean {
+    return (this.#impl.flags & BPF_F_NO_PREALLOC) !== 0 && (hdrFlags & FLAG_PREEMPT_RT) !== 0 && (hdrFlags & FLAG_DYN_KMALLOC) !== 0;
+  }
+
+  /** The map's invariant check (empty when healthy; call when no operation is in flight). */
+  check(): string[] {
+    return this.#impl.check();
+  }
+
+  /** Drop this handle's user reference (map_release_uref at the last one; freed when unused). */
+  close(): void {
+    if (this.#bounce === 0) return;
+    kfree(this.#bounce);
+    this.#bounce = 0;
+    bpfMapPutWithUref(this.#impl);
+  }
+}

@@ -1,0 +1,1102 @@
+/*
+ * hashtab.ts — hash maps: hash, percpu_hash, lru_hash, lru_percpu_hash (kernel/bpf/hashtab.c;
+ * reference §2). One class serves the four types (as the kernel's one htab with four ops tables),
+ * so a program's map call sites stay monomorphic.
+ *
+ * Layout: struct bpf_htab, struct bucket and struct htab_elem are described in htab_layout.ts.
+ * A bucket is an hlist_nulls chain whose end marker is (bucket index << 1) | 1.
+ *
+ * Invariants (checked by check()):
+ *  - every chain of bucket i holds only elements with (hash & (n_buckets-1)) == i, pprev links
+ *    right, and ends in bucket i's nulls marker; every bucket lock word and map_locked slot is 0;
+ *  - preallocated: every element is on exactly one of {a bucket, the freelist, a CPU's
+ *    extra_elems slot} (plain hash: free + live + spares == max_entries + nrCpuIds; per-CPU hash:
+ *    free + live == max_entries); LRU: on exactly one LRU list, and in a bucket iff that list is
+ *    active, inactive or a local pending list;
+ *  - the per-CPU element counters sum to the number of elements in buckets.
+ *
+ * Locking (see bucket_lock.ts for the lock itself and its recursion guard): the bucket lock
+ * protects its chain; inserts publish a fully written element at the head with one atomic store;
+ * a replace links the new element BEFORE unlinking the old one, so a lockless reader sees at least
+ * one of them (the new one first). Lookups take no lock: they walk with plain loads and restart
+ * when the walk ends on another bucket's nulls marker, because elements are reused at once (a
+ * deleted element may be relinked into another chain while a reader stands on it). Consequence,
+ * as in the kernel: a value pointer a program holds may change under it, even to another key's
+ * data; bpf_spin_lock / BPF_F_LOCK give per-value consistency.
+ * Lock order: lru locks -> bucket lock -> percpu_freelist head lock / value bpf_spin_lock. The LRU
+ * free node is popped BEFORE the bucket lock and pushed back AFTER the unlock.
+ *
+ * Windows (interrupts and kprobes arrive here): htab.update.locked (bucket lock held, before the
+ * lookup; every update flavour; the only one on the update fast path, a window costs one atomic
+ * load), htab.delete.locked, htab.lookup_and_delete.locked, htab.batch.locked, htab.lru_evict.locked,
+ * plus the freelist's and the LRU's own. There is deliberately no window between a replace's
+ * extra_elems swap and the unlink of the old element: an NMI program replacing a key of the same
+ * map in another bucket-lock slot there would take the still-linked old element as its new one
+ * and corrupt the chain (a window the kernel has too, only narrower).
+ *
+ * Contexts: program ops from any context on CPU workers, with RCU read lock held by the caller;
+ * sys* ops on any CPU in task context inside bpf_disable_instrumentation + RCU (BpfMap, ctx.sys);
+ * creation/free on the main thread.
+ *
+ * Differences from the kernel: keys are compared as 32-bit words when aligned; "possible CPUs"
+ * for kernel-internal per-CPU state (freelist heads, extra_elems, LRU lists, map_locked) are all
+ * CPU ids including the housekeeping CPU, while per-CPU *values* exist for the program CPUs only;
+ * BPF_F_NO_PREALLOC is refused with EINVAL until the dynamic allocators land (htab_alloc.ts).
+ */
+import { I32, U8, nrCpus, nrCpuIds, hdrFlags, headerI32 } from '../mem/arena.js';
+import { thisCpu } from '../mem/this_cpu.js';
+import { CACHELINE, FLAG_RQSPINLOCK, HDR_SEED } from '../mem/layout.js';
+import { kmalloc, kzalloc, kfree } from '../mem/slab.js';
+import { window } from '../cpu/window.js';
+import { defineSite } from '../cpu/sites.js';
+import { lockWord } from '../locks/raw_spinlock.js';
+import {
+  BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, ENOTSUPP,
+} from '../errno.js';
+import {
+  BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, BPF_F_NUMA_NODE,
+  BPF_F_ACCESS_MASK, BPF_F_ZERO_SEED, KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, MAP_ID, MAP_SERIAL,
+  MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE, MAP_MAX_ENTRIES, MAP_FLAGS, MAP_OWNER, MAP_LOCK_OFF,
+  MAP_NAME, BATCH_RES_COUNT, BATCH_RES_OUT, SIZEOF_BPF_MAP, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH,
+  BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH, mapTypeName, roundUp8,
+  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec,
+} from './map_ops.js';
+import {
+  HTAB_BUCKETS, HTAB_N_BUCKETS, HTAB_ELEMS, HTAB_ELEM_SIZE, HTAB_NUM_ELEMS, HTAB_HASHRND,
+  HTAB_FREELIST, HTAB_LRU, HTAB_PCPU, HTAB_VALUES, HTAB_VALUES_STRIDE, HTAB_KEY_OFF,
+  HTAB_ALLOC_MODE, HTAB_RAW_PCPU, HTAB_ALLOC_PREALLOC, HTAB_LOCKS, SIZEOF_BUCKET, E_NEXT, E_PPREV,
+  E_FNODE, E_FLINK, E_HASH, E_LRU, E_KEY_PLAIN, E_KEY_LRU, LN_REF, HASHTAB_MAP_LOCK_COUNT,
+  HP_MAP_LOCKED, HP_ELEM_COUNT, HP_EXTRA_ELEM, PPREV_POISON,
+} from './htab_layout.js';
+import { htabLockBucket, htabUnlockBucket } from './bucket_lock.js';
+import { jhash1Word, jhash2Word, jhash2Words, htabMapHash } from './jhash.js';
+import { kcopy, kmemeq, copyMapValue, copyMapValueLocked, checkAndInitMapValue, zeroMapValue } from './map_value.js';
+import { HtabPreallocAlloc, type HtabElemAlloc } from './htab_alloc.js';
+import {
+  BpfLru, bpfLruAlloc, bpfLruDestroy, BPF_LRU_LIST_T_ACTIVE, BPF_LRU_LIST_T_INACTIVE,
+  BPF_LRU_LOCAL_LIST_T_PENDING,
+} from './bpf_lru_list.js';
+import {
+  pcpuFreelistInit, pcpuFreelistDestroy, pcpuFreelistPopulate, pcpuFreelistPop,
+} from '../alloc/percpu_freelist.js';
+
+const SITE_UPDATE_LOCKED = defineSite('htab.update.locked');
+const SITE_DELETE_LOCKED = defineSite('htab.delete.locked');
+const SITE_LAD_LOCKED = defineSite('htab.lookup_and_delete.locked');
+const SITE_BATCH_LOCKED = defineSite('htab.batch.locked');
+const SITE_LRU_EVICT_LOCKED = defineSite('htab.lru_evict.locked');
+
+const K_HASH = 0;
+const K_PERCPU = 1;
+const K_LRU = 2;
+const K_LRU_PERCPU = 3;
+
+export const HTAB_CREATE_FLAG_MASK = BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK | BPF_F_ZERO_SEED;
+
+// ---- hlist_nulls (include/linux/rculist_nulls.h) ----
+
+/** hlist_nulls_add_head_rcu(): the element is fully written; publish it with one atomic store. */
+function hlistNullsAddHeadRcu(n: number, head: number): void {
+  const first = I32[head >> 2]!;
+  I32[(n + E_NEXT) >> 2] = first;
+  I32[(n + E_PPREV) >> 2] = head;
+  if ((first & 1) === 0) I32[(first + E_PPREV) >> 2] = n + E_NEXT;
+  Atomics.store(I32, head >> 2, n);
+}
+
+/**
+ * hlist_nulls_del_rcu(): unlink; `next` stays intact for readers standing on `n`. The store that
+ * unlinks is WRITE_ONCE (a plain aligned store: `next` was published long ago, nothing to order).
+ */
+function hlistNullsDelRcu(n: number): void {
+  const next = I32[(n + E_NEXT) >> 2]!;
+  const pprev = I32[(n + E_PPREV) >> 2]!;
+  I32[pprev >> 2] = next;
+  if ((next & 1) === 0) I32[(next + E_PPREV) >> 2] = pprev;
+  I32[(n + E_PPREV) >> 2] = PPREV_POISON;
+}
+
+/** Copy a key into an element: word stores for small aligned keys (a copyWithin call costs more). */
+function copyKeyIn(dst: number, key: number, kw: number, keySize: number): void {
+  if ((key & 3) === 0) {
+    if (kw === 1) { I32[dst >> 2] = I32[key >> 2]!; return; }
+    if (kw !== 0 && kw <= 16) {
+      const d = dst >> 2;
+      const s = key >> 2;
+      for (let i = 0; i < kw; i++) I32[d + i] = I32[s + i]!;
+      return;
+    }
+  }
+  kcopy(dst, key, keySize);
+}
+
+/** copy_map_value() into an element; word stores for small word-sized values without special fields. */
+function copyValueIn(dst: number, value: number, vw: number, valueSize: number, lockOff: number): void {
+  if ((value & 3) === 0) {
+    if (vw === 2) {
+      I32[dst >> 2] = I32[value >> 2]!;
+      I32[(dst >> 2) + 1] = I32[(value >> 2) + 1]!;
+      return;
+    }
+    if (vw !== 0) {
+      const d = dst >> 2;
+      const s = value >> 2;
+      for (let i = 0; i < vw; i++) I32[d + i] = I32[s + i]!;
+      return;
+    }
+  }
+  copyMapValue(dst, value, valueSize, lockOff);
+}
+
+function checkFlags(lOld: number, flags: number): number {
+  const f = flags & ~BPF_F_LOCK;
+  if (lOld !== 0 && f === BPF_NOEXIST) return -EEXIST;
+  if (lOld === 0 && f === BPF_EXIST) return -ENOENT;
+  return 0;
+}
+
+function kindOf(typeId: number): number {
+  switch (typeId) {
+    case BPF_MAP_TYPE_HASH: return K_HASH;
+    case BPF_MAP_TYPE_PERCPU_HASH: return K_PERCPU;
+    case BPF_MAP_TYPE_LRU_HASH: return K_LRU;
+    default: return K_LRU_PERCPU;
+  }
+}
+
+function readName(ptr: number): string {
+  let s = '';
+  for (let i = 0; i < 16; i++) {
+    const c = U8[ptr + MAP_NAME + i]!;
+    if (c === 0) break;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/** One thread's handle on a hash map in kernel memory. Construct with openMap(). */
+export class BpfHtab implements BpfMapImpl {
+  readonly ptr: number;
+  readonly id: number;
+  readonly serial: number;
+  readonly type: MapType;
+  readonly typeId: number;
+  readonly name: string;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  readonly flags: number;
+  readonly percpu: boolean;
+  readonly lru: boolean;
+  readonly sysValueSize: number;
+  /** K_HASH / K_PERCPU / K_LRU / K_LRU_PERCPU */
+  readonly kind: number;
+  /** n_buckets u32 chain heads (the hlist_nulls_head of each struct bucket) */
+  readonly buckets: number;
+  /** n_buckets u32 lock words (the raw_lock of each struct bucket) */
+  readonly locks: number;
+  /** buckets >> 2 */
+  readonly bucketsI: number;
+  /** plain hash with a one-word key: lookup() takes the inlined path */
+  readonly fast1: boolean;
+  readonly nBuckets: number;
+  readonly nMask: number;
+  readonly lockMask: number;
+  readonly hashrnd: number;
+  readonly keyOff: number;
+  readonly valOff: number;
+  /** keySize / 4 when keySize % 4 == 0, else 0 */
+  readonly kw: number;
+  /** valueSize / 4 for a small word-sized value without a spin lock (the inlined copy), else 0 */
+  readonly vw: number;
+  readonly elems: number;
+  readonly elemSize: number;
+  readonly numElems: number;
+  readonly pcpuArea: number;
+  readonly values: number;
+  readonly valuesStride: number;
+  /** round_up(valueSize, 8): one per-CPU value slot */
+  readonly vsz: number;
+  /** offset of the bpf_spin_lock in the value, -1 none */
+  readonly lockOff: number;
+  /** bucketLock 'rqspinlock' */
+  readonly rq: boolean;
+  readonly owner: number;
+  readonly alloc: HtabElemAlloc | null;
+  readonly lruList: BpfLru | null;
+
+  constructor(ptr: number) {
+    const g = (off: number): number => I32[(ptr + off) >> 2]!;
+    this.ptr = ptr;
+    this.id = g(MAP_ID);
+    this.serial = g(MAP_SERIAL);
+    this.typeId = g(MAP_TYPE);
+    this.type = mapTypeName(this.typeId) ?? 'hash';
+    this.name = readName(ptr);
+    this.keySize = g(MAP_KEY_SIZE);
+    this.valueSize = g(MAP_VALUE_SIZE);
+    this.maxEntries = g(MAP_MAX_ENTRIES);
+    this.flags = g(MAP_FLAGS);
+    this.owner = g(MAP_OWNER);
+    this.lockOff = g(MAP_LOCK_OFF) - 1;
+    this.kind = kindOf(this.typeId);
+    this.percpu = this.kind === K_PERCPU || this.kind === K_LRU_PERCPU;
+    this.lru = this.kind === K_LRU || this.kind === K_LRU_PERCPU;
+    this.vsz = roundUp8(this.valueSize);
+    this.sysValueSize = this.percpu ? nrCpus * this.vsz : this.valueSize;
+    this.buckets = g(HTAB_BUCKETS);
+    this.locks = g(HTAB_LOCKS);
+    this.bucketsI = this.buckets >> 2;
+    this.nBuckets = g(HTAB_N_BUCKETS);
+    this.nMask = this.nBuckets - 1;
+    this.lockMask = Math.min(HASHTAB_MAP_LOCK_COUNT - 1, this.nBuckets - 1);
+    this.hashrnd = g(HTAB_HASHRND);
+    this.keyOff = g(HTAB_KEY_OFF);
+    this.valOff = this.keyOff + roundUp8(this.keySize);
+    this.kw = (this.keySize & 3) === 0 ? this.keySize >> 2 : 0;
+    this.fast1 = this.kind === K_HASH && this.kw === 1;
+    this.vw = (this.valueSize & 3) === 0 && this.valueSize <= 64 && this.lockOff < 0 ? this.valueSize >> 2 : 0;
+    this.elems = g(HTAB_ELEMS);
+    this.elemSize = g(HTAB_ELEM_SIZE);
+    this.numElems = g(HTAB_NUM_ELEMS);
+    this.pcpuArea = g(HTAB_PCPU);
+    this.values = g(HTAB_VALUES);
+    this.valuesStride = g(HTAB_VALUES_STRIDE);
+    this.rq = (hdrFlags & FLAG_RQSPINLOCK) !== 0;
+    if (this.lru) {
+      this.alloc = null;
+      this.lruList = new BpfLru(g(HTAB_LRU), (node) => this.#lruDeleteNode(node));
+    } else {
+      // The element source. BPF_F_NO_PREALLOC maps (HTAB_ALLOC_BPF_MA / HTAB_ALLOC_KMALLOC) plug
+      // their HtabElemAlloc in here; htabMapAllocCheck refuses them until they exist.
+      this.alloc = new HtabPreallocAlloc(g(HTAB_FREELIST), this.pcpuArea, this.kind === K_HASH, this.numElems);
+      this.lruList = null;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // hashing and the two chain walks
+
+  hash(key: number): number {
+    if ((key & 3) === 0) {
+      const kw = this.kw;
+      if (kw === 1) return jhash1Word(I32[key >> 2]!, this.hashrnd);
+      if (kw === 2) return jhash2Word(I32[key >> 2]!, I32[(key >> 2) + 1]!, this.hashrnd);
+      if (kw !== 0) return jhash2Words(key, kw, this.hashrnd);
+    }
+    return htabMapHash(key, this.keySize, this.hashrnd);
+  }
+
+  /**
+   * lookup_nulls_elem_raw(): lockless walk (RCU read side). Restarts when the walk ends on a
+   * nulls marker that is not this bucket's: an element it passed was reused into another chain.
+   */
+  lookupNulls(key: number, hash: number): number {
+    const idx = hash & this.nMask;
+    const hi = (this.buckets >> 2) + idx;
+    const nulls = (idx << 1) | 1;
+    const ko = this.keyOff;
+    if ((key & 3) === 0) {
+      const kw = this.kw;
+      if (kw === 1) {
+        const k0 = I32[key >> 2]!;
+        for (;;) {
+          let n = I32[hi]!;
+          while ((n & 1) === 0) {
+            if (I32[(n + ko) >> 2] === k0) return n; // the key determines the hash
+            n = I32[n >> 2]!;
+          }
+          if (n === nulls) return 0;
+        }
+      }
+      if (kw === 2) {
+        const k0 = I32[key >> 2]!;
+        const k1 = I32[(key >> 2) + 1]!;
+        for (;;) {
+          let n = I32[hi]!;
+          while ((n & 1) === 0) {
+            if (I32[(n + ko) >> 2] === k0 && I32[(n + ko + 4) >> 2] === k1) return n;
+            n = I32[n >> 2]!;
+          }
+          if (n === nulls) return 0;
+        }
+      }
+    }
+    const ks = this.keySize;
+    for (;;) {
+      let n = I32[hi]!;
+      while ((n & 1) === 0) {
+        if (I32[(n + E_HASH) >> 2] === hash && kmemeq(n + ko, key, ks)) return n;
+        n = I32[n >> 2]!;
+      }
+      if (n === nulls) return 0;
+    }
+  }
+
+  /** lookup_elem_raw(): walk under the bucket lock (no restart needed). */
+  lookupRaw(b: number, key: number, hash: number): number {
+    const ko = this.keyOff;
+    const ks = this.keySize;
+    let n = I32[b >> 2]!;
+    if (this.kw === 1 && (key & 3) === 0) {
+      const k0 = I32[key >> 2]!;
+      while ((n & 1) === 0) {
+        if (I32[(n + ko) >> 2] === k0) return n;
+        n = I32[n >> 2]!;
+      }
+      return 0;
+    }
+    while ((n & 1) === 0) {
+      if (I32[(n + E_HASH) >> 2] === hash && kmemeq(n + ko, key, ks)) return n;
+      n = I32[n >> 2]!;
+    }
+    return 0;
+  }
+
+  #incElemCount(): void {
+    const i = (this.pcpuArea + thisCpu * CACHELINE + HP_ELEM_COUNT) >> 2;
+    I32[i] = I32[i]! + 1;
+  }
+
+  #decElemCount(): void {
+    const i = (this.pcpuArea + thisCpu * CACHELINE + HP_ELEM_COUNT) >> 2;
+    I32[i] = I32[i]! - 1;
+  }
+
+  /** free_htab_elem() (non-LRU), after the bucket unlock. */
+  #freeHtabElem(l: number): void {
+    this.#decElemCount();
+    this.alloc!.freeElem(l);
+  }
+
+  /** htab_lru_push_free() */
+  #lruPushFree(l: number): void {
+    this.#decElemCount();
+    this.lruList!.pushFree(l + E_LRU);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // program path
+
+  lookup(key: number): number {
+    if (this.fast1 && (key & 3) === 0) {
+      // the common case inlined: plain hash, one-word key (jhash2 of one word, word compare)
+      const m = I32;
+      const k0 = m[key >> 2]!;
+      const hash = jhash1Word(k0, this.hashrnd);
+      const idx = hash & this.nMask;
+      const hi = this.bucketsI + idx;
+      const ko = this.keyOff;
+      for (;;) {
+        let n = m[hi]!;
+        while ((n & 1) === 0) {
+          // a one-word key determines its hash: comparing the key alone is enough
+          if (m[(n + ko) >> 2] === k0) return n + this.valOff;
+          n = m[n >> 2]!;
+        }
+        if (n === ((idx << 1) | 1)) return 0;
+      }
+    }
+    return this.#lookupGeneric(key);
+  }
+
+  #lookupGeneric(key: number): number {
+    const l = this.lookupNulls(key, this.hash(key));
+    if (l === 0) return 0;
+    const kind = this.kind;
+    if (kind === K_HASH) return l + this.valOff;
+    if (kind !== K_PERCPU && U8[l + E_LRU + LN_REF] === 0) U8[l + E_LRU + LN_REF] = 1; // bpf_lru_node_set_ref
+    if (kind === K_LRU) return l + this.valOff;
+    const cpu = thisCpu;
+    if (cpu >= nrCpus) return 0;
+    return I32[(l + this.valOff) >> 2]! + cpu * this.valuesStride;
+  }
+
+  lookupPercpu(key: number, cpu: number): number {
+    if (!this.percpu || cpu < 0 || cpu >= nrCpus) return 0;
+    const l = this.lookupNulls(key, this.hash(key));
+    if (l === 0) return 0;
+    if (this.kind === K_LRU_PERCPU && U8[l + E_LRU + LN_REF] === 0) U8[l + E_LRU + LN_REF] = 1;
+    return I32[(l + this.valOff) >> 2]! + cpu * this.valuesStride;
+  }
+
+  update(key: number, value: number, flags: number): number {
+    switch (this.kind) {
+      case K_HASH: return this.#htabUpdate(key, value, flags);
+      case K_PERCPU: return this.#percpuUpdate(key, value, flags, false);
+      case K_LRU: return this.#lruUpdate(key, value, flags);
+      default: return this.#lruPercpuUpdate(key, value, flags, false);
+    }
+  }
+
+  delete(key: number): number {
+    const hash = this.hash(key);
+    const bi = hash & this.nMask;
+    const b = this.buckets + (bi << 2);
+    const lk = this.locks + (bi << 2);
+    let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    if (ret !== 0) return ret;
+    window(SITE_DELETE_LOCKED);
+    const l = this.lookupRaw(b, key, hash);
+    if (l !== 0) hlistNullsDelRcu(l);
+    else ret = -ENOENT;
+    htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    if (l !== 0) {
+      if (this.lru) this.#lruPushFree(l);
+      else this.#freeHtabElem(l);
+    }
+    return ret;
+  }
+
+  /** htab_map_update_elem (plain hash). */
+  #htabUpdate(key: number, value: number, flags: number): number {
+    if (((flags & ~BPF_F_LOCK) >>> 0) > BPF_EXIST) return -EINVAL;
+    const hash = this.hash(key);
+    const bi = hash & this.nMask;
+    const b = this.buckets + (bi << 2);
+    const lk = this.locks + (bi << 2);
+    if ((flags & BPF_F_LOCK) !== 0) {
+      if (this.lockOff < 0) return -EINVAL;
+      // find the element without the bucket lock; update it in place under its spin lock
+      const l = this.lookupNulls(key, hash);
+      const r = checkFlags(l, flags);
+      if (r !== 0) return r;
+      if (l !== 0) return copyMapValueLocked(l + this.valOff, value, this.valueSize, this.lockOff, false);
+      // not found: take the bucket lock and look again
+    }
+    let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    if (ret !== 0) return ret;
+    window(SITE_UPDATE_LOCKED);
+    const lOld = this.lookupRaw(b, key, hash);
+    ret = checkFlags(lOld, flags);
+    if (ret === 0) {
+      if (lOld !== 0 && (flags & BPF_F_LOCK) !== 0) {
+        ret = copyMapValueLocked(lOld + this.valOff, value, this.valueSize, this.lockOff, false);
+      } else {
+        const lNew = this.alloc!.allocElem(lOld);
+        if (lNew < 0) {
+          ret = lNew;
+        } else {
+          copyKeyIn(lNew + this.keyOff, key, this.kw, this.keySize);
+          copyValueIn(lNew + this.valOff, value, this.vw, this.valueSize, this.lockOff);
+          I32[(lNew + E_HASH) >> 2] = hash;
+          hlistNullsAddHeadRcu(lNew, b);
+          if (lOld !== 0) hlistNullsDelRcu(lOld);
+          else {
+            this.#incElemCount();
+          }
+        }
+      }
+    }
+    htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    if (ret === 0 && lOld !== 0 && (flags & BPF_F_LOCK) === 0) this.alloc!.freeReplaced(lOld);
+    return ret;
+  }
+
+  /** pcpu_copy_value(): existing element, in place. */
+  #pcpuCopyValue(pptr: number, value: number, onallcpus: boolean): void {
+    if (!onallcpus) {
+      const cpu = thisCpu;
+      if (cpu < nrCpus) kcopy(pptr + cpu * this.valuesStride, value, this.valueSize);
+      return;
+    }
+    const vsz = this.vsz;
+    for (let cpu = 0; cpu < nrCpus; cpu++) kcopy(pptr + cpu * this.valuesStride, value + cpu * vsz, vsz);
+  }
+
+  /** pcpu_init_value(): new element; from a program: this CPU's slot, zeroes elsewhere. */
+  #pcpuInitValue(pptr: number, value: number, onallcpus: boolean): void {
+    if (onallcpus) { this.#pcpuCopyValue(pptr, value, true); return; }
+    const me = thisCpu;
+    for (let cpu = 0; cpu < nrCpus; cpu++) {
+      const dst = pptr + cpu * this.valuesStride;
+      if (cpu === me) kcopy(dst, value, this.valueSize);
+      else zeroMapValue(dst, this.valueSize, -1);
+    }
+  }
+
+  /** __htab_percpu_map_update_elem */
+  #percpuUpdate(key: number, value: number, flags: number, onallcpus: boolean): number {
+    if ((flags >>> 0) > BPF_EXIST) return -EINVAL;
+    const hash = this.hash(key);
+    const bi = hash & this.nMask;
+    const b = this.buckets + (bi << 2);
+    const lk = this.locks + (bi << 2);
+    let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    if (ret !== 0) return ret;
+    window(SITE_UPDATE_LOCKED);
+    const lOld = this.lookupRaw(b, key, hash);
+    ret = checkFlags(lOld, flags);
+    if (ret === 0) {
+      if (lOld !== 0) {
+        this.#pcpuCopyValue(I32[(lOld + this.valOff) >> 2]!, value, onallcpus);
+      } else {
+        const lNew = this.alloc!.allocElem(0);
+        if (lNew < 0) {
+          ret = lNew;
+        } else {
+          copyKeyIn(lNew + this.keyOff, key, this.kw, this.keySize);
+          this.#pcpuInitValue(I32[(lNew + this.valOff) >> 2]!, value, onallcpus);
+          I32[(lNew + E_HASH) >> 2] = hash;
+          hlistNullsAddHeadRcu(lNew, b);
+          this.#incElemCount();
+        }
+      }
+    }
+    htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    return ret;
+  }
+
+  /** prealloc_lru_pop(): a free LRU element with its key copied, or 0. No bucket lock held. */
+  #lruPop(key: number, hash: number): number {
+    const node = this.lruList!.popFree(hash);
+    if (node === 0) return 0;
+    this.#incElemCount();
+    const l = node - E_LRU;
+    copyKeyIn(l + this.keyOff, key, this.kw, this.keySize);
+    return l;
+  }
+
+  /** htab_lru_map_update_elem */
+  #lruUpdate(key: number, value: number, flags: number): number {
+    if ((flags >>> 0) > BPF_EXIST) return -EINVAL;
+    const hash = this.hash(key);
+    const bi = hash & this.nMask;
+    const b = this.buckets + (bi << 2);
+    const lk = this.locks + (bi << 2);
+    // Pop before the bucket lock: getting a free node may evict, which takes bucket locks.
+    const lNew = this.#lruPop(key, hash);
+    if (lNew === 0) return -ENOMEM;
+    copyValueIn(lNew + this.valOff, value, this.vw, this.valueSize, this.lockOff);
+    let lOld = 0;
+    let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    if (ret === 0) {
+      window(SITE_UPDATE_LOCKED);
+      lOld = this.lookupRaw(b, key, hash);
+      ret = checkFlags(lOld, flags);
+      if (ret === 0) {
+        hlistNullsAddHeadRcu(lNew, b);
+        if (lOld !== 0) {
+          if (U8[lNew + E_LRU + LN_REF] === 0) U8[lNew + E_LRU + LN_REF] = 1;
+          hlistNullsDelRcu(lOld);
+        }
+      }
+      htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    }
+    if (ret !== 0) this.#lruPushFree(lNew);
+    else if (lOld !== 0) this.#lruPushFree(lOld);
+    return ret;
+  }
+
+  /** __htab_lru_percpu_map_update_elem */
+  #lruPercpuUpdate(key: number, value: number, flags: number, onallcpus: boolean): number {
+    if ((flags >>> 0) > BPF_EXIST) return -EINVAL;
+    const hash = this.hash(key);
+    const bi = hash & this.nMask;
+    const b = this.buckets + (bi << 2);
+    const lk = this.locks + (bi << 2);
+    let lNew = 0;
+    if (flags !== BPF_EXIST) {
+      lNew = this.#lruPop(key, hash);
+      if (lNew === 0) return -ENOMEM;
+    }
+    let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    if (ret === 0) {
+      window(SITE_UPDATE_LOCKED);
+      const lOld = this.lookupRaw(b, key, hash);
+      ret = checkFlags(lOld, flags);
+      if (ret === 0) {
+        if (lOld !== 0) {
+          if (U8[lOld + E_LRU + LN_REF] === 0) U8[lOld + E_LRU + LN_REF] = 1;
+          this.#pcpuCopyValue(I32[(lOld + this.valOff) >> 2]!, value, onallcpus);
+        } else {
+          this.#pcpuInitValue(I32[(lNew + this.valOff) >> 2]!, value, onallcpus);
+          hlistNullsAddHeadRcu(lNew, b);
+          lNew = 0;
+        }
+      }
+      htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    }
+    if (lNew !== 0) this.#lruPushFree(lNew);
+    return ret;
+  }
+
+  /**
+   * htab_lru_map_delete_node(): the LRU's del_from_htab. Called with LRU locks held (order
+   * lru -> bucket). Returns true when the element was unlinked.
+   */
+  #lruDeleteNode(node: number): boolean {
+    const tgt = node - E_LRU;
+    const hash = I32[(tgt + E_HASH) >> 2]!;
+    const bi = hash & this.nMask;
+    const b = this.buckets + (bi << 2);
+    const lk = this.locks + (bi << 2);
+    if (htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq) !== 0) return false;
+    window(SITE_LRU_EVICT_LOCKED);
+    let found = false;
+    let n = I32[b >> 2]!;
+    while ((n & 1) === 0) {
+      if (n === tgt) {
+        hlistNullsDelRcu(n);
+        this.#decElemCount();
+        found = true;
+        break;
+      }
+      n = I32[n >> 2]!;
+    }
+    htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    return found;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // syscall path
+
+  /** Copy element `l`'s value (all CPUs for per-CPU maps) to `out`. */
+  #copyValueOut(l: number, out: number, flags: number): number {
+    if (this.percpu) {
+      const pptr = I32[(l + this.valOff) >> 2]!;
+      const vsz = this.vsz;
+      for (let cpu = 0; cpu < nrCpus; cpu++) kcopy(out + cpu * vsz, pptr + cpu * this.valuesStride, vsz);
+      return 0;
+    }
+    const v = l + this.valOff;
+    if ((flags & BPF_F_LOCK) !== 0) {
+      const err = copyMapValueLocked(out, v, this.valueSize, this.lockOff, true);
+      if (err !== 0) return err;
+    } else {
+      copyMapValue(out, v, this.valueSize, this.lockOff);
+    }
+    checkAndInitMapValue(out, this.lockOff);
+    return 0;
+  }
+
+  #sysFlagsOk(flags: number): boolean {
+    if ((flags & ~BPF_F_LOCK) !== 0) return false;
+    if ((flags & BPF_F_LOCK) !== 0 && this.lockOff < 0) return false;
+    return true;
+  }
+
+  sysLookup(key: number, out: number, flags: number): number {
+    if (!this.#sysFlagsOk(flags)) return -EINVAL;
+    // map_lookup_elem_sys_only: an LRU lookup from user space does not set the ref bit
+    const l = this.lookupNulls(key, this.hash(key));
+    if (l === 0) return -ENOENT;
+    return this.#copyValueOut(l, out, flags);
+  }
+
+  sysUpdate(key: number, value: number, flags: number): number {
+    if ((flags & BPF_F_LOCK) !== 0 && this.lockOff < 0) return -EINVAL;
+    switch (this.kind) {
+      case K_HASH: return this.#htabUpdate(key, value, flags);
+      case K_PERCPU: return this.#percpuUpdate(key, value, flags, true);
+      case K_LRU: return this.#lruUpdate(key, value, flags);
+      default: return this.#lruPercpuUpdate(key, value, flags, true);
+    }
+  }
+
+  sysDelete(key: number): number {
+    return this.delete(key);
+  }
+
+  /** __htab_map_lookup_and_delete_elem */
+  sysLookupAndDelete(key: number, out: number, flags: number): number {
+    if ((flags & BPF_F_LOCK) !== 0 && (this.lockOff < 0 || this.percpu)) return -EINVAL;
+    const hash = this.hash(key);
+    const bi = hash & this.nMask;
+    const b = this.buckets + (bi << 2);
+    const lk = this.locks + (bi << 2);
+    let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    if (ret !== 0) return ret;
+    window(SITE_LAD_LOCKED);
+    const l = this.lookupRaw(b, key, hash);
+    if (l === 0) {
+      ret = -ENOENT;
+    } else {
+      ret = this.#copyValueOut(l, out, flags);
+      if (ret === 0) hlistNullsDelRcu(l);
+    }
+    htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    if (l !== 0 && ret === 0) {
+      if (this.lru) this.#lruPushFree(l);
+      else this.#freeHtabElem(l);
+    }
+    return ret;
+  }
+
+  /**
+   * htab_map_get_next_key(): key 0 → first element. A key not found (deleted meanwhile) restarts
+   * at bucket 0, so a concurrent delete can make an iteration yield duplicates, as the kernel.
+   * Order: bucket index ascending, most recent first within a bucket.
+   */
+  getNextKey(key: number, outKey: number): number {
+    let i = 0;
+    if (key !== 0) {
+      const hash = this.hash(key);
+      const l = this.lookupNulls(key, hash);
+      if (l !== 0) {
+        const next = I32[(l + E_NEXT) >> 2]!;
+        if ((next & 1) === 0) {
+          kcopy(outKey, next + this.keyOff, this.keySize);
+          return 0;
+        }
+        i = (hash & this.nMask) + 1;
+      }
+    }
+    const hb = this.buckets >> 2;
+    for (; i < this.nBuckets; i++) {
+      const first = I32[hb + i]!;
+      if ((first & 1) === 0) {
+        kcopy(outKey, first + this.keyOff, this.keySize);
+        return 0;
+      }
+    }
+    return -ENOENT;
+  }
+
+  /** __htab_map_lookup_and_delete_batch (reference §2.11). */
+  lookupBatch(inBatch: number, keys: number, values: number, count: number, elemFlags: number, flags: number, doDelete: boolean, res: number): number {
+    const resI = res >> 2;
+    I32[resI + (BATCH_RES_COUNT >> 2)] = 0;
+    I32[resI + (BATCH_RES_OUT >> 2)] = inBatch;
+    if ((elemFlags & ~BPF_F_LOCK) !== 0 || ((elemFlags & BPF_F_LOCK) !== 0 && (this.lockOff < 0 || this.percpu))) return -EINVAL;
+    if (flags !== 0) return -EINVAL;
+    if (count === 0) return 0;
+    let batch = inBatch >>> 0;
+    if (batch >= this.nBuckets) return -ENOENT;
+    const ks = this.keySize;
+    const vs = this.sysValueSize;
+    let total = 0;
+    let ret = 0;
+    const limit = this.numElems + 1;
+    for (;;) {
+      const b = this.buckets + (batch << 2);
+      const lk = this.locks + (batch << 2);
+      // count without the lock (RCU); lock only a non-empty bucket and count again
+      let cnt = 0;
+      for (let n = I32[b >> 2]!; (n & 1) === 0 && cnt < limit; n = I32[n >> 2]!) cnt++;
+      if (cnt !== 0) {
+        const err = htabLockBucket(lk, this.pcpuArea, this.lockMask, batch, this.rq);
+        if (err !== 0) { ret = err; break; }
+        window(SITE_BATCH_LOCKED);
+        cnt = 0;
+        for (let n = I32[b >> 2]!; (n & 1) === 0; n = I32[n >> 2]!) cnt++;
+        if (cnt > count - total) {
+          if (total === 0) ret = -ENOSPC;
+          htabUnlockBucket(lk, this.pcpuArea, this.lockMask, batch, this.rq);
+          break;
+        }
+        let toFree = 0;
+        let dk = keys + total * ks;
+        let dv = values + total * vs;
+        let n = I32[b >> 2]!;
+        while ((n & 1) === 0) {
+          const next = I32[n >> 2]!;
+          kcopy(dk, n + this.keyOff, ks);
+          const e = this.#copyValueOut(n, dv, elemFlags);
+          if (e !== 0 && ret === 0) ret = e;
+          if (doDelete) {
+            hlistNullsDelRcu(n);
+            I32[(n + E_FLINK) >> 2] = toFree; // batch_flink aliases the freed pprev
+            toFree = n;
+          }
+          dk += ks;
+          dv += vs;
+          n = next;
+        }
+        htabUnlockBucket(lk, this.pcpuArea, this.lockMask, batch, this.rq);
+        while (toFree !== 0) {
+          const l = toFree;
+          toFree = I32[(l + E_FLINK) >> 2]!;
+          if (this.lru) this.#lruPushFree(l);
+          else this.#freeHtabElem(l);
+        }
+        if (ret !== 0) break;
+      }
+      total += cnt;
+      batch++;
+      if (batch >= this.nBuckets) { ret = -ENOENT; break; }
+    }
+    I32[resI + (BATCH_RES_COUNT >> 2)] = total;
+    I32[resI + (BATCH_RES_OUT >> 2)] = batch;
+    return ret;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // lifetime and introspection
+
+  releaseUref(): void {
+    // No timers or workqueues in values yet (bpf_timer lands with its own issue).
+  }
+
+  free(): void {
+    if (this.lruList !== null) bpfLruDestroy(this.lruList.ptr);
+    else pcpuFreelistDestroy(I32[(this.ptr + HTAB_FREELIST) >> 2]!);
+    if (this.values !== 0) kfree(this.values);
+    if (this.elems !== 0) kfree(this.elems);
+    kfree(this.buckets);
+    kfree(I32[(this.ptr + HTAB_RAW_PCPU) >> 2]!);
+  }
+
+  /** htab_map_mem_usage() (preallocated). */
+  memUsage(): number {
+    let usage = SIZEOF_BPF_MAP + SIZEOF_BUCKET * this.nBuckets + 4 * nrCpuIds * HASHTAB_MAP_LOCK_COUNT;
+    usage += this.elemSize * this.numElems;
+    if (this.percpu) usage += this.vsz * nrCpus * this.numElems;
+    else if (!this.lru) usage += 4 * nrCpuIds;
+    return usage;
+  }
+
+  elemCount(): number {
+    let n = 0;
+    for (let cpu = 0; cpu < nrCpuIds; cpu++) n += I32[(this.pcpuArea + cpu * CACHELINE + HP_ELEM_COUNT) >> 2]!;
+    return n;
+  }
+
+  stats(): BpfMapStats {
+    return {
+      elements: this.elemCount(),
+      memoryBytes: this.memUsage(),
+      maxEntries: this.maxEntries,
+      freeElements: this.lruList !== null ? this.lruList.freeCount(this.numElems) : this.alloc!.freeCount(),
+      spareElements: this.alloc !== null ? this.alloc.spareCount() : 0,
+      nBuckets: this.nBuckets,
+    };
+  }
+
+  check(): string[] {
+    const out: string[] = [];
+    const N = this.numElems;
+    const where = new Uint8Array(N); // 0 unseen, 1 bucket, 2+ held elsewhere (LRU: type + 2)
+    const elemIndex = (e: number): number => {
+      const off = e - this.elems;
+      if (off < 0 || off % this.elemSize !== 0 || off / this.elemSize >= N) return -1;
+      return off / this.elemSize;
+    };
+    let live = 0;
+    const hb = this.buckets >> 2;
+    for (let i = 0; i < this.nBuckets; i++) {
+      const b = this.buckets + (i << 2);
+      const lw = lockWord(this.locks + (i << 2));
+      if (lw !== 0) out.push(`bucket ${i}: lock word 0x${lw.toString(16)}, expected 0`);
+      let prevLink = b;
+      let n = I32[hb + i]!;
+      let steps = 0;
+      while ((n & 1) === 0) {
+        if (++steps > N) { out.push(`bucket ${i}: chain longer than ${N} elements (cycle?)`); break; }
+        const idx = elemIndex(n);
+        if (idx < 0) { out.push(`bucket ${i}: link 0x${n.toString(16)} is not an element`); break; }
+        if (where[idx] !== 0) out.push(`element ${idx} is in bucket ${i} and elsewhere (twice)`);
+        where[idx] = 1;
+        live++;
+        const h = I32[(n + E_HASH) >> 2]!;
+        if ((h & this.nMask) !== i) out.push(`element ${idx} with hash 0x${(h >>> 0).toString(16)} is in bucket ${i}`);
+        if (h !== this.hash(n + this.keyOff)) out.push(`element ${idx}: stored hash does not match its key`);
+        if (I32[(n + E_PPREV) >> 2] !== prevLink) out.push(`element ${idx} in bucket ${i}: pprev 0x${(I32[(n + E_PPREV) >> 2]! >>> 0).toString(16)}, expected 0x${prevLink.toString(16)}`);
+        prevLink = n + E_NEXT;
+        n = I32[n >> 2]!;
+      }
+      if ((n & 1) === 1 && n !== ((i << 1) | 1)) out.push(`bucket ${i}: chain ends in nulls marker ${n >>> 1}, expected ${i}`);
+    }
+    for (let cpu = 0; cpu < nrCpuIds; cpu++) {
+      const base = this.pcpuArea + cpu * CACHELINE + HP_MAP_LOCKED;
+      for (let s = 0; s < HASHTAB_MAP_LOCK_COUNT; s++) {
+        const v = I32[(base + s * 4) >> 2]!;
+        if (v !== 0) out.push(`map_locked[${s}] of cpu ${cpu} is ${v}, expected 0`);
+      }
+    }
+    const counted = this.elemCount();
+    if (counted !== live) out.push(`element count: per-CPU counters sum to ${counted}, buckets hold ${live}`);
+    if (live > this.maxEntries) out.push(`${live} live elements exceed max_entries ${this.maxEntries}`);
+    if (this.percpu) {
+      for (let i = 0; i < N; i++) {
+        const e = this.elems + i * this.elemSize;
+        if (I32[(e + this.valOff) >> 2] !== this.values + i * this.vsz) out.push(`element ${i}: per-CPU value pointer changed`);
+      }
+    }
+    let held = 0;
+    if (this.lruList !== null) {
+      this.lruList.check(N, (node, type, list) => {
+        const idx = elemIndex(node - E_LRU);
+        if (idx < 0) { out.push(`lru: ${list} holds 0x${node.toString(16)}, not an element`); return; }
+        const w = where[idx]!;
+        const inLru = type === BPF_LRU_LIST_T_ACTIVE || type === BPF_LRU_LIST_T_INACTIVE || type === BPF_LRU_LOCAL_LIST_T_PENDING;
+        if (w >= 2) out.push(`element ${idx} is on two LRU lists`);
+        else if (w === 1 && !inLru) out.push(`element ${idx} is in a bucket and on LRU ${list}`);
+        else if (w === 0 && inLru) out.push(`element ${idx} is on LRU ${list} but in no bucket`);
+        where[idx] = 2 + type;
+        held++;
+      }, out);
+      for (let i = 0; i < N; i++) if (where[i] === 1) out.push(`element ${i} is in a bucket but on no LRU list`);
+      if (held !== N) out.push(`conservation: ${held} elements on LRU lists, expected ${N} (max_entries)`);
+    } else {
+      this.alloc!.checkHeld((e, list) => {
+        const idx = elemIndex(e);
+        if (idx < 0) { out.push(`${list} holds 0x${e.toString(16)}, not an element`); return; }
+        if (where[idx] !== 0) out.push(`element ${idx} is on ${list} and elsewhere (twice)`);
+        where[idx] = 2;
+        held++;
+      }, out);
+      if (live + held !== N) {
+        out.push(`conservation: free + spares (${held}) + live (${live}) = ${held + live}, expected ${N} (max_entries ${this.maxEntries}${this.kind === K_HASH ? ` + ${nrCpuIds} spares` : ''})`);
+      }
+    }
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// creation (main thread)
+
+function fail(errno: number, msg: string): never {
+  throw new BpfError(errno, msg);
+}
+
+/** htab_map_alloc_check(): throws BpfError naming the offending field. */
+export function htabMapAllocCheck(spec: ResolvedMapSpec): void {
+  const percpu = spec.typeId === BPF_MAP_TYPE_PERCPU_HASH || spec.typeId === BPF_MAP_TYPE_LRU_PERCPU_HASH;
+  const lru = spec.typeId === BPF_MAP_TYPE_LRU_HASH || spec.typeId === BPF_MAP_TYPE_LRU_PERCPU_HASH;
+  const f = spec.flags;
+  if ((f & ~HTAB_CREATE_FLAG_MASK) !== 0) fail(EINVAL, `flags has bits not valid for ${spec.type} maps: 0x${((f & ~HTAB_CREATE_FLAG_MASK) >>> 0).toString(16)}`);
+  if (!lru && (f & BPF_F_NO_COMMON_LRU) !== 0) fail(EINVAL, `flags: BPF_F_NO_COMMON_LRU is only valid for LRU maps, not ${spec.type}`);
+  if (lru && (f & BPF_F_NO_PREALLOC) !== 0) fail(ENOTSUPP, `flags: BPF_F_NO_PREALLOC is not supported for ${spec.type} maps (LRU maps are always preallocated)`);
+  if ((f & BPF_F_NUMA_NODE) !== 0 && (percpu || (f & BPF_F_NO_COMMON_LRU) !== 0)) fail(EINVAL, 'flags: BPF_F_NUMA_NODE is not valid with per-CPU values or per-CPU LRU lists');
+  if (spec.maxEntries === 0) fail(EINVAL, 'maxEntries must not be 0');
+  if (spec.keySize === 0) fail(EINVAL, 'keySize must not be 0');
+  if (spec.valueSize === 0) fail(EINVAL, 'valueSize must not be 0');
+  if (spec.keySize + spec.valueSize >= KMALLOC_MAX_SIZE - E_KEY_LRU) {
+    fail(E2BIG, `keySize + valueSize (${spec.keySize + spec.valueSize}) must be below ${KMALLOC_MAX_SIZE - E_KEY_LRU}`);
+  }
+  if (percpu && roundUp8(spec.valueSize) > PCPU_MIN_UNIT_SIZE) fail(E2BIG, `valueSize of a per-CPU map must be at most ${PCPU_MIN_UNIT_SIZE}; got ${spec.valueSize}`);
+  if (spec.maxEntries > 2 ** 31) fail(E2BIG, `maxEntries must be at most 2^31; got ${spec.maxEntries}`);
+  if ((f & BPF_F_NO_PREALLOC) !== 0) {
+    // TODO(next issue): bpf_mem_alloc / legacy kmalloc element allocators (htab_alloc.ts).
+    fail(EINVAL, 'flags: BPF_F_NO_PREALLOC (dynamically allocated hash maps) is not implemented yet');
+  }
+}
+
+function roundupPowOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/** A per-map hash seed derived from the runtime seed (deterministic per boot). */
+function deriveHashrnd(serial: number): number {
+  let x = (headerI32(HDR_SEED) ^ Math.imul(serial, 0x9e3779b9)) | 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) | 0;
+}
+
+/**
+ * htab_map_alloc(): fill in struct bpf_htab at `ptr` (whose common header registry.ts wrote) and
+ * allocate buckets, per-CPU lines and the preallocated elements. Throws BpfError (ENOMEM, E2BIG)
+ * after freeing what it took. May lower MAP_MAX_ENTRIES (per-CPU LRU rounding).
+ */
+export function htabMapAlloc(ptr: number, spec: ResolvedMapSpec, owner: number): void {
+  const typeId = spec.typeId;
+  const percpu = typeId === BPF_MAP_TYPE_PERCPU_HASH || typeId === BPF_MAP_TYPE_LRU_PERCPU_HASH;
+  const lru = typeId === BPF_MAP_TYPE_LRU_HASH || typeId === BPF_MAP_TYPE_LRU_PERCPU_HASH;
+  const percpuLru = (spec.flags & BPF_F_NO_COMMON_LRU) !== 0;
+  let maxEntries = spec.maxEntries;
+  if (percpuLru) {
+    // every CPU's list gets the same number of elements, at least one
+    const r = Math.ceil(maxEntries / nrCpuIds) * nrCpuIds;
+    maxEntries = r > 2 ** 32 - 1 ? Math.floor(maxEntries / nrCpuIds) * nrCpuIds : r;
+  }
+  if (maxEntries > 2 ** 31) fail(E2BIG, `maxEntries must be at most 2^31; got ${maxEntries}`);
+  const nBuckets = roundupPowOfTwo(maxEntries);
+  const keyOff = lru ? E_KEY_LRU : E_KEY_PLAIN;
+  const vsz = roundUp8(spec.valueSize);
+  const elemSize = keyOff + roundUp8(spec.keySize) + (percpu ? 8 : vsz);
+  const numElems = maxEntries + (!percpu && !lru ? nrCpuIds : 0);
+  const serial = I32[(ptr + MAP_SERIAL) >> 2]!;
+  I32[(ptr + MAP_MAX_ENTRIES) >> 2] = maxEntries;
+
+  const taken: number[] = [];
+  let freelist = 0;
+  let lruPtr = 0;
+  const nomem = (what: string): never => {
+    if (freelist !== 0) pcpuFreelistDestroy(freelist);
+    if (lruPtr !== 0) bpfLruDestroy(lruPtr);
+    for (const p of taken) kfree(p);
+    fail(ENOMEM, `cannot allocate ${what} for ${spec.type} map '${spec.name}' (${maxEntries} entries)`);
+  };
+  const buckets = kmalloc(nBuckets * SIZEOF_BUCKET, owner);
+  if (buckets === 0) nomem('buckets');
+  taken.push(buckets);
+  const locks = buckets + nBuckets * 4;
+  for (let i = 0; i < nBuckets; i++) {
+    I32[(buckets >> 2) + i] = (i << 1) | 1; // INIT_HLIST_NULLS_HEAD(&b->head, i)
+    I32[(locks >> 2) + i] = 0;              // raw_spin_lock_init(&b->raw_lock)
+  }
+  const rawPcpu = kzalloc((nrCpuIds + 1) * CACHELINE, owner);
+  if (rawPcpu === 0) nomem('per-CPU state');
+  taken.push(rawPcpu);
+  const pcpuArea = (rawPcpu + CACHELINE - 1) & ~(CACHELINE - 1);
+
+  const elems = kzalloc(numElems * elemSize, owner);
+  if (elems === 0) nomem('preallocated elements');
+  taken.push(elems);
+  for (let i = 0; i < numElems; i++) I32[(elems + i * elemSize + E_NEXT) >> 2] = 1; // a nulls marker, never 0
+  let values = 0;
+  let stride = 0;
+  if (percpu) {
+    values = kzalloc(nrCpus * numElems * vsz, owner);
+    if (values === 0) nomem('per-CPU values');
+    taken.push(values);
+    stride = numElems * vsz;
+    const vo = keyOff + roundUp8(spec.keySize);
+    for (let i = 0; i < numElems; i++) I32[(elems + i * elemSize + vo) >> 2] = values + i * vsz;
+  }
+  if (lru) {
+    lruPtr = bpfLruAlloc(owner, percpuLru, E_HASH - E_LRU, numElems);
+    if (lruPtr === 0) nomem('LRU lists');
+    new BpfLru(lruPtr, () => false).populate(elems, E_LRU, elemSize, numElems);
+  } else {
+    freelist = pcpuFreelistInit(owner);
+    if (freelist === 0) nomem('freelist');
+    pcpuFreelistPopulate(freelist, elems + E_FNODE, elemSize, numElems);
+    if (!percpu) {
+      // alloc_extra_elems(): one spare per CPU id, taken from the freelist
+      for (let cpu = 0; cpu < nrCpuIds; cpu++) {
+        const node = pcpuFreelistPop(freelist);
+        I32[(pcpuArea + cpu * CACHELINE + HP_EXTRA_ELEM) >> 2] = node - E_FNODE;
+      }
+    }
+  }
+  const s = (off: number, v: number): void => { I32[(ptr + off) >> 2] = v; };
+  s(HTAB_BUCKETS, buckets);
+  s(HTAB_LOCKS, locks);
+  s(HTAB_N_BUCKETS, nBuckets);
+  s(HTAB_ELEMS, elems);
+  s(HTAB_ELEM_SIZE, elemSize);
+  s(HTAB_NUM_ELEMS, numElems);
+  s(HTAB_HASHRND, (spec.flags & BPF_F_ZERO_SEED) !== 0 ? 0 : deriveHashrnd(serial));
+  s(HTAB_FREELIST, freelist);
+  s(HTAB_LRU, lruPtr);
+  s(HTAB_PCPU, pcpuArea);
+  s(HTAB_VALUES, values);
+  s(HTAB_VALUES_STRIDE, stride);
+  s(HTAB_KEY_OFF, keyOff);
+  s(HTAB_ALLOC_MODE, HTAB_ALLOC_PREALLOC);
+  s(HTAB_RAW_PCPU, rawPcpu);
+}
+
+/** Per-CPU cache levels of a dynamically allocated hash map's bpf_mem_alloc (CLI timelines). */
+export interface HtabMemAllocLevels {
+  readonly unitSize: number;
+  readonly low: number;
+  readonly high: number;
+  /** free_cnt of each CPU id's cache */
+  readonly perCpu: readonly number[];
+}
+
+/**
+ * The bpf_mem_alloc cache levels behind `m`, or null when the map has none (every preallocated
+ * map, every non-hash map). Dynamic maps (BPF_F_NO_PREALLOC) fill this in with their allocator.
+ */
+export function htabMemAllocLevels(m: BpfMapImpl): HtabMemAllocLevels | null {
+  if (!(m instanceof BpfHtab) || m.alloc === null || m.alloc.prealloc) return null;
+  return null;
+}

@@ -1,0 +1,167 @@
+/*
+ * registry.ts — creating maps, finding them again from any thread, and their lifetime
+ * (kernel/bpf/syscall.c map_create / bpf_map_get / bpf_map_put, the map idr).
+ *
+ * Layout: the map id table at MAP_TABLE_BASE, MAP_TABLE_ENTRIES u32 words in the arena header.
+ *   word 0        serial counter (Atomics.add): every created map gets a unique MAP_SERIAL
+ *   word id       struct bpf_map pointer of map `id` (1 .. MAP_TABLE_ENTRIES-1), 0 = free
+ * Slots are claimed with compareExchange 0 -> ptr and cleared when the map is freed.
+ *
+ * Invariants: a live map's MAP_ID slot holds its pointer; MAP_REFCNT >= MAP_USERCNT >= 0 and the
+ * map is freed exactly once, when MAP_REFCNT reaches 0.
+ *
+ * Contexts: createMap, bpfMapPut's free path: main thread. openMap/mapById: any thread; each
+ * thread caches one BpfMapImpl per (pointer, serial), so a program's maps are plain objects whose
+ * fields the JIT can keep in registers.
+ */
+import { I32, U8, SAB } from '../mem/arena.js';
+import { MAP_TABLE_BASE, MAP_TABLE_ENTRIES } from '../mem/layout.js';
+import { kzalloc, kfree } from '../mem/slab.js';
+import { allocOwner, freeOwner } from '../mem/owners.js';
+import { BpfError, EINVAL, ENOMEM, ENOSPC } from '../errno.js';
+import {
+  mapSpecCheck, MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE, MAP_MAX_ENTRIES, MAP_FLAGS, MAP_ID,
+  MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_STATE, MAP_NAME, SIZEOF_BPF_MAP,
+  MAP_STATE_LIVE, MAP_STATE_FREED, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_HASH,
+  BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
+  type BpfMapImpl, type MapSpec,
+} from './map_ops.js';
+import { BpfHtab, htabMapAllocCheck, htabMapAlloc } from './hashtab.js';
+import { BpfArray, arrayMapAllocCheck, arrayMapAlloc } from './arraymap.js';
+
+export type { MapSpec } from './map_ops.js';
+
+const TABLE_I = MAP_TABLE_BASE >> 2;
+
+let cacheSab: SharedArrayBuffer | null = null;
+let cache = new Map<number, BpfMapImpl>();
+
+function isHashType(t: number): boolean {
+  return t === BPF_MAP_TYPE_HASH || t === BPF_MAP_TYPE_PERCPU_HASH || t === BPF_MAP_TYPE_LRU_HASH || t === BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+/**
+ * map_create(): validate `spec` (BpfError EINVAL/E2BIG/ENOTSUPP naming the field), allocate the
+ * map in kernel memory, give it an id, and return this thread's handle. The map starts with one
+ * reference, the user's (MAP_REFCNT = MAP_USERCNT = 1). Main thread only.
+ */
+export function createMap(spec: MapSpec): BpfMapImpl {
+  const r = mapSpecCheck(spec);
+  if (isHashType(r.typeId)) htabMapAllocCheck(r);
+  else if (r.typeId === BPF_MAP_TYPE_ARRAY || r.typeId === BPF_MAP_TYPE_PERCPU_ARRAY) arrayMapAllocCheck(r);
+  else throw new BpfError(EINVAL, `type ${r.type} is not implemented yet`);
+
+  const owner = allocOwner(`map:${r.name !== '' ? r.name : r.type}`);
+  const ptr = kzalloc(SIZEOF_BPF_MAP, owner);
+  if (ptr === 0) {
+    freeOwner(owner);
+    throw new BpfError(ENOMEM, `cannot allocate struct bpf_map for '${r.name}'`);
+  }
+  let id = 0;
+  for (let i = 1; i < MAP_TABLE_ENTRIES; i++) {
+    if (Atomics.compareExchange(I32, TABLE_I + i, 0, ptr) === 0) { id = i; break; }
+  }
+  if (id === 0) {
+    kfree(ptr);
+    freeOwner(owner);
+    throw new BpfError(ENOSPC, `all ${MAP_TABLE_ENTRIES - 1} map ids are in use`);
+  }
+  const s = (off: number, v: number): void => { I32[(ptr + off) >> 2] = v; };
+  s(MAP_TYPE, r.typeId);
+  s(MAP_KEY_SIZE, r.keySize);
+  s(MAP_VALUE_SIZE, r.valueSize);
+  s(MAP_MAX_ENTRIES, r.maxEntries);
+  s(MAP_FLAGS, r.flags);
+  s(MAP_ID, id);
+  s(MAP_SERIAL, Atomics.add(I32, TABLE_I, 1) + 1);
+  s(MAP_REFCNT, 1);
+  s(MAP_USERCNT, 1);
+  s(MAP_OWNER, owner);
+  s(MAP_LOCK_OFF, r.spinLockOffset + 1);
+  for (let i = 0; i < r.name.length; i++) U8[ptr + MAP_NAME + i] = r.name.charCodeAt(i);
+  try {
+    if (isHashType(r.typeId)) htabMapAlloc(ptr, r, owner);
+    else arrayMapAlloc(ptr, r, owner);
+  } catch (e: unknown) {
+    Atomics.store(I32, TABLE_I + id, 0);
+    kfree(ptr);
+    freeOwner(owner);
+    throw e;
+  }
+  Atomics.store(I32, (ptr + MAP_STATE) >> 2, MAP_STATE_LIVE);
+  return openMap(ptr);
+}
+
+/** This thread's handle on the map at `ptr` (any thread; cached per pointer and serial). */
+export function openMap(ptr: number): BpfMapImpl {
+  if (cacheSab !== SAB) { cacheSab = SAB; cache = new Map(); }
+  const serial = I32[(ptr + MAP_SERIAL) >> 2]!;
+  const hit = cache.get(ptr);
+  if (hit !== undefined && hit.serial === serial) return hit;
+  if (Atomics.load(I32, (ptr + MAP_STATE) >> 2) !== MAP_STATE_LIVE) {
+    throw new BpfError(EINVAL, `openMap(0x${ptr.toString(16)}): not a live map`);
+  }
+  const t = I32[(ptr + MAP_TYPE) >> 2]!;
+  const m: BpfMapImpl = isHashType(t) ? new BpfHtab(ptr) : new BpfArray(ptr);
+  cache.set(ptr, m);
+  return m;
+}
+
+/** The map with id `id`, or undefined (any thread). */
+export function mapById(id: number): BpfMapImpl | undefined {
+  if (!(id > 0 && id < MAP_TABLE_ENTRIES)) return undefined;
+  const ptr = Atomics.load(I32, TABLE_I + id);
+  if (ptr === 0 || Atomics.load(I32, (ptr + MAP_STATE) >> 2) !== MAP_STATE_LIVE) return undefined;
+  return openMap(ptr);
+}
+
+/** Ids of all live maps (main thread; for tools and tests). */
+export function liveMapIds(): number[] {
+  const ids: number[] = [];
+  for (let i = 1; i < MAP_TABLE_ENTRIES; i++) if (Atomics.load(I32, TABLE_I + i) !== 0) ids.push(i);
+  return ids;
+}
+
+/** bpf_map_inc(): a program (or another holder) takes a reference. */
+export function bpfMapInc(m: BpfMapImpl): void {
+  Atomics.add(I32, (m.ptr + MAP_REFCNT) >> 2, 1);
+}
+
+/** bpf_map_inc_with_uref(): a user-visible reference (a second handle, a pin). */
+export function bpfMapIncWithUref(m: BpfMapImpl): void {
+  Atomics.add(I32, (m.ptr + MAP_REFCNT) >> 2, 1);
+  Atomics.add(I32, (m.ptr + MAP_USERCNT) >> 2, 1);
+}
+
+/**
+ * bpf_map_put(): drop a reference; at zero the map is freed (main thread: no program can run it
+ * any more, since loaded programs hold references). Returns true when the map was freed.
+ */
+export function bpfMapPut(m: BpfMapImpl): boolean {
+  const left = Atomics.sub(I32, (m.ptr + MAP_REFCNT) >> 2, 1) - 1;
+  if (left > 0) return false;
+  if (left < 0) throw new BpfError(EINVAL, `bpf_map_put: map ${m.id} '${m.name}' reference count went negative`);
+  mapFree(m);
+  return true;
+}
+
+/** bpf_map_put_with_uref(): close of a user handle. map_release_uref runs at usercnt 0. */
+export function bpfMapPutWithUref(m: BpfMapImpl): boolean {
+  const users = Atomics.sub(I32, (m.ptr + MAP_USERCNT) >> 2, 1) - 1;
+  if (users === 0) m.releaseUref();
+  return bpfMapPut(m);
+}
+
+function mapFree(m: BpfMapImpl): void {
+  const ptr = m.ptr;
+  if (Atomics.compareExchange(I32, (ptr + MAP_STATE) >> 2, MAP_STATE_LIVE, MAP_STATE_FREED) !== MAP_STATE_LIVE) return;
+  const owner = I32[(ptr + MAP_OWNER) >> 2]!;
+  m.free();
+  Atomics.compareExchange(I32, TABLE_I + m.id, ptr, 0);
+  cache.delete(ptr);
+  kfree(ptr);
+  freeOwner(owner);
+}
+
+export function mapRefcnt(m: BpfMapImpl): number { return Atomics.load(I32, (m.ptr + MAP_REFCNT) >> 2); }
+export function mapUsercnt(m: BpfMapImpl): number { return Atomics.load(I32, (m.ptr + MAP_USERCNT) >> 2); }
