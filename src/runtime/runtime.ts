@@ -36,7 +36,8 @@ import { OWNER_KERNEL, memStats } from '../mem/owners.js';
 import { BpfError, EINVAL } from '../errno.js';
 import { rcuGlobalInit, rcuService, synchronizeRcu, rcuBarrier, rcuStats } from '../rcu/rcu.js';
 import { irqWorkService } from '../alloc/irq_work.js';
-import { createMap as createMapImpl, type MapSpec } from '../maps/registry.js';
+import { createMap as createMapImpl, bpfMapInc, bpfMapPut, type MapSpec } from '../maps/registry.js';
+import type { BpfMapImpl } from '../maps/map_ops.js';
 import { BpfMap } from '../maps/bpf_map.js';
 import { progStateBytes, PROG_LINE, PS_LAST_RET, PS_MISSES, PS_RUNS, PS_RUN_TIME, PS_ABORTED } from '../prog/prog_run.js';
 import { TRACING_PROG_TYPES, type ProgType } from '../prog/program.js';
@@ -165,15 +166,43 @@ export class Program {
   readonly id: number;
   readonly info: ProgramInfo;
   readonly statePtr: number;
+  /** Maps the program holds a reference on (bpf_map_inc at load, put at unload). */
+  readonly #maps: readonly BpfMapImpl[];
+  readonly #links = new Set<Link>();
+  #unloaded = false;
   /** @internal */
-  constructor(rt: Runtime, id: number, info: ProgramInfo, statePtr: number) {
-    this.#rt = rt; this.id = id; this.info = info; this.statePtr = statePtr;
+  constructor(rt: Runtime, id: number, info: ProgramInfo, statePtr: number, maps: readonly BpfMapImpl[]) {
+    this.#rt = rt; this.id = id; this.info = info; this.statePtr = statePtr; this.#maps = maps;
+  }
+  get unloaded(): boolean { return this.#unloaded; }
+
+  /**
+   * Unload from every CPU: detach its links, drop its map references (a map the user already
+   * closed is freed here), free its state. Idempotent.
+   */
+  async unload(): Promise<void> {
+    if (this.#unloaded) return;
+    this.#unloaded = true;
+    for (const l of [...this.#links]) await l.detach();
+    await this.#rt.unloadFromCpus(this.id);
+    kfree(this.statePtr);
+    for (const m of this.#maps) bpfMapPut(m);
+  }
+
+  #track(l: Link): Link {
+    const wrapped: Link = {
+      detach: async () => { if (this.#links.delete(wrapped)) await l.detach(); },
+      hits: () => l.hits(),
+    };
+    this.#links.add(wrapped);
+    return wrapped;
   }
   get name(): string { return this.info.name; }
   get type(): ProgType { return this.info.type as ProgType; }
 
   /** BPF_PROG_TEST_RUN on one CPU in the given context. */
   async testRun(o: { cpu: number; context?: ContextArg; repeat?: number; args?: unknown }): Promise<TestRunResult> {
+    if (this.#unloaded) throw new Error(`testRun: program '${this.name}' is unloaded`);
     const cpu = this.#rt.checkCpu(o.cpu);
     const repeat = o.repeat ?? 1;
     if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`testRun: 'repeat' must be a positive integer; got ${String(repeat)}`);
@@ -182,10 +211,11 @@ export class Program {
 
   async attach(o: { kind: 'kprobe'; site: string } | { kind: 'perf_event'; cpus?: CpuSelector; frequencyHz?: number } | { kind: 'hardirq' | 'softirq'; cpus?: CpuSelector }): Promise<Link> {
     const rt = this.#rt;
+    if (this.#unloaded) throw new Error(`attach: program '${this.name}' is unloaded`);
     if (o.kind === 'kprobe') {
       if (typeof o.site !== 'string' || o.site === '') throw new RangeError('attach kprobe: `site` must be a site name');
       const slot = attachEntry(ATTACH_KPROBE, defineSite(o.site), [], this.id, rt.cpus);
-      return { detach: async () => detachEntry(slot, rt.cpus), hits: () => attachHits(slot) };
+      return this.#track({ detach: async () => detachEntry(slot, rt.cpus), hits: () => attachHits(slot) });
     }
     const cpus = rt.selectCpus(o.cpus ?? 'all');
     const kind = o.kind === 'perf_event' ? ATTACH_PERF_EVENT : o.kind === 'hardirq' ? ATTACH_HARDIRQ : ATTACH_SOFTIRQ;
@@ -195,10 +225,16 @@ export class Program {
       if (!(o.frequencyHz >= 0)) throw new RangeError(`attach perf_event: 'frequencyHz' must be >= 0; got ${String(o.frequencyHz)}`);
       if (o.frequencyHz > 0) src = rt.randomInjector.add('nmi', cpus, o.frequencyHz);
     }
-    return {
+    return this.#track({
       detach: async () => { src?.stop(); detachEntry(slot, rt.cpus); },
       hits: () => attachHits(slot),
-    };
+    });
+  }
+
+  /** @internal an injection that runs this program: cancelled at unload */
+  trackInjection(cancel: () => void, hits: () => number): Injection {
+    const link = this.#track({ detach: async () => cancel(), hits });
+    return { fired: hits, cancel: () => { void link.detach(); } };
   }
 
   /** The value the program last returned on `cpu` (any context). */
@@ -389,9 +425,15 @@ export class Runtime {
       kfree(statePtr);
       throw new BpfError(EINVAL, refusal);
     }
-    const p = new Program(this, id, info, statePtr);
+    const held = info.maps.map((name) => o.maps![name]!.impl);
+    for (const m of held) bpfMapInc(m);
+    const p = new Program(this, id, info, statePtr, held);
     this.#programs.push(p);
     return p;
+  }
+
+  /** @internal */ async unloadFromCpus(id: number): Promise<void> {
+    await Promise.all(this.#controls.map((c) => c.unloadProgram(id)));
   }
 
   /** The load-time checks the verifier of the modelled era made. */
@@ -415,8 +457,10 @@ export class Runtime {
       const cpu = this.checkCpu(o.cpu);
       const times = o.times ?? 1;
       if (!Number.isInteger(times) || times < 1) throw new RangeError(`inject: 'times' must be a positive integer; got ${String(times)}`);
+      if (o.program?.unloaded === true) throw new Error(`inject: program '${o.program.name}' is unloaded`);
       const slot = armInjection(cpu, defineSite(o.at), o.kind, times, o.program?.id ?? -1);
-      return { fired: () => injectionFired(slot), cancel: () => cancelInjection(slot) };
+      const fired = (): number => injectionFired(slot);
+      return o.program !== undefined ? o.program.trackInjection(() => cancelInjection(slot), fired) : { fired, cancel: () => cancelInjection(slot) };
     }
     if (!(o.ratePerSec > 0)) throw new RangeError(`inject: 'ratePerSec' must be > 0; got ${String(o.ratePerSec)}`);
     const cpus = this.selectCpus(o.cpus);
@@ -426,7 +470,8 @@ export class Runtime {
       slot = attachEntry(kind, 0, cpus, o.program.id, this.cpus);
     }
     const src = this.randomInjector.add(o.kind, cpus, o.ratePerSec);
-    return { fired: () => src.raised(), cancel: () => { src.stop(); if (slot >= 0) detachEntry(slot, this.cpus); } };
+    const cancel = (): void => { src.stop(); if (slot >= 0) detachEntry(slot, this.cpus); };
+    return o.program !== undefined ? o.program.trackInjection(cancel, () => src.raised()) : { fired: () => src.raised(), cancel };
   }
 
   /** Run `program` in a loop on each selected CPU, in `context`, with windows live. */
