@@ -17,7 +17,8 @@
 import { I32, hdrFlags } from '../mem/arena.js';
 import { pcpuI } from '../mem/this_cpu.js';
 import {
-  PC_CTX_MASK, PC_PREEMPT_COUNT, PC_MIGRATE_DISABLE, PC_IRQS_OFF, PC_PROG_ACTIVE, PC_RAW_HELD,
+  PC_CTX_MASK, PC_PREEMPT_COUNT, PC_MIGRATE_DISABLE, PC_IRQS_OFF, PC_PROG_ACTIVE, PC_HELD_COUNT,
+  PC_HELD_CLASS, PC_HELD_MAX, HELD_SLEEPING,
   FLAG_PREEMPT_RT,
 } from '../mem/layout.js';
 
@@ -40,7 +41,6 @@ const PREEMPT_I = PC_PREEMPT_COUNT >> 2;
 const MIGRATE_I = PC_MIGRATE_DISABLE >> 2;
 const IRQS_I = PC_IRQS_OFF >> 2;
 const ACTIVE_I = PC_PROG_ACTIVE >> 2;
-const RAW_I = PC_RAW_HELD >> 2;
 
 export function isPreemptRt(): boolean { return (hdrFlags & FLAG_PREEMPT_RT) !== 0; }
 
@@ -51,7 +51,6 @@ export function contextInit(): void {
   I32[pcpuI + MIGRATE_I] = 0;
   I32[pcpuI + IRQS_I] = 0;
   I32[pcpuI + ACTIVE_I] = 0;
-  I32[pcpuI + RAW_I] = 0;
 }
 
 export function ctxMask(): number { return I32[pcpuI + CTX_I]!; }
@@ -112,8 +111,12 @@ export function progActiveDec(): void { I32[pcpuI + ACTIVE_I] = I32[pcpuI + ACTI
 export function progActive(): number { return I32[pcpuI + ACTIVE_I]!; }
 
 /** Raw (spinning) locks held by this CPU; maintained by the lock code. */
-export function rawHeld(): number { return I32[pcpuI + RAW_I]!; }
-export function rawHeldAdd(d: number): void { I32[pcpuI + RAW_I] = I32[pcpuI + RAW_I]! + d; }
+export function rawHeld(): number {
+  const n = Math.min(I32[pcpuI + (PC_HELD_COUNT >> 2)]!, PC_HELD_MAX);
+  let raw = 0;
+  for (let i = 0; i < n; i++) if ((I32[pcpuI + (PC_HELD_CLASS >> 2) + i]! & HELD_SLEEPING) === 0) raw++;
+  return raw;
+}
 
 /**
  * True when the current context may not sleep on PREEMPT_RT: NMI, hardirq, irqs off, or a raw
@@ -121,7 +124,7 @@ export function rawHeldAdd(d: number): void { I32[pcpuI + RAW_I] = I32[pcpuI + R
  */
 export function inAtomicContextRt(): boolean {
   return (I32[pcpuI + CTX_I]! & ((1 << CTX_NMI) | (1 << CTX_HARDIRQ))) !== 0
-    || I32[pcpuI + IRQS_I] !== 0 || I32[pcpuI + RAW_I]! > 0;
+    || I32[pcpuI + IRQS_I] !== 0 || rawHeld() > 0;
 }
 
 /**

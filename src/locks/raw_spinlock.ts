@@ -29,39 +29,34 @@
 import { I32, U8, nowMs, lockTimeoutMs, hdrFlags, nrCpuIds } from '../mem/arena.js';
 import { pcpuI, thisCpu, perCpuBlock } from '../mem/this_cpu.js';
 import {
-  PC_CTX_MASK, PC_HELD_COUNT, PC_HELD_LOCK, PC_HELD_CLASS, PC_HELD_MAX, PC_IRQS_OFF, PC_RAW_HELD,
+  PC_CTX_MASK, PC_HELD_COUNT, PC_HELD_LOCK, PC_HELD_CLASS, PC_HELD_MAX, PC_IRQS_OFF,
   PC_WAIT_LOCK, HDR_LOCKDEP_BASE, LOCKDEP_CLASSES, LOCKDEP_BYTES, FLAG_LOCKDEP, FLAG_PREEMPT_RT,
+  HELD_CLASS_MASK, HELD_IRQSAVE, HELD_IRQ_WAS_OFF, HELD_SLEEPING, HELD_CTX_SHIFT,
 } from '../mem/layout.js';
 import { EDEADLK, ETIMEDOUT } from '../errno.js';
 import { splat } from '../debug/splat.js';
 import { lockClassName } from './lock_classes.js';
+import { rawHeld } from '../cpu/context.js';
 
 export const LOCK_WAITERS = 1 << 30;
 const OWNER_MASK = 0x7ff;
 const SPIN_LIMIT = 100;
 const WAIT_SLICE_MS = 20;
 
-const HELD_IRQSAVE = 1 << 16;   // entry was taken with _irqsave
-const HELD_IRQ_WAS_OFF = 1 << 17; // saved flag: irqs were already off
-const HELD_SLEEPING = 1 << 18;  // a spinlock_t taken as a sleeping lock (RT)
-const HELD_CTX_SHIFT = 20;      // bits 20..21: context level the lock was taken in
-const HELD_CLASS_MASK = 0xffff;
 
 const CTX_I = PC_CTX_MASK >> 2;
 const HELD_N_I = PC_HELD_COUNT >> 2;
 const HELD_L_I = PC_HELD_LOCK >> 2;
 const HELD_C_I = PC_HELD_CLASS >> 2;
 const IRQS_I = PC_IRQS_OFF >> 2;
-const RAW_I = PC_RAW_HELD >> 2;
 const WAIT_I = PC_WAIT_LOCK >> 2;
 
-function ownerWord(): number {
-  return (thisCpu + 1) | ((31 - Math.clz32(I32[pcpuI + CTX_I]!)) << 8);
+function curCtx(): number {
+  return 31 - Math.clz32(I32[pcpuI + CTX_I]!);
 }
 
-function pushHeld(lock: number, clsBits: number): void {
+function pushHeld(lock: number, clsBits: number, ctx: number): void {
   const n = I32[pcpuI + HELD_N_I]!;
-  const ctx = 31 - Math.clz32(I32[pcpuI + CTX_I]!);
   if (n > 0 && (hdrFlags & FLAG_LOCKDEP) !== 0) lockdepCheck(clsBits & HELD_CLASS_MASK, n, ctx);
   if (n < PC_HELD_MAX) {
     I32[pcpuI + HELD_L_I + n] = lock;
@@ -73,6 +68,10 @@ function pushHeld(lock: number, clsBits: number): void {
 /** Remove `lock` from the held table (normally the top); returns its class bits or -1. */
 function popHeld(lock: number): number {
   const n = I32[pcpuI + HELD_N_I]!;
+  if (n > 0 && n <= PC_HELD_MAX && I32[pcpuI + HELD_L_I + n - 1] === lock) { // LIFO: the common case
+    I32[pcpuI + HELD_N_I] = n - 1;
+    return I32[pcpuI + HELD_C_I + n - 1]!;
+  }
   const top = Math.min(n, PC_HELD_MAX) - 1;
   for (let i = top; i >= 0; i--) {
     if (I32[pcpuI + HELD_L_I + i] === lock) {
@@ -181,21 +180,21 @@ function lockSlow(lock: number, me: number, spin: boolean, what: string): number
 
 /** raw_spin_lock(): 0, or -EDEADLK / -ETIMEDOUT (with a splat). Does not touch irqs. */
 export function rawSpinLock(lock: number, cls: number): number {
-  const me = ownerWord();
+  const ctx = curCtx();
+  const me = (thisCpu + 1) | (ctx << 8);
   if (Atomics.compareExchange(I32, lock >> 2, 0, me) !== 0) {
     const err = lockSlow(lock, me, true, lockClassName(cls));
     if (err !== 0) return err;
   }
-  pushHeld(lock, cls);
-  I32[pcpuI + RAW_I] = I32[pcpuI + RAW_I]! + 1;
+  pushHeld(lock, cls, ctx);
   return 0;
 }
 
 /** raw_spin_trylock(): true when taken. Never waits, never splats (the NMI-safe way in). */
 export function rawSpinTrylock(lock: number, cls: number): boolean {
-  if (Atomics.compareExchange(I32, lock >> 2, 0, ownerWord()) !== 0) return false;
-  pushHeld(lock, cls);
-  I32[pcpuI + RAW_I] = I32[pcpuI + RAW_I]! + 1;
+  const ctx = curCtx();
+  if (Atomics.compareExchange(I32, lock >> 2, 0, (thisCpu + 1) | (ctx << 8)) !== 0) return false;
+  pushHeld(lock, cls, ctx);
   return true;
 }
 
@@ -207,7 +206,6 @@ function release(lock: number): void {
 
 export function rawSpinUnlock(lock: number): void {
   if (popHeld(lock) < 0) splat('warn', `raw_spin_unlock of 0x${lock.toString(16)} not in the held-lock table`);
-  I32[pcpuI + RAW_I] = I32[pcpuI + RAW_I]! - 1;
   release(lock);
 }
 
@@ -215,30 +213,29 @@ export function rawSpinUnlock(lock: number): void {
 export function rawSpinLockIrqsave(lock: number, cls: number): number {
   const was = I32[pcpuI + IRQS_I]!;
   I32[pcpuI + IRQS_I] = 1;
-  const me = ownerWord();
+  const ctx = curCtx();
+  const me = (thisCpu + 1) | (ctx << 8);
   if (Atomics.compareExchange(I32, lock >> 2, 0, me) !== 0) {
     const err = lockSlow(lock, me, true, lockClassName(cls));
     if (err !== 0) { I32[pcpuI + IRQS_I] = was; return err; }
   }
-  pushHeld(lock, cls | HELD_IRQSAVE | (was !== 0 ? HELD_IRQ_WAS_OFF : 0));
-  I32[pcpuI + RAW_I] = I32[pcpuI + RAW_I]! + 1;
+  pushHeld(lock, cls | HELD_IRQSAVE | (was !== 0 ? HELD_IRQ_WAS_OFF : 0), ctx);
   return 0;
 }
 
 /** raw_spin_trylock_irqsave(): true when taken (irqs then off until the unlock). */
 export function rawSpinTrylockIrqsave(lock: number, cls: number): boolean {
   const was = I32[pcpuI + IRQS_I]!;
-  if (Atomics.compareExchange(I32, lock >> 2, 0, ownerWord()) !== 0) return false;
+  const ctx = curCtx();
+  if (Atomics.compareExchange(I32, lock >> 2, 0, (thisCpu + 1) | (ctx << 8)) !== 0) return false;
   I32[pcpuI + IRQS_I] = 1;
-  pushHeld(lock, cls | HELD_IRQSAVE | (was !== 0 ? HELD_IRQ_WAS_OFF : 0));
-  I32[pcpuI + RAW_I] = I32[pcpuI + RAW_I]! + 1;
+  pushHeld(lock, cls | HELD_IRQSAVE | (was !== 0 ? HELD_IRQ_WAS_OFF : 0), ctx);
   return true;
 }
 
 export function rawSpinUnlockIrqrestore(lock: number): void {
   const bits = popHeld(lock);
   if (bits < 0) splat('warn', `raw_spin_unlock_irqrestore of 0x${lock.toString(16)} not in the held-lock table`);
-  I32[pcpuI + RAW_I] = I32[pcpuI + RAW_I]! - 1;
   release(lock);
   if (bits >= 0 && (bits & HELD_IRQSAVE) !== 0) I32[pcpuI + IRQS_I] = (bits & HELD_IRQ_WAS_OFF) !== 0 ? 1 : 0;
 }
@@ -253,7 +250,7 @@ export function mightSleep(what: string): boolean {
   if (!rt()) return false;
   const mask = I32[pcpuI + CTX_I]!;
   const reason = (mask & 8) !== 0 ? 'in NMI' : (mask & 4) !== 0 ? 'in hardirq'
-    : I32[pcpuI + IRQS_I] !== 0 ? 'with irqs disabled' : I32[pcpuI + RAW_I]! > 0 ? 'under a raw spinlock' : '';
+    : I32[pcpuI + IRQS_I] !== 0 ? 'with irqs disabled' : rawHeld() > 0 ? 'under a raw spinlock' : '';
   if (reason === '') return false;
   splat('sleeping_in_atomic', `BUG: sleeping function called from invalid context: ${what} ${reason}`);
   return true;
@@ -263,12 +260,13 @@ export function mightSleep(what: string): boolean {
 export function spinLockIrqsave(lock: number, cls: number): number {
   if (!rt()) return rawSpinLockIrqsave(lock, cls);
   mightSleep(`spin_lock(${lockClassName(cls)})`);
-  const me = ownerWord();
+  const ctx = curCtx();
+  const me = (thisCpu + 1) | (ctx << 8);
   if (Atomics.compareExchange(I32, lock >> 2, 0, me) !== 0) {
     const err = lockSlow(lock, me, false, lockClassName(cls));
     if (err !== 0) return err;
   }
-  pushHeld(lock, cls | HELD_SLEEPING);
+  pushHeld(lock, cls | HELD_SLEEPING, ctx);
   return 0;
 }
 

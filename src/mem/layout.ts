@@ -105,12 +105,18 @@ export const PC_PROG_ACTIVE = 144;       // bpf_prog_active
 export const PC_HELD_COUNT = 148;        // entries in the held-lock table
 export const PC_CUR_SITE = 152;          // last window passed (for splats)
 export const PC_IN_WINDOW = 156;         // >0 while the window slow path runs (no re-entry)
-export const PC_RAW_HELD = 160;          // raw (non-sleeping) locks held: RT might_sleep check
+export const PC_RAW_HELD = 160;          // (unused: raw locks held are counted from the held table)
 export const PC_WAIT_LOCK = 164;         // lock this CPU is waiting for (ABBA detection reads it)
 export const PC_PROG_DEPTH = 168;        // programs running on this CPU, nested (scratch frame index + 1)
 export const PC_HELD_MAX = 8;
 export const PC_HELD_LOCK = 192;         // u32[8] lock pointers
 export const PC_HELD_CLASS = 224;        // i32[8] class | HELD_* bits (saved irq flag, kind)
+// bits of a PC_HELD_CLASS entry
+export const HELD_CLASS_MASK = 0xffff;
+export const HELD_IRQSAVE = 1 << 16;     // taken with _irqsave
+export const HELD_IRQ_WAS_OFF = 1 << 17; // saved flag: irqs were already off
+export const HELD_SLEEPING = 1 << 18;    // a spinlock_t taken as a sleeping lock (RT)
+export const HELD_CTX_SHIFT = 20;        // bits 20..21: context level the lock was taken in
 // line 2: RCU read side (owner writes; coordinator reads)
 export const PC_RCU_NESTING = 256;
 export const PC_RCU_QS_SEQ = 260;        // bumped at every quiescent state
