@@ -14,7 +14,7 @@ export {
   BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_ZERO_SEED, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG,
   MAP_TYPES,
 } from './maps/map_ops.js';
-export type { MapSpec, MapType, BpfMapInfo, BpfMapStats } from './maps/map_ops.js';
+export type { MapSpec, MapType, BpfMapInfo, BpfMapStats, InnerMapTemplate } from './maps/map_ops.js';
 export * from './errno.js';
 export { SPLAT_KINDS, formatSplat } from './debug/splat.js';
 export type { Splat, SplatKind } from './debug/splat.js';

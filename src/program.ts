@@ -9,6 +9,7 @@ export type { ContextName } from './cpu/context.js';
 export * from './errno.js';
 export { BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK } from './maps/map_ops.js';
 export type { BpfMapImpl } from './maps/map_ops.js';
+export type { BpfMapInMap } from './maps/map_in_map.js';
 export {
   LC_BPF_SPIN_LOCK, LC_TEST_A, LC_TEST_B, LC_TEST_SLEEPING,
 } from './locks/lock_classes.js';

@@ -14,22 +14,31 @@
  *
  * Contexts: main thread only (the housekeeping CPU, task context). Not reentrant.
  *
+ * hash_of_maps / array_of_maps (map_in_map.ts): update and delete return a Promise that resolves
+ * after a grace period (the kernel's maybe_wait_bpf_programs = synchronize_rcu after a successful
+ * update/delete), so once `await outer.update(k, inner)` returns no program still uses the inner
+ * map it replaced; their errors reject the promise. The value of update is the inner map (a BpfMap,
+ * a BpfMapImpl) or its id as 4 little-endian bytes (the simulation's fd); lookup returns the id.
+ * updateBatch / deleteBatch on them do not wait (call rt.synchronizeRcu() afterwards).
+ *
  * Differences from the kernel: batch cursors are plain numbers (hash: bucket index; array: next
  * index); generic update/delete batch calls throw a BpfError whose `processed` says how many
  * elements were done before the failure (the kernel reports it in attr->batch.count).
  */
 import { U8, I32, hdrFlags } from '../mem/arena.js';
-import { FLAG_DYN_KMALLOC, FLAG_PREEMPT_RT } from '../mem/layout.js';
+import { FLAG_DYN_KMALLOC, FLAG_PREEMPT_RT, HDR_STOPPING } from '../mem/layout.js';
 import { kmalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import { bpfDisableInstrumentation, bpfEnableInstrumentation } from '../cpu/context.js';
-import { rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';
+import { rcuReadLock, rcuReadUnlock, synchronizeRcu } from '../rcu/rcu.js';
 import { BpfError, EINVAL, ENOENT, ENOMEM, EPERM } from '../errno.js';
 import {
   BPF_ANY, BPF_F_NO_PREALLOC, BPF_F_RDONLY, BPF_F_WRONLY, BATCH_RES_COUNT, BATCH_RES_OUT, roundUp8,
+  BPF_MAP_TYPE_HASH_OF_MAPS, BPF_MAP_TYPE_ARRAY_OF_MAPS, MAP_STATE, MAP_SERIAL, MAP_STATE_LIVE,
   type BpfMapImpl, type BpfMapInfo, type BpfMapStats,
 } from './map_ops.js';
 import { bpfMapPutWithUref, bpfMapIncWithUref } from './registry.js';
+import { htabFreeIdle } from './hashtab.js';
 
 export interface BatchResult {
   readonly keys: Uint8Array[];
@@ -74,6 +83,8 @@ export class BpfMap {
   readonly #res: number;
   readonly #canRead: boolean;
   readonly #canWrite: boolean;
+  /** hash_of_maps / array_of_maps: update and delete wait for a grace period (promises) */
+  readonly #ofMaps: boolean;
 
   /** Wrap a map made by createMap (adopting its user reference) or, with newRef, any live map. */
   constructor(impl: BpfMapImpl, opts: BpfMapOptions = {}) {
@@ -90,6 +101,7 @@ export class BpfMap {
     this.#res = raw + 2 * ks + vs;
     this.#canRead = (impl.flags & BPF_F_WRONLY) === 0;
     this.#canWrite = (impl.flags & BPF_F_RDONLY) === 0;
+    this.#ofMaps = impl.typeId === BPF_MAP_TYPE_HASH_OF_MAPS || impl.typeId === BPF_MAP_TYPE_ARRAY_OF_MAPS;
   }
 
   /** The map operations (for programs, the runtime and tests). */
@@ -149,8 +161,19 @@ export class BpfMap {
     return U8.slice(this.#val, this.#val + this.#impl.sysValueSize);
   }
 
-  /** BPF_MAP_UPDATE_ELEM with BPF_ANY / BPF_NOEXIST / BPF_EXIST (| BPF_F_LOCK). */
-  update(key: Uint8Array, value: Uint8Array, flags: number = BPF_ANY): void {
+  /**
+   * BPF_MAP_UPDATE_ELEM on a hash_of_maps / array_of_maps: store `value` (the inner map, or its id
+   * as 4 bytes) under `key`. Resolves after a grace period; rejects with BpfError (EINVAL: the
+   * inner map does not match the template, is a map-in-map, or is closed).
+   */
+  update(key: Uint8Array, value: BpfMap | BpfMapImpl, flags?: number): Promise<void>;
+  /**
+   * BPF_MAP_UPDATE_ELEM with BPF_ANY / BPF_NOEXIST / BPF_EXIST (| BPF_F_LOCK). Returns undefined,
+   * except on hash_of_maps / array_of_maps (value = a 4-byte inner map id): a Promise, as above.
+   */
+  update(key: Uint8Array, value: Uint8Array, flags?: number): void | Promise<void>;
+  update(key: Uint8Array, value: Uint8Array | BpfMap | BpfMapImpl, flags: number = BPF_ANY): void | Promise<void> {
+    if (this.#ofMaps) return this.#waitAfter('update', () => this.#updateOfMaps(key, value, flags));
     this.#write('update');
     const f = flagsArg(flags, 'flags');
     this.#putKey(key, this.#k1);
@@ -161,8 +184,58 @@ export class BpfMap {
     if (r < 0) throw new BpfError(-r, `update of map '${this.#impl.name}'`);
   }
 
-  /** BPF_MAP_DELETE_ELEM. Missing key → BpfError ENOENT. */
-  delete(key: Uint8Array): void {
+  /**
+   * BPF_MAP_DELETE_ELEM. Missing key → BpfError ENOENT. hash_of_maps / array_of_maps: returns a
+   * Promise that resolves after a grace period (or rejects with the BpfError).
+   */
+  delete(key: Uint8Array): void | Promise<void> {
+    if (this.#ofMaps) return this.#waitAfter('delete', () => this.#delete(key));
+    this.#delete(key);
+  }
+
+  /**
+   * maybe_wait_bpf_programs(): run the op; on success wait for a grace period (main thread: a
+   * promise). Every failure rejects, none throws.
+   */
+  #waitAfter(op: string, run: () => void): Promise<void> {
+    if (Atomics.load(I32, HDR_STOPPING >> 2) !== 0) {
+      return Promise.reject(new Error(`${op} of map '${this.#impl.name}': the runtime is stopped (no grace period can pass)`));
+    }
+    try {
+      run();
+    } catch (e: unknown) {
+      return Promise.reject(e instanceof Error ? e : new BpfError(EINVAL, `${op}: ${String(e)}`));
+    }
+    return synchronizeRcu();
+  }
+
+  #updateOfMaps(key: Uint8Array, value: unknown, flags: number): void {
+    this.#write('update');
+    const f = flagsArg(flags, 'flags');
+    this.#putKey(key, this.#k1);
+    let id: number;
+    if (value instanceof BpfMap) {
+      if (value.closed) throw new BpfError(EINVAL, `update of map '${this.#impl.name}': the inner map handle is closed`);
+      id = value.id;
+    } else if (value instanceof Uint8Array) {
+      this.#putValue(value, this.#val);
+      id = I32[this.#val >> 2]! >>> 0;
+    } else if (typeof value === 'object' && value !== null && typeof (value as { ptr?: unknown }).ptr === 'number') {
+      const m = value as BpfMapImpl;
+      const live = Atomics.load(I32, (m.ptr + MAP_STATE) >> 2) === MAP_STATE_LIVE && I32[(m.ptr + MAP_SERIAL) >> 2] === m.serial;
+      if (!live) throw new BpfError(EINVAL, `update of map '${this.#impl.name}': the inner map was freed`);
+      id = m.id;
+    } else {
+      throw new BpfError(EINVAL, `update of map '${this.#impl.name}': value must be the inner map (BpfMap or BpfMapImpl) or its id as 4 bytes; got ${typeof value}`);
+    }
+    I32[this.#val >> 2] = id;
+    BpfMap.#enter();
+    const r = this.#impl.sysUpdate(this.#k1, this.#val, f);
+    BpfMap.#exit();
+    if (r < 0) throw new BpfError(-r, `update of map '${this.#impl.name}' with inner map ${id}`);
+  }
+
+  #delete(key: Uint8Array): void {
     this.#write('delete');
     this.#putKey(key, this.#k1);
     BpfMap.#enter();
@@ -315,11 +388,18 @@ export class BpfMap {
     return this.#impl.check();
   }
 
-  /** Drop this handle's user reference (map_release_uref at the last one; freed when unused). */
-  close(): void {
-    if (this.#bounce === 0) return;
+  /**
+   * Drop this handle's user reference (map_release_uref at the last one; freed when unused).
+   * The promise resolves when the memory of every hash map freed so far is back in the slab:
+   * BPF_F_NO_PREALLOC maps finish their map_free later (bpf_mem_alloc_destroy waits for
+   * rcu_barrier; legacy kmalloc elements for their grace period). Ignoring it is fine; await it
+   * before comparing memory statistics. Never rejects.
+   */
+  close(): Promise<void> {
+    if (this.#bounce === 0) return htabFreeIdle();
     kfree(this.#bounce);
     this.#bounce = 0;
     bpfMapPutWithUref(this.#impl);
+    return htabFreeIdle();
   }
 }

@@ -20,7 +20,7 @@
  *   40   MAP_LOCK_OFF   creation / all   offset+1 of a bpf_spin_lock in the value, 0 = none
  *   44   MAP_STATE      Atomics          MAP_STATE_LIVE / MAP_STATE_FREED
  *   48   MAP_NAME       creation / all   16 bytes, NUL padded
- *   64   MAP_INNER      creation / all   inner map template (map-of-maps; reserved)
+ *   64   MAP_INNER      creation / all   inner map template of *_of_maps (map_in_map.ts MIM_META_*)
  *   128  type-specific fields (hashtab.ts, arraymap.ts)
  *
  * Contexts: the program-path ops (lookup/update/delete/lookupPercpu) run on CPU workers in any
@@ -116,6 +116,9 @@ export const SIZEOF_BPF_MAP = 256;
 export const MAP_STATE_LIVE = 1;
 export const MAP_STATE_FREED = 2;
 
+/** MapSpec.innerMap: a BpfMap handle (anything with `impl`) or a BpfMapImpl. */
+export type InnerMapTemplate = BpfMapImpl | { readonly impl: BpfMapImpl };
+
 /** What users pass to createMap / rt.createMap (API.md "Maps"). */
 export interface MapSpec {
   readonly type: MapType;
@@ -126,8 +129,11 @@ export interface MapSpec {
   readonly maxEntries: number;
   /** Map flags, kernel values (BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, BPF_F_ZERO_SEED, …). @defaultValue 0 */
   readonly flags?: number;
-  /** Template for *_of_maps (not implemented yet). */
-  readonly innerMap?: unknown;
+  /**
+   * hash_of_maps / array_of_maps only (required there): the inner map template (a BpfMap or its
+   * BpfMapImpl). Every map stored in the outer map must match it (map_in_map.ts). @defaultValue none
+   */
+  readonly innerMap?: InnerMapTemplate;
   /**
    * Byte offset of a 4-byte bpf_spin_lock inside the value (what BTF would tell the kernel).
    * Enables BPF_F_LOCK for hash and array maps (the kernel allows bpf_spin_lock there only); the lock word is never copied in or out.

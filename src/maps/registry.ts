@@ -28,6 +28,7 @@ import {
 } from './map_ops.js';
 import { BpfHtab, htabMapAllocCheck, htabMapAlloc } from './hashtab.js';
 import { BpfArray, arrayMapAllocCheck, arrayMapAlloc } from './arraymap.js';
+import { BpfMapInMap, isMapInMapType, mapInMapAllocCheck, mapInMapAlloc } from './map_in_map.js';
 
 export type { MapSpec } from './map_ops.js';
 
@@ -47,8 +48,10 @@ function isHashType(t: number): boolean {
  */
 export function createMap(spec: MapSpec): BpfMapImpl {
   const r = mapSpecCheck(spec);
+  let template = 0; // *_of_maps: the inner map template
   if (isHashType(r.typeId)) htabMapAllocCheck(r);
   else if (r.typeId === BPF_MAP_TYPE_ARRAY || r.typeId === BPF_MAP_TYPE_PERCPU_ARRAY) arrayMapAllocCheck(r);
+  else if (isMapInMapType(r.typeId)) template = mapInMapAllocCheck(r, spec.innerMap);
   else throw new BpfError(EINVAL, `type ${r.type} is not implemented yet`);
 
   const owner = allocOwner(`map:${r.name !== '' ? r.name : r.type}`);
@@ -81,6 +84,7 @@ export function createMap(spec: MapSpec): BpfMapImpl {
   for (let i = 0; i < r.name.length; i++) U8[ptr + MAP_NAME + i] = r.name.charCodeAt(i);
   try {
     if (isHashType(r.typeId)) htabMapAlloc(ptr, r, owner);
+    else if (template !== 0) mapInMapAlloc(ptr, r, owner, template);
     else arrayMapAlloc(ptr, r, owner);
   } catch (e: unknown) {
     Atomics.store(I32, TABLE_I + id, 0);
@@ -102,7 +106,7 @@ export function openMap(ptr: number): BpfMapImpl {
     throw new BpfError(EINVAL, `openMap(0x${ptr.toString(16)}): not a live map`);
   }
   const t = I32[(ptr + MAP_TYPE) >> 2]!;
-  const m: BpfMapImpl = isHashType(t) ? new BpfHtab(ptr) : new BpfArray(ptr);
+  const m: BpfMapImpl = isHashType(t) ? new BpfHtab(ptr) : isMapInMapType(t) ? new BpfMapInMap(ptr) : new BpfArray(ptr);
   cache.set(ptr, m);
   return m;
 }

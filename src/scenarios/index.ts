@@ -6,10 +6,11 @@ import { Runtime } from '../runtime/runtime.js';
 import type { Scenario, ScenarioEvent, ScenarioOutcome, ScenarioRunOptions } from './scenario.js';
 import { SEED000_SCENARIOS } from './seed000_rt.js';
 import { SEED001_SCENARIOS } from './seed001_mem_alloc.js';
+import { SEED002_SCENARIOS } from './seed002_synchronize.js';
 
 export * from './scenario.js';
 
-export const SCENARIOS: readonly Scenario[] = [...SEED000_SCENARIOS, ...SEED001_SCENARIOS];
+export const SCENARIOS: readonly Scenario[] = [...SEED000_SCENARIOS, ...SEED001_SCENARIOS, ...SEED002_SCENARIOS];
 
 export function listScenarios(): readonly Scenario[] { return SCENARIOS; }
 
