@@ -48,7 +48,12 @@ import {
 import { RH_NEXT, invokeRcuCallback, isTraceHead } from './callbacks.js';
 
 /** Force a report from CPUs that have not given one this long after GP start. */
-export const RCU_FQS_MS = 3;
+/**
+ * First force-quiescent-state pass. The kernel waits ~3 jiffies; we ask after 1 ms: a CPU running
+ * programs back to back is almost always inside a read section when sampled, and the ask costs it
+ * one slow window per grace period.
+ */
+export const RCU_FQS_MS = 1;
 /** Longest sleep between polls while a GP waits (catches the housekeeping CPU leaving a section). */
 const ACTIVE_POLL_CAP_MS = 10;
 const LAT_RING = 4096;
