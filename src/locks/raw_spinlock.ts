@@ -162,7 +162,9 @@ function lockSlow(lock: number, me: number, spin: boolean, what: string): number
         continue;
       }
       if ((v & LOCK_WAITERS) === 0 && Atomics.compareExchange(I32, idx, v, v | LOCK_WAITERS) !== v) continue;
-      if (abbaWith(v)) {
+      // Re-read the owner after looking at its wait: it may have released this lock and started
+      // waiting for one of ours meanwhile (a stale `v` made that a false AB-BA).
+      if (abbaWith(v) && (Atomics.load(I32, idx) & OWNER_MASK) === (v & OWNER_MASK)) {
         splat('deadlock', `ABBA deadlock: ${what} at 0x${lock.toString(16)} is held by cpu ${(v & 0xff) - 1}, which waits for a lock this CPU holds`);
         return -EDEADLK;
       }
