@@ -13,6 +13,8 @@
  *    extra_elems slot} (plain hash: free + live + spares == max_entries + nrCpuIds; per-CPU hash:
  *    free + live == max_entries); LRU: on exactly one LRU list, and in a bucket iff that list is
  *    active, inactive or a local pending list;
+ *  - dynamic (BPF_F_NO_PREALLOC, htab_dyn_alloc.ts): every linked element is a live allocation of
+ *    the map's allocator, reachable once; the allocator's count equals the linked elements;
  *  - the per-CPU element counters sum to the number of elements in buckets.
  *
  * Locking (see bucket_lock.ts for the lock itself and its recursion guard): the bucket lock
@@ -23,35 +25,52 @@
  * deleted element may be relinked into another chain while a reader stands on it). Consequence,
  * as in the kernel: a value pointer a program holds may change under it, even to another key's
  * data; bpf_spin_lock / BPF_F_LOCK give per-value consistency.
- * Lock order: lru locks -> bucket lock -> percpu_freelist head lock / value bpf_spin_lock. The LRU
- * free node is popped BEFORE the bucket lock and pushed back AFTER the unlock.
+ * Lock order: lru locks -> bucket lock -> percpu_freelist head lock / value bpf_spin_lock /
+ * slab class lock (legacy kmalloc maps). The LRU free node is popped BEFORE the bucket lock and
+ * pushed back AFTER the unlock; dynamic elements are freed AFTER the unlock.
+ * The bucket lock is raw (bucket_lock.ts) except for legacy kmalloc maps on PREEMPT_RT, where it
+ * is the sleeping spinlock_t (seed 000's lock union: init/lock/unlock by allocation type), so
+ * their kmalloc under the lock may sleep; tracing programs may not use them (runtime.ts refuses
+ * them at load, BpfMap.usesSleepingBucketLock). bpf_mem_alloc maps always have raw locks.
+ * A lockless walk that meets 0x6b6b6b6b (a next pointer or key of freed memory) raises a
+ * 'use_after_free' splat and returns "not found": with RCU and immediate reuse that is a bug.
  *
  * Windows (interrupts and kprobes arrive here): htab.update.locked (bucket lock held, before the
  * lookup; every update flavour; the only one on the update fast path, a window costs one atomic
  * load), htab.delete.locked, htab.lookup_and_delete.locked, htab.batch.locked, htab.lru_evict.locked,
- * plus the freelist's and the LRU's own. There is deliberately no window between a replace's
+ * plus the freelist's and the LRU's own; dynamic maps add htab.update.kmalloc.locked (legacy kmalloc
+ * under the bucket lock) and htab.update.unlocked (right after the unlock of an update: where the
+ * irq_work self-IPI that bpf_mem_alloc raised under the lock is delivered, as at the kernel's
+ * irqrestore; task/softirq callers get their refill there). There is deliberately no window between a replace's
  * extra_elems swap and the unlink of the old element: an NMI program replacing a key of the same
  * map in another bucket-lock slot there would take the still-linked old element as its new one
  * and corrupt the chain (a window the kernel has too, only narrower).
  *
  * Contexts: program ops from any context on CPU workers, with RCU read lock held by the caller;
  * sys* ops on any CPU in task context inside bpf_disable_instrumentation + RCU (BpfMap, ctx.sys);
- * creation/free on the main thread.
+ * creation/free on the main thread. map_free of a dynamic map is partly deferred (allocator
+ * destruction after rcu_barrier, legacy elements after their grace period): whenFreed(),
+ * htabFreeIdle().
  *
  * Differences from the kernel: keys are compared as 32-bit words when aligned; "possible CPUs"
  * for kernel-internal per-CPU state (freelist heads, extra_elems, LRU lists, map_locked) are all
- * CPU ids including the housekeeping CPU, while per-CPU *values* exist for the program CPUs only;
- * BPF_F_NO_PREALLOC is refused with EINVAL until the dynamic allocators land (htab_alloc.ts).
+ * CPU ids including the housekeeping CPU, while preallocated per-CPU *values* exist for the program
+ * CPUs only (dynamic ones come from alloc_percpu: every CPU id).
  */
-import { I32, U8, nrCpus, nrCpuIds, hdrFlags, headerI32 } from '../mem/arena.js';
+import { I32, U8, SAB, nrCpus, nrCpuIds, hdrFlags, headerI32 } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
-import { CACHELINE, FLAG_RQSPINLOCK, HDR_SEED } from '../mem/layout.js';
-import { kmalloc, kzalloc, kfree } from '../mem/slab.js';
+import { CACHELINE, FLAG_RQSPINLOCK, FLAG_PREEMPT_RT, FLAG_DYN_KMALLOC, HDR_SEED } from '../mem/layout.js';
+import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mem/slab.js';
+import { ownerName } from '../mem/owners.js';
 import { window } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
-import { lockWord } from '../locks/raw_spinlock.js';
+import { migrateDisable, migrateEnable } from '../cpu/context.js';
+import { lockWord, spinLockIrqsave, spinUnlockIrqrestore } from '../locks/raw_spinlock.js';
+import { LC_HTAB_BUCKET_SLEEPING } from '../locks/lock_classes.js';
+import { splat } from '../debug/splat.js';
+import { bpfMemCachePtr, bpfMemFreeCounts, BMC_UNIT_SIZE, BMC_LOW, BMC_HIGH } from '../alloc/bpf_mem_alloc.js';
 import {
-  BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, ENOTSUPP,
+  BpfError, E2BIG, EBUSY, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, ENOTSUPP,
 } from '../errno.js';
 import {
   BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, BPF_F_NUMA_NODE,
@@ -64,14 +83,16 @@ import {
 import {
   HTAB_BUCKETS, HTAB_N_BUCKETS, HTAB_ELEMS, HTAB_ELEM_SIZE, HTAB_NUM_ELEMS, HTAB_HASHRND,
   HTAB_FREELIST, HTAB_LRU, HTAB_PCPU, HTAB_VALUES, HTAB_VALUES_STRIDE, HTAB_KEY_OFF,
-  HTAB_ALLOC_MODE, HTAB_RAW_PCPU, HTAB_ALLOC_PREALLOC, HTAB_LOCKS, SIZEOF_BUCKET, E_NEXT, E_PPREV,
-  E_FNODE, E_FLINK, E_HASH, E_LRU, E_KEY_PLAIN, E_KEY_LRU, LN_REF, HASHTAB_MAP_LOCK_COUNT,
+  HTAB_ALLOC_MODE, HTAB_RAW_PCPU, HTAB_ALLOC_PREALLOC, HTAB_ALLOC_BPF_MA, HTAB_ALLOC_KMALLOC,
+  HTAB_DYN_FLAGS, HTAB_DYN_PERCPU_COUNTER, HTAB_LOCKS, SIZEOF_BUCKET, E_NEXT, E_PPREV,
+  E_FNODE, E_FLINK, E_HASH, E_LRU, E_KEY_PLAIN, E_KEY_LRU, E_KEY_RCU, LN_REF, HASHTAB_MAP_LOCK_COUNT,
   HP_MAP_LOCKED, HP_ELEM_COUNT, HP_EXTRA_ELEM, PPREV_POISON,
 } from './htab_layout.js';
 import { htabLockBucket, htabUnlockBucket } from './bucket_lock.js';
 import { jhash1Word, jhash2Word, jhash2Words, htabMapHash } from './jhash.js';
 import { kcopy, kmemeq, copyMapValue, copyMapValueLocked, checkAndInitMapValue, zeroMapValue } from './map_value.js';
 import { HtabPreallocAlloc, type HtabElemAlloc } from './htab_alloc.js';
+import { htabDynAllocInit, htabDynAllocOpen, htabDynOvershoot, type HtabDynGeometry } from './htab_dyn_alloc.js';
 import {
   BpfLru, bpfLruAlloc, bpfLruDestroy, BPF_LRU_LIST_T_ACTIVE, BPF_LRU_LIST_T_INACTIVE,
   BPF_LRU_LOCAL_LIST_T_PENDING,
@@ -85,6 +106,7 @@ const SITE_DELETE_LOCKED = defineSite('htab.delete.locked');
 const SITE_LAD_LOCKED = defineSite('htab.lookup_and_delete.locked');
 const SITE_BATCH_LOCKED = defineSite('htab.batch.locked');
 const SITE_LRU_EVICT_LOCKED = defineSite('htab.lru_evict.locked');
+const SITE_UPDATE_UNLOCKED = defineSite('htab.update.unlocked');
 
 const K_HASH = 0;
 const K_PERCPU = 1;
@@ -114,6 +136,45 @@ function hlistNullsDelRcu(n: number): void {
   I32[pprev >> 2] = next;
   if ((next & 1) === 0) I32[(next + E_PPREV) >> 2] = pprev;
   I32[(n + E_PPREV) >> 2] = PPREV_POISON;
+}
+
+// ---- the lock union of seed 000 (v5.7 … v6.0): legacy kmalloc maps on PREEMPT_RT ----
+
+/**
+ * htab_lock_bucket() for a bucket whose lock is the sleeping spinlock_t (legacy kmalloc maps on
+ * PREEMPT_RT): migrate_disable instead of preempt_disable (the lock may sleep), the same map_locked
+ * guard (none with rqspinlock: the lock layer reports AA itself), irqs stay on. Task or softirq
+ * (thread) context only: anything else is a might_sleep splat from the lock layer.
+ */
+function htabLockBucketSleeping(lock: number, pcpuArea: number, lockMask: number, hash: number, rq: boolean): number {
+  migrateDisable();
+  let slot = -1;
+  if (!rq) {
+    slot = ((pcpuArea + thisCpu * CACHELINE + HP_MAP_LOCKED) >> 2) + (hash & lockMask);
+    const v = I32[slot]! + 1;
+    I32[slot] = v;
+    if (v !== 1) {
+      I32[slot] = v - 1;
+      migrateEnable();
+      return -EBUSY;
+    }
+  }
+  const err = spinLockIrqsave(lock, LC_HTAB_BUCKET_SLEEPING);
+  if (err !== 0) {
+    if (slot >= 0) I32[slot] = I32[slot]! - 1;
+    migrateEnable();
+  }
+  return err;
+}
+
+/** htab_unlock_bucket() of a sleeping bucket lock: its one unlock site. */
+function htabUnlockBucketSleeping(lock: number, pcpuArea: number, lockMask: number, hash: number, rq: boolean): void {
+  spinUnlockIrqrestore(lock);
+  if (!rq) {
+    const slot = ((pcpuArea + thisCpu * CACHELINE + HP_MAP_LOCKED) >> 2) + (hash & lockMask);
+    I32[slot] = I32[slot]! - 1;
+  }
+  migrateEnable();
 }
 
 /** Copy a key into an element: word stores for small aligned keys (a copyWithin call costs more). */
@@ -224,6 +285,14 @@ export class BpfHtab implements BpfMapImpl {
   readonly owner: number;
   readonly alloc: HtabElemAlloc | null;
   readonly lruList: BpfLru | null;
+  /** BPF_F_NO_PREALLOC (bpf_mem_alloc or legacy kmalloc elements) */
+  readonly dyn: boolean;
+  /** HTAB_ALLOC_PREALLOC / HTAB_ALLOC_BPF_MA / HTAB_ALLOC_KMALLOC */
+  readonly allocMode: number;
+  /** the bucket lock is the sleeping spinlock_t: a legacy kmalloc map on PREEMPT_RT (seed 000) */
+  readonly sleepingLock: boolean;
+  /** map_free's deferred part (main thread; resolved for preallocated maps) */
+  #teardown: Promise<void> = Promise.resolve();
 
   constructor(ptr: number) {
     const g = (off: number): number => I32[(ptr + off) >> 2]!;
@@ -263,12 +332,18 @@ export class BpfHtab implements BpfMapImpl {
     this.values = g(HTAB_VALUES);
     this.valuesStride = g(HTAB_VALUES_STRIDE);
     this.rq = (hdrFlags & FLAG_RQSPINLOCK) !== 0;
+    this.allocMode = this.lru ? HTAB_ALLOC_PREALLOC : g(HTAB_ALLOC_MODE);
+    this.dyn = this.allocMode !== HTAB_ALLOC_PREALLOC;
+    this.sleepingLock = this.allocMode === HTAB_ALLOC_KMALLOC && (hdrFlags & FLAG_PREEMPT_RT) !== 0;
     if (this.lru) {
       this.alloc = null;
       this.lruList = new BpfLru(g(HTAB_LRU), (node) => this.#lruDeleteNode(node));
+    } else if (this.dyn) {
+      this.alloc = htabDynAllocOpen(ptr, this.pcpuArea, {
+        elemSize: this.elemSize, valOff: this.valOff, vsz: this.vsz, percpu: this.percpu, maxEntries: this.maxEntries,
+      });
+      this.lruList = null;
     } else {
-      // The element source. BPF_F_NO_PREALLOC maps (HTAB_ALLOC_BPF_MA / HTAB_ALLOC_KMALLOC) plug
-      // their HtabElemAlloc in here; htabMapAllocCheck refuses them until they exist.
       this.alloc = new HtabPreallocAlloc(g(HTAB_FREELIST), this.pcpuArea, this.kind === K_HASH, this.numElems);
       this.lruList = null;
     }
@@ -303,10 +378,14 @@ export class BpfHtab implements BpfMapImpl {
         for (;;) {
           let n = I32[hi]!;
           while ((n & 1) === 0) {
-            if (I32[(n + ko) >> 2] === k0) return n; // the key determines the hash
+            if (I32[(n + ko) >> 2] === k0) { // the key determines the hash
+              if (k0 === POISON_WORD && I32[n >> 2] === POISON_WORD) return this.#metPoison(n, 'key and next pointer');
+              return n;
+            }
             n = I32[n >> 2]!;
           }
           if (n === nulls) return 0;
+          if (n === POISON_WORD) return this.#metPoison(hi << 2, 'next pointer');
         }
       }
       if (kw === 2) {
@@ -315,10 +394,14 @@ export class BpfHtab implements BpfMapImpl {
         for (;;) {
           let n = I32[hi]!;
           while ((n & 1) === 0) {
-            if (I32[(n + ko) >> 2] === k0 && I32[(n + ko + 4) >> 2] === k1) return n;
+            if (I32[(n + ko) >> 2] === k0 && I32[(n + ko + 4) >> 2] === k1) {
+              if (k0 === POISON_WORD && I32[n >> 2] === POISON_WORD) return this.#metPoison(n, 'key and next pointer');
+              return n;
+            }
             n = I32[n >> 2]!;
           }
           if (n === nulls) return 0;
+          if (n === POISON_WORD) return this.#metPoison(hi << 2, 'next pointer');
         }
       }
     }
@@ -326,10 +409,14 @@ export class BpfHtab implements BpfMapImpl {
     for (;;) {
       let n = I32[hi]!;
       while ((n & 1) === 0) {
-        if (I32[(n + E_HASH) >> 2] === hash && kmemeq(n + ko, key, ks)) return n;
+        if (I32[(n + E_HASH) >> 2] === hash && kmemeq(n + ko, key, ks)) {
+          if (I32[n >> 2] === POISON_WORD) return this.#metPoison(n, 'hash, key and next pointer');
+          return n;
+        }
         n = I32[n >> 2]!;
       }
       if (n === nulls) return 0;
+      if (n === POISON_WORD) return this.#metPoison(hi << 2, 'next pointer');
     }
   }
 
@@ -350,6 +437,23 @@ export class BpfHtab implements BpfMapImpl {
       if (I32[(n + E_HASH) >> 2] === hash && kmemeq(n + ko, key, ks)) return n;
       n = I32[n >> 2]!;
     }
+    return 0;
+  }
+
+  /** htab_lock_bucket(): the raw bucket lock, or the sleeping one of a legacy map on RT. */
+  #lock(lk: number, hash: number): number {
+    return this.sleepingLock ? htabLockBucketSleeping(lk, this.pcpuArea, this.lockMask, hash, this.rq)
+      : htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+  }
+
+  #unlock(lk: number, hash: number): void {
+    if (this.sleepingLock) htabUnlockBucketSleeping(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    else htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+  }
+
+  /** A lock-free walk met freed (0x6b-poisoned) memory: with RCU this can only be a bug. */
+  #metPoison(at: number, what: string): number {
+    splat('use_after_free', `htab '${this.name}' (map ${this.id}): lock-free lookup met freed memory: ${what} 0x6b6b6b6b (walking from 0x${at.toString(16)})`);
     return 0;
   }
 
@@ -391,10 +495,15 @@ export class BpfHtab implements BpfMapImpl {
         let n = m[hi]!;
         while ((n & 1) === 0) {
           // a one-word key determines its hash: comparing the key alone is enough
-          if (m[(n + ko) >> 2] === k0) return n + this.valOff;
+          if (m[(n + ko) >> 2] === k0) {
+            if (k0 === POISON_WORD && m[n >> 2] === POISON_WORD) return this.#metPoison(n, 'key and next pointer');
+            return n + this.valOff;
+          }
           n = m[n >> 2]!;
         }
         if (n === ((idx << 1) | 1)) return 0;
+        // restart: an element we passed was reused into another chain, or (a bug) freed
+        if (n === POISON_WORD) return this.#metPoison(hi << 2, 'next pointer');
       }
     }
     return this.#lookupGeneric(key);
@@ -434,13 +543,13 @@ export class BpfHtab implements BpfMapImpl {
     const bi = hash & this.nMask;
     const b = this.buckets + (bi << 2);
     const lk = this.locks + (bi << 2);
-    let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    let ret = this.#lock(lk, hash);
     if (ret !== 0) return ret;
     window(SITE_DELETE_LOCKED);
     const l = this.lookupRaw(b, key, hash);
     if (l !== 0) hlistNullsDelRcu(l);
     else ret = -ENOENT;
-    htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    this.#unlock(lk, hash);
     if (l !== 0) {
       if (this.lru) this.#lruPushFree(l);
       else this.#freeHtabElem(l);
@@ -464,7 +573,7 @@ export class BpfHtab implements BpfMapImpl {
       if (l !== 0) return copyMapValueLocked(l + this.valOff, value, this.valueSize, this.lockOff, false);
       // not found: take the bucket lock and look again
     }
-    let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    let ret = this.#lock(lk, hash);
     if (ret !== 0) return ret;
     window(SITE_UPDATE_LOCKED);
     const lOld = this.lookupRaw(b, key, hash);
@@ -478,6 +587,9 @@ export class BpfHtab implements BpfMapImpl {
           ret = lNew;
         } else {
           copyKeyIn(lNew + this.keyOff, key, this.kw, this.keySize);
+          // check_and_init_map_value(): a dynamic element's bpf_spin_lock word is whatever its
+          // memory held (kmalloc poison, a freed element's lock): start it unlocked
+          if (this.dyn && this.lockOff >= 0) checkAndInitMapValue(lNew + this.valOff, this.lockOff);
           copyValueIn(lNew + this.valOff, value, this.vw, this.valueSize, this.lockOff);
           I32[(lNew + E_HASH) >> 2] = hash;
           hlistNullsAddHeadRcu(lNew, b);
@@ -488,7 +600,9 @@ export class BpfHtab implements BpfMapImpl {
         }
       }
     }
-    htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    this.#unlock(lk, hash);
+    // irqrestore: the refill irq_work bpf_mem_alloc raised under the lock is delivered here (!RT)
+    if (this.dyn) window(SITE_UPDATE_UNLOCKED);
     if (ret === 0 && lOld !== 0 && (flags & BPF_F_LOCK) === 0) this.alloc!.freeReplaced(lOld);
     return ret;
   }
@@ -522,7 +636,7 @@ export class BpfHtab implements BpfMapImpl {
     const bi = hash & this.nMask;
     const b = this.buckets + (bi << 2);
     const lk = this.locks + (bi << 2);
-    let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    let ret = this.#lock(lk, hash);
     if (ret !== 0) return ret;
     window(SITE_UPDATE_LOCKED);
     const lOld = this.lookupRaw(b, key, hash);
@@ -543,7 +657,8 @@ export class BpfHtab implements BpfMapImpl {
         }
       }
     }
-    htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    this.#unlock(lk, hash);
+    if (this.dyn) window(SITE_UPDATE_UNLOCKED);
     return ret;
   }
 
@@ -705,7 +820,7 @@ export class BpfHtab implements BpfMapImpl {
     const bi = hash & this.nMask;
     const b = this.buckets + (bi << 2);
     const lk = this.locks + (bi << 2);
-    let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    let ret = this.#lock(lk, hash);
     if (ret !== 0) return ret;
     window(SITE_LAD_LOCKED);
     const l = this.lookupRaw(b, key, hash);
@@ -715,7 +830,7 @@ export class BpfHtab implements BpfMapImpl {
       ret = this.#copyValueOut(l, out, flags);
       if (ret === 0) hlistNullsDelRcu(l);
     }
-    htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    this.#unlock(lk, hash);
     if (l !== 0 && ret === 0) {
       if (this.lru) this.#lruPushFree(l);
       else this.#freeHtabElem(l);
@@ -775,14 +890,14 @@ export class BpfHtab implements BpfMapImpl {
       let cnt = 0;
       for (let n = I32[b >> 2]!; (n & 1) === 0 && cnt < limit; n = I32[n >> 2]!) cnt++;
       if (cnt !== 0) {
-        const err = htabLockBucket(lk, this.pcpuArea, this.lockMask, batch, this.rq);
+        const err = this.#lock(lk, batch);
         if (err !== 0) { ret = err; break; }
         window(SITE_BATCH_LOCKED);
         cnt = 0;
         for (let n = I32[b >> 2]!; (n & 1) === 0; n = I32[n >> 2]!) cnt++;
         if (cnt > count - total) {
           if (total === 0) ret = -ENOSPC;
-          htabUnlockBucket(lk, this.pcpuArea, this.lockMask, batch, this.rq);
+          this.#unlock(lk, batch);
           break;
         }
         let toFree = 0;
@@ -803,7 +918,7 @@ export class BpfHtab implements BpfMapImpl {
           dv += vs;
           n = next;
         }
-        htabUnlockBucket(lk, this.pcpuArea, this.lockMask, batch, this.rq);
+        this.#unlock(lk, batch);
         while (toFree !== 0) {
           const l = toFree;
           toFree = I32[(l + E_FLINK) >> 2]!;
@@ -828,18 +943,50 @@ export class BpfHtab implements BpfMapImpl {
     // No timers or workqueues in values yet (bpf_timer lands with its own issue).
   }
 
+  /**
+   * map_free (main thread; nothing can reach the map any more). Preallocated: everything now.
+   * Dynamic: every linked element back to its allocator (bpf_mem_cache_free / kfree), buckets
+   * now; the allocator's deferred part (bpf_mem_alloc_destroy's rcu_barrier, legacy elements still
+   * waiting for their grace period) finishes later: whenFreed() / htabFreeIdle().
+   */
   free(): void {
-    if (this.lruList !== null) bpfLruDestroy(this.lruList.ptr);
-    else pcpuFreelistDestroy(I32[(this.ptr + HTAB_FREELIST) >> 2]!);
+    if (this.lruList !== null) {
+      bpfLruDestroy(this.lruList.ptr);
+    } else if (!this.dyn) {
+      void this.alloc!.destroy();
+    } else {
+      // htab_free_malloced_elems / delete_all_elements
+      const alloc = this.alloc!;
+      const hb = this.buckets >> 2;
+      for (let i = 0; i < this.nBuckets; i++) {
+        let n = I32[hb + i]!;
+        while ((n & 1) === 0) {
+          const next = I32[n >> 2]!;
+          alloc.freeOnDestroy(n);
+          n = next;
+        }
+        I32[hb + i] = (i << 1) | 1;
+      }
+      this.#teardown = trackTeardown(alloc.destroy());
+    }
     if (this.values !== 0) kfree(this.values);
     if (this.elems !== 0) kfree(this.elems);
     kfree(this.buckets);
     kfree(I32[(this.ptr + HTAB_RAW_PCPU) >> 2]!);
   }
 
-  /** htab_map_mem_usage() (preallocated). */
+  /**
+   * Resolves when the memory of this map is back in the slab after free() (at once for
+   * preallocated maps and for maps not freed yet). Main thread. Never rejects.
+   */
+  whenFreed(): Promise<void> {
+    return this.#teardown;
+  }
+
+  /** htab_map_mem_usage() (reference §2.2). */
   memUsage(): number {
     let usage = SIZEOF_BPF_MAP + SIZEOF_BUCKET * this.nBuckets + 4 * nrCpuIds * HASHTAB_MAP_LOCK_COUNT;
+    if (this.dyn) return usage + this.alloc!.memUsage();
     usage += this.elemSize * this.numElems;
     if (this.percpu) usage += this.vsz * nrCpus * this.numElems;
     else if (!this.lru) usage += 4 * nrCpuIds;
@@ -863,15 +1010,31 @@ export class BpfHtab implements BpfMapImpl {
     };
   }
 
+  /**
+   * Invariants of a quiescent map (no operation in flight). Every map: chains well formed (each
+   * element once, in its hash's bucket, pprev right, the bucket's own nulls marker at the end),
+   * lock words and map_locked slots 0, per-CPU element counters = elements in buckets.
+   * Preallocated: conservation over buckets, freelist and spares (LRU: lists). Dynamic: every
+   * linked element is a live allocation of the map's allocator (not poisoned), the element count
+   * equals the live elements (the percpu_counter's exact sum; its folded part within
+   * (batch-1) × CPU ids), live <= max_entries (+ htabDynOvershoot for bpf_mem_alloc), and the
+   * bpf_mem_alloc caches are consistent.
+   */
   check(): string[] {
     const out: string[] = [];
     const N = this.numElems;
-    const where = new Uint8Array(N); // 0 unseen, 1 bucket, 2+ held elsewhere (LRU: type + 2)
+    const dyn = this.dyn;
+    const alloc = this.alloc;
+    // prealloc: 0 unseen, 1 bucket, 2+ held elsewhere (LRU: type + 2); dynamic: the set of linked elements
+    const where = new Uint8Array(dyn ? 0 : N);
+    const seen = new Set<number>();
+    const limit = dyn ? this.maxEntries + htabDynOvershoot(this.allocMode, (I32[(this.ptr + HTAB_DYN_FLAGS) >> 2]! & HTAB_DYN_PERCPU_COUNTER) !== 0) : N;
     const elemIndex = (e: number): number => {
       const off = e - this.elems;
       if (off < 0 || off % this.elemSize !== 0 || off / this.elemSize >= N) return -1;
       return off / this.elemSize;
     };
+    const label = (e: number): string => (dyn ? `element 0x${e.toString(16)}` : `element ${elemIndex(e)}`);
     let live = 0;
     const hb = this.buckets >> 2;
     for (let i = 0; i < this.nBuckets; i++) {
@@ -882,20 +1045,27 @@ export class BpfHtab implements BpfMapImpl {
       let n = I32[hb + i]!;
       let steps = 0;
       while ((n & 1) === 0) {
-        if (++steps > N) { out.push(`bucket ${i}: chain longer than ${N} elements (cycle?)`); break; }
-        const idx = elemIndex(n);
-        if (idx < 0) { out.push(`bucket ${i}: link 0x${n.toString(16)} is not an element`); break; }
-        if (where[idx] !== 0) out.push(`element ${idx} is in bucket ${i} and elsewhere (twice)`);
-        where[idx] = 1;
+        if (++steps > limit) { out.push(`bucket ${i}: chain longer than ${limit} elements (cycle?)`); break; }
+        if (dyn) {
+          if (seen.has(n)) { out.push(`${label(n)} is reachable twice (again in bucket ${i})`); break; }
+          const bad = alloc!.checkElem(n);
+          if (bad !== null) { out.push(`bucket ${i}: ${label(n)}: ${bad}`); break; }
+          seen.add(n);
+        } else {
+          const idx = elemIndex(n);
+          if (idx < 0) { out.push(`bucket ${i}: link 0x${n.toString(16)} is not an element`); break; }
+          if (where[idx] !== 0) out.push(`element ${idx} is in bucket ${i} and elsewhere (twice)`);
+          where[idx] = 1;
+        }
         live++;
         const h = I32[(n + E_HASH) >> 2]!;
-        if ((h & this.nMask) !== i) out.push(`element ${idx} with hash 0x${(h >>> 0).toString(16)} is in bucket ${i}`);
-        if (h !== this.hash(n + this.keyOff)) out.push(`element ${idx}: stored hash does not match its key`);
-        if (I32[(n + E_PPREV) >> 2] !== prevLink) out.push(`element ${idx} in bucket ${i}: pprev 0x${(I32[(n + E_PPREV) >> 2]! >>> 0).toString(16)}, expected 0x${prevLink.toString(16)}`);
+        if ((h & this.nMask) !== i) out.push(`${label(n)} with hash 0x${(h >>> 0).toString(16)} is in bucket ${i}`);
+        if (h !== this.hash(n + this.keyOff)) out.push(`${label(n)}: stored hash does not match its key`);
+        if (I32[(n + E_PPREV) >> 2] !== prevLink) out.push(`${label(n)} in bucket ${i}: pprev 0x${(I32[(n + E_PPREV) >> 2]! >>> 0).toString(16)}, expected 0x${prevLink.toString(16)}`);
         prevLink = n + E_NEXT;
         n = I32[n >> 2]!;
       }
-      if ((n & 1) === 1 && n !== ((i << 1) | 1)) out.push(`bucket ${i}: chain ends in nulls marker ${n >>> 1}, expected ${i}`);
+      if ((n & 1) === 1 && n !== ((i << 1) | 1)) out.push(`bucket ${i}: chain ends in ${n === POISON_WORD ? 'poison 0x6b6b6b6b' : `nulls marker ${n >>> 1}`}, expected ${i}`);
     }
     for (let cpu = 0; cpu < nrCpuIds; cpu++) {
       const base = this.pcpuArea + cpu * CACHELINE + HP_MAP_LOCKED;
@@ -906,6 +1076,11 @@ export class BpfHtab implements BpfMapImpl {
     }
     const counted = this.elemCount();
     if (counted !== live) out.push(`element count: per-CPU counters sum to ${counted}, buckets hold ${live}`);
+    if (dyn) {
+      alloc!.checkCount(live, out);
+      alloc!.checkHeld(() => {}, out);
+      return out;
+    }
     if (live > this.maxEntries) out.push(`${live} live elements exceed max_entries ${this.maxEntries}`);
     if (this.percpu) {
       for (let i = 0; i < N; i++) {
@@ -929,7 +1104,7 @@ export class BpfHtab implements BpfMapImpl {
       for (let i = 0; i < N; i++) if (where[i] === 1) out.push(`element ${i} is in a bucket but on no LRU list`);
       if (held !== N) out.push(`conservation: ${held} elements on LRU lists, expected ${N} (max_entries)`);
     } else {
-      this.alloc!.checkHeld((e, list) => {
+      alloc!.checkHeld((e, list) => {
         const idx = elemIndex(e);
         if (idx < 0) { out.push(`${list} holds 0x${e.toString(16)}, not an element`); return; }
         if (where[idx] !== 0) out.push(`element ${idx} is on ${list} and elsewhere (twice)`);
@@ -942,6 +1117,39 @@ export class BpfHtab implements BpfMapImpl {
     }
     return out;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// map_free's deferred part (main thread)
+
+let teardowns = new Set<Promise<void>>();
+let teardownSab: SharedArrayBuffer | null = null;
+
+/** Teardown bookkeeping belongs to one arena (main thread). */
+function teardownSet(): Set<Promise<void>> {
+  if (teardownSab !== SAB) {
+    teardownSab = SAB;
+    teardowns = new Set();
+  }
+  return teardowns;
+}
+
+function trackTeardown(p: Promise<void>): Promise<void> {
+  const set = teardownSet();
+  const t: Promise<void> = p.then(() => { set.delete(t); });
+  set.add(t);
+  return t;
+}
+
+/**
+ * Resolves when every dynamic hash map freed so far has its memory back in the slab: the
+ * bpf_mem_alloc caches destroyed (after their rcu_barrier) and legacy elements past their grace
+ * period, element owners retired. Main thread; needs the RCU coordinator running (a Runtime). After
+ * `m.close()` (or the last Program.unload), `await htabFreeIdle()` then memStats() is exact.
+ */
+export async function htabFreeIdle(): Promise<void> {
+  const set = teardownSet();
+  while (set.size > 0) await Promise.all([...set]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -968,10 +1176,6 @@ export function htabMapAllocCheck(spec: ResolvedMapSpec): void {
   }
   if (percpu && roundUp8(spec.valueSize) > PCPU_MIN_UNIT_SIZE) fail(E2BIG, `valueSize of a per-CPU map must be at most ${PCPU_MIN_UNIT_SIZE}; got ${spec.valueSize}`);
   if (spec.maxEntries > 2 ** 31) fail(E2BIG, `maxEntries must be at most 2^31; got ${spec.maxEntries}`);
-  if ((f & BPF_F_NO_PREALLOC) !== 0) {
-    // TODO(next issue): bpf_mem_alloc / legacy kmalloc element allocators (htab_alloc.ts).
-    fail(EINVAL, 'flags: BPF_F_NO_PREALLOC (dynamically allocated hash maps) is not implemented yet');
-  }
 }
 
 function roundupPowOfTwo(n: number): number {
@@ -990,8 +1194,9 @@ function deriveHashrnd(serial: number): number {
 
 /**
  * htab_map_alloc(): fill in struct bpf_htab at `ptr` (whose common header registry.ts wrote) and
- * allocate buckets, per-CPU lines and the preallocated elements. Throws BpfError (ENOMEM, E2BIG)
- * after freeing what it took. May lower MAP_MAX_ENTRIES (per-CPU LRU rounding).
+ * allocate buckets, per-CPU lines and the preallocated elements, or (BPF_F_NO_PREALLOC) the
+ * dynamic allocator chosen by the runtime's dynAlloc. Throws BpfError (ENOMEM, E2BIG) after
+ * freeing what it took. May lower MAP_MAX_ENTRIES (per-CPU LRU rounding).
  */
 export function htabMapAlloc(ptr: number, spec: ResolvedMapSpec, owner: number): void {
   const typeId = spec.typeId;
@@ -1006,10 +1211,13 @@ export function htabMapAlloc(ptr: number, spec: ResolvedMapSpec, owner: number):
   }
   if (maxEntries > 2 ** 31) fail(E2BIG, `maxEntries must be at most 2^31; got ${maxEntries}`);
   const nBuckets = roundupPowOfTwo(maxEntries);
-  const keyOff = lru ? E_KEY_LRU : E_KEY_PLAIN;
+  const dyn = !lru && (spec.flags & BPF_F_NO_PREALLOC) !== 0;
+  const mode = !dyn ? HTAB_ALLOC_PREALLOC : (hdrFlags & FLAG_DYN_KMALLOC) !== 0 ? HTAB_ALLOC_KMALLOC : HTAB_ALLOC_BPF_MA;
+  // legacy kmalloc elements carry an rcu_head where LRU elements carry their node
+  const keyOff = lru ? E_KEY_LRU : mode === HTAB_ALLOC_KMALLOC ? E_KEY_RCU : E_KEY_PLAIN;
   const vsz = roundUp8(spec.valueSize);
   const elemSize = keyOff + roundUp8(spec.keySize) + (percpu ? 8 : vsz);
-  const numElems = maxEntries + (!percpu && !lru ? nrCpuIds : 0);
+  const numElems = dyn ? maxEntries : maxEntries + (!percpu && !lru ? nrCpuIds : 0);
   const serial = I32[(ptr + MAP_SERIAL) >> 2]!;
   I32[(ptr + MAP_MAX_ENTRIES) >> 2] = maxEntries;
 
@@ -1034,6 +1242,30 @@ export function htabMapAlloc(ptr: number, spec: ResolvedMapSpec, owner: number):
   if (rawPcpu === 0) nomem('per-CPU state');
   taken.push(rawPcpu);
   const pcpuArea = (rawPcpu + CACHELINE - 1) & ~(CACHELINE - 1);
+  const s = (off: number, v: number): void => { I32[(ptr + off) >> 2] = v; };
+  const common = (): void => {
+    s(HTAB_BUCKETS, buckets);
+    s(HTAB_LOCKS, locks);
+    s(HTAB_N_BUCKETS, nBuckets);
+    s(HTAB_ELEM_SIZE, elemSize);
+    s(HTAB_NUM_ELEMS, numElems);
+    s(HTAB_HASHRND, (spec.flags & BPF_F_ZERO_SEED) !== 0 ? 0 : deriveHashrnd(serial));
+    s(HTAB_PCPU, pcpuArea);
+    s(HTAB_KEY_OFF, keyOff);
+    s(HTAB_RAW_PCPU, rawPcpu);
+  };
+
+  if (dyn) {
+    const g: HtabDynGeometry = { elemSize, valOff: keyOff + roundUp8(spec.keySize), vsz, percpu, maxEntries };
+    if (htabDynAllocInit(ptr, mode, g, ownerName(owner)) !== 0) nomem(mode === HTAB_ALLOC_BPF_MA ? 'bpf_mem_alloc caches' : 'element owner');
+    common();
+    s(HTAB_ELEMS, 0);
+    s(HTAB_FREELIST, 0);
+    s(HTAB_LRU, 0);
+    s(HTAB_VALUES, 0);
+    s(HTAB_VALUES_STRIDE, percpu ? vsz : 0); // alloc_percpu(vsz): CPU c's copy at pptr + c × vsz
+    return;
+  }
 
   const elems = kzalloc(numElems * elemSize, owner);
   if (elems === 0) nomem('preallocated elements');
@@ -1065,22 +1297,13 @@ export function htabMapAlloc(ptr: number, spec: ResolvedMapSpec, owner: number):
       }
     }
   }
-  const s = (off: number, v: number): void => { I32[(ptr + off) >> 2] = v; };
-  s(HTAB_BUCKETS, buckets);
-  s(HTAB_LOCKS, locks);
-  s(HTAB_N_BUCKETS, nBuckets);
+  common();
   s(HTAB_ELEMS, elems);
-  s(HTAB_ELEM_SIZE, elemSize);
-  s(HTAB_NUM_ELEMS, numElems);
-  s(HTAB_HASHRND, (spec.flags & BPF_F_ZERO_SEED) !== 0 ? 0 : deriveHashrnd(serial));
   s(HTAB_FREELIST, freelist);
   s(HTAB_LRU, lruPtr);
-  s(HTAB_PCPU, pcpuArea);
   s(HTAB_VALUES, values);
   s(HTAB_VALUES_STRIDE, stride);
-  s(HTAB_KEY_OFF, keyOff);
   s(HTAB_ALLOC_MODE, HTAB_ALLOC_PREALLOC);
-  s(HTAB_RAW_PCPU, rawPcpu);
 }
 
 /** Per-CPU cache levels of a dynamically allocated hash map's bpf_mem_alloc (CLI timelines). */
@@ -1093,10 +1316,18 @@ export interface HtabMemAllocLevels {
 }
 
 /**
- * The bpf_mem_alloc cache levels behind `m`, or null when the map has none (every preallocated
- * map, every non-hash map). Dynamic maps (BPF_F_NO_PREALLOC) fill this in with their allocator.
+ * The element cache levels of a bpf_mem_alloc-backed hash map (free_cnt of every CPU id's cache,
+ * the housekeeping CPU last, with its watermarks), or null when the map has none (preallocated and
+ * legacy kmalloc maps, LRU maps, every non-hash map). A racy snapshot; any thread.
  */
 export function htabMemAllocLevels(m: BpfMapImpl): HtabMemAllocLevels | null {
-  if (!(m instanceof BpfHtab) || m.alloc === null || m.alloc.prealloc) return null;
-  return null;
+  if (!(m instanceof BpfHtab) || m.alloc === null || m.alloc.ma === 0) return null;
+  const ma = m.alloc.ma;
+  const c = bpfMemCachePtr(ma, 0);
+  return {
+    unitSize: Atomics.load(I32, (c + BMC_UNIT_SIZE) >> 2),
+    low: Atomics.load(I32, (c + BMC_LOW) >> 2),
+    high: Atomics.load(I32, (c + BMC_HIGH) >> 2),
+    perCpu: bpfMemFreeCounts(ma),
+  };
 }
