@@ -57,7 +57,7 @@ import { thisCpu } from '../mem/this_cpu.js';
 import { CACHELINE } from '../mem/layout.js';
 import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mem/slab.js';
 import { allocPercpu, freePercpu } from '../mem/percpu_alloc.js';
-import { isPreemptRt, localIrqSave, localIrqRestore } from '../cpu/context.js';
+import { isPreemptRt, localIrqSave, localIrqRestore, inInterrupt, irqsDisabled, preemptCount } from '../cpu/context.js';
 import { window } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
 import { llistAdd, llistAddBatch, llistDelAll, llistDelFirst } from '../locks/llist.js';
@@ -345,6 +345,9 @@ function rtPrepare(c: number): void {
 function rtRun(c: number): boolean {
   const ci = c >> 2;
   if (I32[ci + ACT_I] !== 0) return false; // the cache is busy under us: a later window
+  // The RT irq_work thread is a task: it cannot run inside an NMI or hardirq, with irqs off or with
+  // preemption disabled (a migrate_disable'd program is preemptible on RT, so it may run then).
+  if (inInterrupt() || irqsDisabled() || preemptCount() > 0) return false;
   const chain = Atomics.exchange(I32, (c + BMC_RT_BATCH) >> 2, 0);
   Atomics.store(I32, (c + BMC_RT_BATCH_CNT) >> 2, 0);
   if (draining(c)) { freeAll(chain, isPercpu(c)); return true; }

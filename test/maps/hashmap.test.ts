@@ -329,7 +329,6 @@ describe('access flags and bad input', () => {
       [{ type: 'hash', name: 'bad name!', keySize: 4, valueSize: 4, maxEntries: 4 }, 'EINVAL', /name/],
       [{ type: 'hash', name: 'a_name_that_is_too_long', keySize: 4, valueSize: 4, maxEntries: 4 }, 'EINVAL', /name/],
       [{ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 4, spinLockOffset: 2 }, 'EINVAL', /spinLockOffset/],
-      [{ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 4, flags: 1 /* NO_PREALLOC, next issue */ }, 'EINVAL', /NO_PREALLOC.*not implemented yet/],
     ];
     const before = memStats().bytesInUse;
     for (const [spec, code, re] of cases) {
