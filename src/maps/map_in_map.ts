@@ -9,7 +9,8 @@
  *   MIM_STORAGE  hash_of_maps: a private struct bpf_htab (a plain 'hash' map, value_size 4, not in
  *                the map id table) whose values are inner struct bpf_map pointers.
  *                array_of_maps: u32[max_entries] of inner struct bpf_map pointers (array->ptrs), 0 = empty.
- *   MIM_LOCK     hash_of_maps: writer lock (raw, LC_MAP_OF_MAPS) serialising syscall-side update/delete.
+ *   MIM_LOCK     hash_of_maps: writer lock (spinlock_t, LC_MAP_OF_MAPS: sleeping on RT, so a legacy dynamic
+ *                storage map's sleeping bucket lock may nest in it) serialising syscall-side update/delete.
  *   MIM_VALUE    hash_of_maps: the pointer word handed to the storage update (under MIM_LOCK).
  *
  * Values: the syscall side passes a 4-byte map **id** (the simulation's fd) and reads back the
@@ -44,7 +45,7 @@ import { I32, U8, U32, nrCpus } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
 import { kzalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
-import { rawSpinLock, rawSpinUnlock, lockWord } from '../locks/raw_spinlock.js';
+import { spinLockIrqsave, spinUnlockIrqrestore, lockWord } from '../locks/raw_spinlock.js';
 import { LC_MAP_OF_MAPS } from '../locks/lock_classes.js';
 import { callRcu, defineRcuKind, registerRcuCallback, rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';
 import { splat } from '../debug/splat.js';
@@ -291,13 +292,13 @@ export class BpfMapInMap implements BpfMapImpl {
       if (old !== 0) putInnerDeferred(old);
       return 0;
     }
-    const err = rawSpinLock(this.lock, LC_MAP_OF_MAPS);
+    const err = spinLockIrqsave(this.lock, LC_MAP_OF_MAPS);
     if (err !== 0) { putInnerUndo(inner); return err; }
     const v = s.lookup(key);
     const old = v === 0 ? 0 : Atomics.load(I32, v >> 2);
     I32[this.valWord >> 2] = inner;
     const ret = s.update(key, this.valWord, flags);
-    rawSpinUnlock(this.lock);
+    spinUnlockIrqrestore(this.lock);
     if (ret !== 0) { putInnerUndo(inner); return ret; }
     if (old !== 0) putInnerDeferred(old);
     return 0;
@@ -322,11 +323,11 @@ export class BpfMapInMap implements BpfMapImpl {
       putInnerDeferred(old);
       return 0;
     }
-    const err = rawSpinLock(this.lock, LC_MAP_OF_MAPS);
+    const err = spinLockIrqsave(this.lock, LC_MAP_OF_MAPS);
     if (err !== 0) return err;
     const ret = s.sysLookupAndDelete(key, this.valWord, 0);
     const old = ret === 0 ? I32[this.valWord >> 2]! : 0;
-    rawSpinUnlock(this.lock);
+    spinUnlockIrqrestore(this.lock);
     if (ret !== 0) return ret;
     if (old !== 0) putInnerDeferred(old);
     return 0;
@@ -363,7 +364,7 @@ export class BpfMapInMap implements BpfMapImpl {
     if (s !== null) {
       // writers are excluded while the pointers are copied and turned into ids, so every pointer
       // copied still holds the outer map's reference
-      const err = rawSpinLock(this.lock, LC_MAP_OF_MAPS);
+      const err = spinLockIrqsave(this.lock, LC_MAP_OF_MAPS);
       if (err !== 0) return err;
       const ret = s.lookupBatch(inBatch, keys, values, count, 0, 0, false, res);
       const n = I32[resI + (BATCH_RES_COUNT >> 2)]!;
@@ -371,7 +372,7 @@ export class BpfMapInMap implements BpfMapImpl {
         const p = ldU32(values + i * 4);
         stU32(values + i * 4, p === 0 ? 0 : I32[(p + MAP_ID) >> 2]!);
       }
-      rawSpinUnlock(this.lock);
+      spinUnlockIrqrestore(this.lock);
       return ret;
     }
     if (count === 0) return 0;
