@@ -13,15 +13,13 @@
  * reports progress and samples the timeline), stop the interrupts, wait for a grace period, then
  * check the map and tear it down. After the last cell of a runtime: rcu_barrier, the global
  * checks (allocator, lock words, recursion/preempt/RCU counters on every CPU), the leak check
- * (slab bytes back to their value before the first map, minus program state), splats, stop.
+ * (slab bytes back to their value before the first map), splats, stop.
  *
- * TODO(wiring) marks the places that assume library API not yet written when this was drafted.
  */
 import {
-  Runtime, BPF_F_NO_PREALLOC, listScenarios, runScenario, type BpfMap, type Program,
+  Runtime, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, listScenarios, runScenario, type BpfMap, type Program,
 } from '../index.js';
-import { memStats, memCheck, ownerBytes, ownerName, OWNER_KERNEL } from '../mem/owners.js';
-import { ksize } from '../mem/slab.js';
+import { memStats, memCheck, ownerBytes, ownerName } from '../mem/owners.js';
 import { I32 } from '../mem/arena.js';
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
@@ -30,7 +28,7 @@ import {
 } from '../mem/layout.js';
 import { errnoName } from '../errno.js';
 import { rcuGpLatencySamples } from '../rcu/rcu.js';
-import { bpfMemAllocStats } from '../alloc/bpf_mem_alloc.js';
+import { htabMemAllocLevels } from '../maps/hashtab.js';
 import { runWorkers, type BenchCase, type Measurement } from '../../bench/harness.js';
 import {
   EngineUsageError, unsupportedReason, type Engine, type StressOptions, type StressResult, type LiveStats,
@@ -41,11 +39,15 @@ import {
 import type { StressMixArgs } from './programs/stress_mix.js';
 import { ERRS_SLOTS } from './programs/stress_irq.js';
 import type { BenchArgs, BenchOp } from './programs/bench_ops.js';
+import { eventsPerRun, type MapPerfArgs } from './programs/bench_map_perf.js';
+import { HTAB_MEM_SCENARIOS, htabMemUserBytes, htabMemOps, type HtabMemArgs } from './programs/bench_htab_mem.js';
 
 const PROG = {
   mix: new URL('./programs/stress_mix.js', import.meta.url),
   irq: new URL('./programs/stress_irq.js', import.meta.url),
   bench: new URL('./programs/bench_ops.js', import.meta.url),
+  mapPerf: new URL('./programs/bench_map_perf.js', import.meta.url),
+  htabMem: new URL('./programs/bench_htab_mem.js', import.meta.url),
 };
 
 const FAULT_BITS: Readonly<Record<FaultName, number>> = { drop_freelist_push: FAULT_DROP_FREELIST_PUSH };
@@ -97,7 +99,7 @@ function createCellMap(rt: Runtime, map: MapType, alloc: AllocMode, maxEntries: 
       const m = rt.createMap({ type: map, name, keySize: 4, valueSize: 4, maxEntries: Math.min(maxEntries, 1024), flags, innerMap: template });
       return { m, extra: made, kind: 'of_maps', innerIds: made.slice(1).map((x) => x.info().id) };
     } catch (e) {
-      closeAll(made); // the outer map was refused: release what was made for it
+      void closeAll(made); // the outer map was refused: release what was made for it
       throw e;
     }
   }
@@ -105,29 +107,20 @@ function createCellMap(rt: Runtime, map: MapType, alloc: AllocMode, maxEntries: 
   return { m, extra: [], kind: map === 'array' || map === 'percpu_array' ? 'array' : 'hash', innerIds: [] };
 }
 
-function closeAll(maps: readonly BpfMap[]): void {
-  for (const m of maps) m.close();
+/** Close maps and wait until their memory is back (dynamic maps free after their grace periods). */
+async function closeAll(maps: readonly BpfMap[]): Promise<void> {
+  for (const m of maps) await m.close();
 }
 
-/** Unload a program if the library supports it (maps stay referenced until then). */
+/** Unload a program: its map references go, so closed maps are freed. */
 async function unload(p: Program): Promise<void> {
-  // TODO(wiring): Program.unload() (BPF prog release) so maps can be freed before the leak check.
-  const u = (p as unknown as Partial<{ unload(): Promise<void> }>).unload;
-  if (typeof u === 'function') await u.call(p);
+  await p.unload();
 }
 
-/**
- * Per-CPU free_cnt of a dynamically allocated hash map's bpf_mem_alloc cache, with its watermarks.
- * TODO(wiring): assumes the htab's element allocator exposes its bpf_mem_alloc as `alloc.ma`
- * (dynamic allocation lands with the next issue); returns null until then and for other maps.
- */
+/** Per-CPU free_cnt of a dynamically allocated hash map's bpf_mem_alloc cache, with its watermarks. */
 function cacheLevels(m: BpfMap, cpus: number): { unitSize: number; low: number; high: number; perCpu: number[] } | null {
-  const alloc = (m.impl as unknown as { alloc?: unknown }).alloc;
-  const ma = typeof alloc === 'object' && alloc !== null ? (alloc as { ma?: unknown }).ma : undefined;
-  if (typeof ma !== 'number' || ma === 0) return null;
-  const c = bpfMemAllocStats(ma).caches[0];
-  if (c === undefined) return null;
-  return { unitSize: c.unitSize, low: c.low, high: c.high, perCpu: c.perCpu.slice(0, cpus).map((x) => x.freeCnt) };
+  const lv = htabMemAllocLevels(m.impl);
+  return lv === null ? null : { unitSize: lv.unitSize, low: lv.low, high: lv.high, perCpu: lv.perCpu.slice(0, cpus) };
 }
 
 /** Sum a per-CPU u64 array map's slots into errno-name counts. */
@@ -159,10 +152,10 @@ function ownerSnapshot(): number[] {
 }
 
 /** Owners holding more than at `before` (kernel: minus `kernelResidue`), as detail lines. */
-function ownerGrowth(before: readonly number[], kernelResidue: number): string[] {
+function ownerGrowth(before: readonly number[]): string[] {
   const out: string[] = [];
   for (let id = 0; id < MEM_MAX_OWNERS; id++) {
-    const d = ownerBytes(id) - before[id]! - (id === OWNER_KERNEL ? kernelResidue : 0);
+    const d = ownerBytes(id) - before[id]!;
     if (d !== 0) out.push(`owner ${ownerName(id)} (#${id}): ${d > 0 ? '+' : ''}${d} bytes`);
   }
   return out;
@@ -261,7 +254,6 @@ class StressRun {
     const rt = await Runtime.start({ cpus: o.cpus, preemptRt: o.preemptRt, dynAlloc, seed: o.seed, memoryBytes: MEMORY_BYTES, faults });
     const gpsBase = this.gracePeriods;
     const irqBase = this.interrupts;
-    const progState: Program[] = [];
     try {
       this.leakStart = memStats().bytesInUse;
       const ownersBefore = ownerSnapshot();
@@ -287,11 +279,14 @@ class StressRun {
         // a map_locked guard until the 2025 rqspinlock conversion); scenario 'nmi-in-lru-lock'
         // shows it on purpose. Stress runs keep to what that kernel survives.
         const lru = plan.map === 'lru_hash' || plan.map === 'lru_percpu_hash';
-        const irq = await rt.loadProgram(PROG.irq, { maps: { m: set.m, errs }, args: { keys: set.kind === 'hash' ? STRESS_KEYS : STRESS_MAX_ENTRIES, readOnly: lru } });
-        progState.push(mix, irq);
+        // On PREEMPT_RT a legacy (kmalloc) dynamic map takes a sleeping bucket lock, and the verifier
+        // of that era refused tracing programs on it: such cells take their interrupts bare.
+        const irq = set.m.usesSleepingBucketLock() ? null
+          : await rt.loadProgram(PROG.irq, { maps: { m: set.m, errs }, args: { keys: set.kind === 'hash' ? STRESS_KEYS : STRESS_MAX_ENTRIES, readOnly: lru } });
+        const withProg = irq !== null ? { program: irq } : {};
         const injections = [
-          ...(o.nmiRate > 0 ? [rt.inject({ kind: 'nmi', cpus: 'all', ratePerSec: o.nmiRate, program: irq })] : []),
-          ...(o.irqRate > 0 ? [rt.inject({ kind: 'hardirq', cpus: 'all', ratePerSec: o.irqRate, program: irq })] : []),
+          ...(o.nmiRate > 0 ? [rt.inject({ kind: 'nmi', cpus: 'all', ratePerSec: o.nmiRate, ...withProg })] : []),
+          ...(o.irqRate > 0 ? [rt.inject({ kind: 'hardirq', cpus: 'all', ratePerSec: o.irqRate, ...withProg })] : []),
         ];
         const w = o.mix.update + o.mix.delete + o.mix.lookup;
         const args: StressMixArgs = {
@@ -321,12 +316,12 @@ class StressRun {
         this.invariants.push({ name: 'map check()', scope: name, ok: violations.length === 0, details: violations });
         out.push({
           map: plan.map, alloc: plan.alloc, status: 'ran', ops: cellOps, opsPerSec: cellMs > 0 ? (cellOps * 1000) / cellMs : 0,
-          errors: cellErrors, recursionMisses: mix.stats().recursionMisses + irq.stats().recursionMisses,
+          errors: cellErrors, recursionMisses: mix.stats().recursionMisses + (irq?.stats().recursionMisses ?? 0),
         });
-        await unload(mix); await unload(irq);
-        closeAll([set.m, ...set.extra]);
+        await unload(mix); if (irq !== null) await unload(irq);
+        await closeAll([set.m, ...set.extra]);
       }
-      closeAll([errs]);
+      await closeAll([errs]);
       await rt.rcuBarrier();
       await rt.synchronizeRcu();
       await rt.rcuBarrier();
@@ -334,13 +329,12 @@ class StressRun {
       const mem = memCheck();
       this.invariants.push({ name: 'allocator accounting', scope: `runtime ${dynAlloc}`, ok: mem.length === 0, details: mem });
       for (const c of cpuQuiescenceChecks(o.cpus)) this.invariants.push({ ...c, scope: `runtime ${dynAlloc}` });
-      // leak check: slab back to where it was before the first map (program state is freed at unload;
-      // while the library cannot unload programs it is subtracted here)
-      const residue = progState.reduce((a, p) => a + ksize(p.statePtr), 0);
+      // leak check: programs are unloaded and maps closed, so the slab is back exactly where it was
+      // before the first map
       const end = memStats().bytesInUse;
-      this.leakEnd += end - residue - this.leakStart;
-      if (end - residue !== this.leakStart) {
-        this.leakDetails.push(`runtime ${dynAlloc}: slab ${this.leakStart} bytes before the first map, ${end - residue} after teardown`, ...ownerGrowth(ownersBefore, residue));
+      this.leakEnd += end - this.leakStart;
+      if (end !== this.leakStart) {
+        this.leakDetails.push(`runtime ${dynAlloc}: slab ${this.leakStart} bytes before the first map, ${end} after teardown`, ...ownerGrowth(ownersBefore));
       }
       this.gracePeriods = gpsBase + rt.stats().rcu.gpsCompleted;
       this.interrupts = addInterrupts(irqBase, sumInterrupts(rt));
@@ -392,16 +386,47 @@ async function runStress(o: StressOptions, onProgress: (s: LiveStats) => void): 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bench
+// Bench — the case definitions, shared by `bpfsim bench` (engine.benchSuite) and by the files in
+// bench/ (createBenchSuite): one definition of every workload, unit and baseline. The files in
+// bench/ only choose the request (which benchmarks, maps, alloc modes, how many CPUs).
+//
+//   map_perf  samples/bpf/map_perf_test: per-CPU events/s at each CPU count of cpuSteps(cpus)
+//             (1, 2, 4, …), each CPU on its own key. Hash-type maps: an event = update(BPF_ANY)
+//             → lookup → delete, ten per program run (the kernel's loop since Sep 2022; its
+//             printed "events per sec" counts syscalls, i.e. our events / 10). Arrays: an event
+//             = one lookup of key 1, 64 per run (stress_array_map_lookup). lru_hash runs twice:
+//             common LRU and BPF_F_NO_COMMON_LRU. Two paths: 'helper' (map helpers in a program)
+//             and 'syscall' (the bpf(2) commands a task-context workload makes, ctx.sys.*).
+//             Baseline: the preallocated map of the same type, path and CPU count.
+//             max_entries as the kernel's maps: 1000, LRU 10 000.
+//   htab_mem  selftests bench htab-mem: overwrite, batch_add_batch_del, add_del_on_diff_cpu with
+//             `cpus` producers (add_del: an even number), key 4 B, value 8 B, max_entries =
+//             max(8192, 64 × cpus), 64 keys per invocation; ops/s per producer and the map's
+//             memory (its owner's slab bytes, sampled every 10 ms: the kernel's memcg figure).
+//             Baseline: preallocated.
+//   lookup    1 CPU, 100k entries, hash lookup / overwrite vs JS Map.get / Map.set (bench_ops).
+//   scaling   lookups (64 per run, a stride walk over 100k shared keys) on 1, 2, 4, … CPUs
+//             (preallocated maps of each requested type), and a JS Map per worker doing the same
+//             walk on as many threads; each against its own 1-CPU figure (target 2 CPUs ≥ 1.8×).
+//
+// Runtimes: one per thread, and the dynamic allocator is a runtime option, so a suite keeps one
+// runtime and switches when a case needs the other allocator. Within each benchmark the cases
+// that need the kmalloc runtime come last, so interleaved rounds switch twice per round at most.
 
 interface RtConfig { readonly dynAlloc: 'bpf_mem_alloc' | 'kmalloc' }
 
-/** Holds at most one runtime; cases ask for the configuration they need. */
+interface Fixture { readonly m: BpfMap; readonly prog: Program; readonly user: SharedArrayBuffer | null }
+
+/**
+ * Holds at most one runtime; cases ask for the configuration they need. A fixture made in a new
+ * runtime runs in workers whose JIT has not seen the program yet: the map_perf, htab_mem and
+ * scaling cases run WARM_S untimed first (`fresh`), so a runtime switch does not bias the round.
+ */
 class RuntimeSlot {
   readonly req: BenchRequest;
   #rt: Runtime | null = null;
   #cfg: RtConfig | null = null;
-  #cache = new Map<string, { m: BpfMap; prog: Program }>();
+  #cache = new Map<string, Fixture>();
   constructor(req: BenchRequest) { this.req = req; }
 
   async get(cfg: RtConfig): Promise<Runtime> {
@@ -412,18 +437,21 @@ class RuntimeSlot {
     return this.#rt;
   }
 
-  /** A map + bench program for `key`, created and prefilled with `fill` keys once per runtime. */
-  async fixture(key: string, cfg: RtConfig, make: (rt: Runtime) => BpfMap, fill: number): Promise<{ rt: Runtime; m: BpfMap; prog: Program }> {
+  /** A map + program for `key`, created and set up once per runtime. */
+  async fixture(key: string, cfg: RtConfig, o: {
+    make: (rt: Runtime) => BpfMap; prog: URL; userBytes?: number; setup?: (rt: Runtime, f: Fixture) => Promise<void>;
+  }): Promise<{ rt: Runtime; fresh: boolean } & Fixture> {
     const rt = await this.get(cfg);
     let f = this.#cache.get(key);
+    const fresh = f === undefined;
     if (f === undefined) {
-      const m = make(rt);
-      const prog = await rt.loadProgram(PROG.bench, { maps: { m } });
-      if (fill > 0) await prefill(rt, prog, fill);
-      f = { m, prog };
+      const m = o.make(rt);
+      const prog = await rt.loadProgram(o.prog, { maps: { m } });
+      f = { m, prog, user: o.userBytes !== undefined ? new SharedArrayBuffer(o.userBytes) : null };
+      if (o.setup !== undefined) await o.setup(rt, f);
       this.#cache.set(key, f);
     }
-    return { rt, ...f };
+    return { rt, fresh, ...f };
   }
 
   async close(): Promise<void> {
@@ -434,26 +462,42 @@ class RuntimeSlot {
   }
 }
 
-async function measure(rt: Runtime, prog: Program, cpus: number, seconds: number, args: BenchArgs, opsPerIter = 1, sampleMemory = false): Promise<Measurement> {
-  const sel = [...Array(cpus).keys()];
-  let memSum = 0, memN = 0, memPeak = 0;
-  const timer = sampleMemory ? setInterval(() => {
-    const b = memStats().bytesInUse; memSum += b; memN++; if (b > memPeak) memPeak = b;
-  }, 20) : null;
-  try {
-    const r = await rt.runWorkload({ cpus: sel, context: 'task', program: prog, seconds, args });
-    const elapsedNs = Math.max(...r.perCpu.map((c) => c.durationNs), 1);
-    return {
-      ops: r.ops * opsPerIter, elapsedNs,
-      ...(sampleMemory ? { memory: { avgBytes: memN > 0 ? memSum / memN : 0, peakBytes: memPeak } } : {}),
-    };
-  } finally {
-    if (timer !== null) clearInterval(timer);
-  }
+function cpuRange(n: number): number[] { return [...Array(n).keys()]; }
+
+/**
+ * Slab bytes charged to a map: its own memory owner plus, for BPF_F_NO_PREALLOC hash maps, the
+ * owner its elements, value areas and bpf_mem_alloc caches are charged to (impl.alloc.owner) —
+ * together what the kernel charges to the map's memcg. All slab bytes when the map has no owner.
+ */
+export function mapMemoryBytes(m: BpfMap): number {
+  const impl = m.impl as unknown as { owner?: unknown; alloc?: { owner?: unknown } | null };
+  if (typeof impl.owner !== 'number') return memStats().bytesInUse;
+  const elems = impl.alloc?.owner;
+  return ownerBytes(impl.owner) + (typeof elems === 'number' && elems !== impl.owner ? ownerBytes(elems) : 0);
+}
+
+async function measure(rt: Runtime, prog: Program, cpus: number, seconds: number, args: BenchArgs, opsPerIter = 1): Promise<Measurement> {
+  const r = await rt.runWorkload({ cpus: cpuRange(cpus), context: 'task', program: prog, seconds, args });
+  const elapsedNs = Math.max(...r.perCpu.map((c) => c.durationNs), 1);
+  return { ops: r.ops * opsPerIter, elapsedNs };
 }
 
 async function prefill(rt: Runtime, prog: Program, keys: number): Promise<void> {
   await rt.runWorkload({ cpus: [0], context: 'task', program: prog, iterations: keys, args: { op: 'fill', keys, perCpu: false, canDelete: true } satisfies BenchArgs });
+}
+
+/**
+ * Run `args` on CPUs 0..cpus-1 for `seconds`. perCpu: ops = mean events per CPU (per-CPU
+ * events/s, as map_perf_test prints); else the sum over CPUs (throughput).
+ */
+async function runEvents(rt: Runtime, prog: Program, cpus: number, seconds: number, args: MapPerfArgs, perCpu: boolean, errors: Record<string, number>): Promise<Measurement> {
+  const r = await rt.runWorkload({ cpus: cpuRange(cpus), context: 'task', program: prog, seconds, args });
+  mergeErrors(errors, r.errors);
+  const events = r.ops * eventsPerRun(args.op);
+  const durs = r.perCpu.map((c) => c.durationNs);
+  return perCpu
+    ? { ops: events / cpus, elapsedNs: Math.max(durs.reduce((a, b) => a + b, 0) / durs.length, 1) }
+    : { ops: events, elapsedNs: Math.max(...durs, 1) };
 }
 
 function cpuSteps(max: number): number[] {
@@ -463,71 +507,189 @@ function cpuSteps(max: number): number[] {
   return [...new Set(out)];
 }
 
-interface PlannedCase { readonly c: BenchCase; readonly needs?: { readonly map: MapType; readonly alloc: AllocMode } }
+interface PlannedCase {
+  readonly c: BenchCase;
+  /** The map the case creates (probed before the run: a refused map skips the case). */
+  readonly needs?: { readonly map: MapType; readonly alloc: AllocMode; readonly flags: number };
+}
 
-function benchCases(req: BenchRequest, slot: RuntimeSlot): PlannedCase[] {
+/** A map_perf map: a type, with flags (LRU: common or per-CPU lists), and its event. */
+interface MapPerfVariant {
+  readonly key: string;
+  readonly map: MapType;
+  readonly flags: number;
+  readonly name: string;
+  readonly op: 'triple' | 'lookup';
+  readonly maxEntries: number;
+}
+
+function mapPerfVariants(maps: readonly MapType[]): MapPerfVariant[] {
+  const out: MapPerfVariant[] = [];
+  for (const map of maps) {
+    if (map === 'hash' || map === 'percpu_hash') out.push({ key: map, map, flags: 0, name: map, op: 'triple', maxEntries: 1000 });
+    else if (map === 'lru_hash' || map === 'lru_percpu_hash') {
+      out.push({ key: map, map, flags: 0, name: map, op: 'triple', maxEntries: 10_000 });
+      out.push({ key: `${map}_nocommon`, map, flags: BPF_F_NO_COMMON_LRU, name: `${map} (no common LRU)`, op: 'triple', maxEntries: 10_000 });
+    } else if (map === 'array' || map === 'percpu_array') out.push({ key: map, map, flags: 0, name: `${map} lookup`, op: 'lookup', maxEntries: 1000 });
+    // hash_of_maps / array_of_maps: map_perf has no workload for them (its INNER_LRU test aside)
+  }
+  return out;
+}
+
+const SCALING_KEYS = 100_000;
+/** Untimed run of a fresh fixture (new runtime or new map), seconds. */
+const WARM_S = 0.1;
+
+function isPercpu(map: MapType): boolean { return map === 'percpu_hash' || map === 'lru_percpu_hash' || map === 'percpu_array'; }
+
+function benchCases(req: BenchRequest, slot: RuntimeSlot, errorsOf: (id: string) => Record<string, number>, skip: (id: string, reason: string) => void): PlannedCase[] {
   const cases: PlannedCase[] = [];
-  const mapCase = (o: {
-    id: string; bench: string; label: string; tags: Record<string, string | number>; baseline?: string; target?: number;
-    map: MapType; alloc: AllocMode; maxEntries: number; op: BenchOp; keys: number; perCpu: boolean; cpus: number; fill?: number;
-    opsPerIter?: number; memory?: boolean;
-  }): PlannedCase => ({ needs: { map: o.map, alloc: o.alloc }, c: {
-    id: o.id, bench: o.bench, label: o.label, tags: o.tags,
+  const allocs = req.alloc;
+  const flagsOf = (alloc: AllocMode, extra: number): number => (alloc === 'prealloc' ? 0 : BPF_F_NO_PREALLOC) | extra;
+  /** Cases in the bpf_mem_alloc runtime first, kmalloc ones last (fewer runtime switches). */
+  const pushGrouped = (list: PlannedCase[]): void => {
+    cases.push(...list.filter((p) => p.needs === undefined || p.needs.alloc !== 'kmalloc'));
+    cases.push(...list.filter((p) => p.needs !== undefined && p.needs.alloc === 'kmalloc'));
+  };
+  // the CLI's `lookup` cases (bench_ops: one operation per program run)
+  const opsCase = (o: {
+    id: string; label: string; tags: Record<string, string | number>; baseline?: string; target?: number;
+    maxEntries: number; op: BenchOp; keys: number; cpus: number; fill: number;
+  }): PlannedCase => ({ needs: { map: 'hash', alloc: 'prealloc', flags: 0 }, c: {
+    id: o.id, bench: 'lookup', label: o.label, tags: o.tags,
     ...(o.baseline !== undefined ? { baseline: o.baseline } : {}), ...(o.target !== undefined ? { target: o.target } : {}),
     run: async (seconds) => {
-      const cfg = { dynAlloc: dynAllocOf(o.alloc) };
-      const { rt, prog } = await slot.fixture(`${o.map}/${o.alloc}/${o.maxEntries}/${o.fill ?? 0}`, cfg,
-        (r) => r.createMap({ type: o.map, name: 'bench', keySize: 4, valueSize: 8, maxEntries: o.maxEntries, flags: o.alloc === 'prealloc' ? 0 : BPF_F_NO_PREALLOC }),
-        o.fill ?? 0);
-      const canDelete = o.map !== 'array' && o.map !== 'percpu_array';
-      return measure(rt, prog, o.cpus, seconds, { op: o.op, keys: o.keys, perCpu: o.perCpu, canDelete }, o.opsPerIter ?? 1, o.memory ?? false);
+      const { rt, prog } = await slot.fixture(`ops/hash/${o.maxEntries}/${o.fill}`, { dynAlloc: 'bpf_mem_alloc' }, {
+        make: (r) => r.createMap({ type: 'hash', name: 'bench', keySize: 4, valueSize: 8, maxEntries: o.maxEntries }),
+        prog: PROG.bench,
+        setup: async (r, f) => { if (o.fill > 0) await prefill(r, f.prog, o.fill); },
+      });
+      return measure(rt, prog, o.cpus, seconds, { op: o.op, keys: o.keys, perCpu: false, canDelete: true });
     },
   } });
-  const allocs = req.alloc;
+
   for (const name of req.names) {
     if (name === 'map_perf') {
-      for (const map of ['hash', 'percpu_hash'] as const) {
+      const list: PlannedCase[] = [];
+      for (const v of mapPerfVariants(req.maps)) {
         for (const alloc of allocs) {
-          cases.push(mapCase({
-            id: `map_perf/${map}/${alloc}`, bench: 'map_perf', label: `${map} ${alloc}`, tags: { map, alloc, cpus: req.cpus, op: 'map_perf' },
-            ...(alloc !== 'prealloc' && allocs.includes('prealloc') ? { baseline: `map_perf/${map}/prealloc` } : {}),
-            ...(alloc === 'bpf_mem_alloc' ? { target: 0.9 } : {}),
-            map, alloc, maxEntries: 1000, op: 'map_perf', keys: 1, perCpu: true, cpus: req.cpus,
-          }));
+          if (unsupportedReason(v.map, alloc) !== null) continue;
+          for (const path of ['helper', 'syscall'] as const) {
+            for (const cpus of cpuSteps(req.cpus)) {
+              const id = `map_perf/${v.key}/${alloc}/${path}/${cpus}`;
+              const base = `map_perf/${v.key}/prealloc/${path}/${cpus}`;
+              list.push({ needs: { map: v.map, alloc, flags: flagsOf(alloc, v.flags) }, c: {
+                id, bench: 'map_perf', label: `${v.name} ${alloc} · ${path} · ${cpus} CPU${cpus > 1 ? 's' : ''}`,
+                tags: { map: v.map, alloc, cpus, op: v.op === 'triple' ? 'map_perf' : 'lookup', workload: path, ...(v.flags !== 0 ? { flags: 'BPF_F_NO_COMMON_LRU' } : {}) },
+                ...(alloc !== 'prealloc' && allocs.includes('prealloc') ? { baseline: base } : {}),
+                ...(alloc === 'bpf_mem_alloc' ? { target: 0.9 } : {}),
+                run: async (seconds) => {
+                  const { rt, prog, fresh } = await slot.fixture(`map_perf/${v.key}/${alloc}`, { dynAlloc: dynAllocOf(alloc) }, {
+                    make: (r) => r.createMap({ type: v.map, name: 'map_perf', keySize: 4, valueSize: 8, maxEntries: v.maxEntries, flags: flagsOf(alloc, v.flags) }),
+                    prog: PROG.mapPerf,
+                  });
+                  const args: MapPerfArgs = { op: v.op, path, keys: 1, sysValueBytes: isPercpu(v.map) ? rt.cpus * 8 : 8 };
+                  if (fresh) { // both paths, every CPU: later cases share this fixture
+                    for (const q of ['helper', 'syscall'] as const) await runEvents(rt, prog, rt.cpus, WARM_S / 2, { ...args, path: q }, true, {});
+                  }
+                  return runEvents(rt, prog, cpus, seconds, args, true, errorsOf(id));
+                },
+              } });
+            }
+          }
         }
       }
+      pushGrouped(list);
     } else if (name === 'htab_mem') {
+      const list: PlannedCase[] = [];
       const maxEntries = Math.max(8192, 64 * req.cpus);
-      for (const wl of ['overwrite', 'batch'] as const) {
+      for (const scenario of HTAB_MEM_SCENARIOS) {
+        const producers = scenario === 'add_del_on_diff_cpu' ? req.cpus - (req.cpus % 2) : req.cpus;
         for (const alloc of allocs) {
-          cases.push(mapCase({
-            id: `htab_mem/${wl}/${alloc}`, bench: 'htab_mem', label: `${wl} ${alloc}`, tags: { map: 'hash', alloc, cpus: req.cpus, workload: wl },
-            ...(alloc !== 'prealloc' && allocs.includes('prealloc') ? { baseline: `htab_mem/${wl}/prealloc` } : {}),
-            map: 'hash', alloc, maxEntries, op: wl, keys: 64, perCpu: true, cpus: req.cpus, memory: true,
-            ...(wl === 'overwrite' ? { fill: 64 * req.cpus } : {}),
-          }));
+          const id = `htab_mem/${scenario}/${alloc}`;
+          if (producers < 1) { skip(id, `${scenario} needs CPU pairs (an adder and a deleter): run with --cpus 2 or more`); continue; }
+          list.push({ needs: { map: 'hash', alloc, flags: flagsOf(alloc, 0) }, c: {
+            id, bench: 'htab_mem', label: `${scenario} ${alloc}`, tags: { map: 'hash', alloc, cpus: producers, workload: scenario },
+            ...(alloc !== 'prealloc' && allocs.includes('prealloc') ? { baseline: `htab_mem/${scenario}/prealloc` } : {}),
+            ...(alloc === 'bpf_mem_alloc' ? { target: 0.9 } : {}),
+            run: async (seconds) => {
+              const { rt, m, prog, user, fresh } = await slot.fixture(`htab_mem/${scenario}/${alloc}`, { dynAlloc: dynAllocOf(alloc) }, {
+                make: (r) => r.createMap({ type: 'hash', name: 'htab_mem', keySize: 4, valueSize: 8, maxEntries, flags: flagsOf(alloc, 0) }),
+                prog: PROG.htabMem, userBytes: htabMemUserBytes(req.cpus),
+              });
+              const args: HtabMemArgs = { scenario, producers, cpus: rt.cpus, user: user! };
+              if (fresh) await rt.runWorkload({ cpus: cpuRange(producers), context: 'task', program: prog, seconds: WARM_S, args });
+              const before = htabMemOps(user!, producers);
+              let memSum = 0, memN = 0, memPeak = 0;
+              const sample = (): void => { const b = mapMemoryBytes(m); memSum += b; memN++; if (b > memPeak) memPeak = b; };
+              sample();
+              const timer = setInterval(sample, 10);
+              let r: Awaited<ReturnType<Runtime['runWorkload']>>;
+              try {
+                r = await rt.runWorkload({ cpus: cpuRange(producers), context: 'task', program: prog, seconds, args });
+              } finally {
+                clearInterval(timer);
+              }
+              sample();
+              mergeErrors(errorsOf(id), r.errors);
+              const ops = htabMemOps(user!, producers) - before;
+              const durs = r.perCpu.map((c) => c.durationNs);
+              return {
+                ops: ops / producers, elapsedNs: Math.max(durs.reduce((a, b) => a + b, 0) / durs.length, 1),
+                memory: { avgBytes: memSum / memN, peakBytes: memPeak },
+              };
+            },
+          } });
         }
       }
+      pushGrouped(list);
     } else if (name === 'lookup') {
       const n = 100_000;
       cases.push({ c: { id: 'lookup/js_map_get', bench: 'lookup', label: 'JS Map.get', tags: { op: 'lookup', cpus: 1 }, run: (s) => runWorkers({ threads: 1, seconds: s, kernel: 'js_map_get', entries: n }) } });
       cases.push({ c: { id: 'lookup/js_map_set', bench: 'lookup', label: 'JS Map.set', tags: { op: 'update', cpus: 1 }, run: (s) => runWorkers({ threads: 1, seconds: s, kernel: 'js_map_set', entries: n }) } });
-      cases.push(mapCase({ id: 'lookup/hash/1', bench: 'lookup', label: 'hash lookup, 1 CPU', tags: { map: 'hash', alloc: 'prealloc', cpus: 1, op: 'lookup' }, baseline: 'lookup/js_map_get', target: 0.5, map: 'hash', alloc: 'prealloc', maxEntries: n, op: 'lookup', keys: n, perCpu: false, cpus: 1, fill: n }));
-      cases.push(mapCase({ id: 'lookup/hash_update/1', bench: 'lookup', label: 'hash update, 1 CPU', tags: { map: 'hash', alloc: 'prealloc', cpus: 1, op: 'update' }, baseline: 'lookup/js_map_set', target: 0.3, map: 'hash', alloc: 'prealloc', maxEntries: n, op: 'update', keys: n, perCpu: false, cpus: 1, fill: n }));
+      cases.push(opsCase({ id: 'lookup/hash/1', label: 'hash lookup, 1 CPU', tags: { map: 'hash', alloc: 'prealloc', cpus: 1, op: 'lookup' }, baseline: 'lookup/js_map_get', target: 0.5, maxEntries: n, op: 'lookup', keys: n, cpus: 1, fill: n }));
+      cases.push(opsCase({ id: 'lookup/hash_update/1', label: 'hash update, 1 CPU', tags: { map: 'hash', alloc: 'prealloc', cpus: 1, op: 'update' }, baseline: 'lookup/js_map_set', target: 0.3, maxEntries: n, op: 'update', keys: n, cpus: 1, fill: n }));
       if (req.cpus >= 2) {
-        cases.push(mapCase({ id: 'lookup/hash/2', bench: 'lookup', label: 'hash lookup, 2 CPUs', tags: { map: 'hash', alloc: 'prealloc', cpus: 2, op: 'lookup' }, baseline: 'lookup/hash/1', target: 1.8, map: 'hash', alloc: 'prealloc', maxEntries: n, op: 'lookup', keys: n, perCpu: false, cpus: 2, fill: n }));
+        cases.push(opsCase({ id: 'lookup/hash/2', label: 'hash lookup, 2 CPUs', tags: { map: 'hash', alloc: 'prealloc', cpus: 2, op: 'lookup' }, baseline: 'lookup/hash/1', target: 1.8, maxEntries: n, op: 'lookup', keys: n, cpus: 2, fill: n }));
       }
     } else {
+      const steps = cpuSteps(req.cpus);
+      for (const cpus of steps) {
+        cases.push({ c: {
+          id: `scaling/js_map/${cpus}`, bench: 'scaling', label: `JS Map.get (a Map per worker) ×${cpus}`,
+          tags: { map: 'js_map', alloc: 'js', cpus, op: 'lookup' }, ...(cpus > 1 ? { baseline: 'scaling/js_map/1' } : {}),
+          ...(cpus === 2 ? { target: 1.8 } : {}),
+          run: (s) => runWorkers({ threads: cpus, seconds: s, kernel: 'js_map_get', entries: SCALING_KEYS }),
+        } });
+      }
       for (const map of req.maps) {
-        for (const alloc of allocs) {
-          if (unsupportedReason(map, alloc) !== null || map === 'hash_of_maps' || map === 'array_of_maps') continue;
-          for (const cpus of cpuSteps(req.cpus)) {
-            cases.push(mapCase({
-              id: `scaling/${map}/${alloc}/${cpus}`, bench: 'scaling', label: `${map} ${alloc} ×${cpus} CPU${cpus > 1 ? 's' : ''}`,
-              tags: { map, alloc, cpus, op: 'map_perf' }, ...(cpus > 1 ? { baseline: `scaling/${map}/${alloc}/1` } : {}),
-              map, alloc, maxEntries: Math.max(1024, 64 * req.cpus), op: 'map_perf', keys: 64, perCpu: true, cpus,
-            }));
-          }
+        if (map === 'hash_of_maps' || map === 'array_of_maps') continue;
+        const array = map === 'array' || map === 'percpu_array';
+        const lru = map === 'lru_hash' || map === 'lru_percpu_hash';
+        // an LRU map may evict before it is full (per-CPU free-list caching): give it room
+        const maxEntries = lru ? Math.ceil(SCALING_KEYS * 1.25) : SCALING_KEYS;
+        for (const cpus of steps) {
+          const id = `scaling/${map}/prealloc/${cpus}`;
+          cases.push({ needs: { map, alloc: 'prealloc', flags: 0 }, c: {
+            id, bench: 'scaling', label: `${map} lookup ×${cpus} CPU${cpus > 1 ? 's' : ''}`,
+            tags: { map, alloc: 'prealloc', cpus, op: 'lookup' }, ...(cpus > 1 ? { baseline: `scaling/${map}/prealloc/1` } : {}),
+            ...(cpus === 2 ? { target: 1.8 } : {}),
+            run: async (seconds) => {
+              const { rt, prog, fresh } = await slot.fixture(`scaling/${map}`, { dynAlloc: 'bpf_mem_alloc' }, {
+                make: (r) => r.createMap({ type: map, name: 'scaling', keySize: 4, valueSize: 8, maxEntries }),
+                prog: PROG.mapPerf,
+                setup: async (r, f) => {
+                  if (array) return; // every index exists
+                  const fill: MapPerfArgs = { op: 'fill', path: 'helper', keys: SCALING_KEYS, sysValueBytes: 8 };
+                  const res = await r.runWorkload({ cpus: [0], context: 'task', program: f.prog, iterations: SCALING_KEYS, args: fill });
+                  mergeErrors(errorsOf(`scaling/${map}/fill`), res.errors);
+                },
+              });
+              const args: MapPerfArgs = { op: 'walk', path: 'helper', keys: SCALING_KEYS, sysValueBytes: 8 };
+              if (fresh) await runEvents(rt, prog, rt.cpus, WARM_S, args, false, {});
+              return runEvents(rt, prog, cpus, seconds, args, false, errorsOf(id));
+            },
+          } });
         }
       }
     }
@@ -542,13 +704,14 @@ function benchCases(req: BenchRequest, slot: RuntimeSlot): PlannedCase[] {
  */
 async function probeCases(planned: readonly PlannedCase[], slot: RuntimeSlot): Promise<{ cases: BenchCase[]; skipped: { id: string; reason: string }[] }> {
   const refused = new Map<string, string>();
-  const pairs = new Map<string, { map: MapType; alloc: AllocMode }>();
-  for (const p of planned) if (p.needs !== undefined) pairs.set(`${p.needs.map}/${p.needs.alloc}`, p.needs);
+  const keyOf = (n: NonNullable<PlannedCase['needs']>): string => `${n.map}/${n.alloc}/${n.flags}`;
+  const pairs = new Map<string, NonNullable<PlannedCase['needs']>>();
+  for (const p of planned) if (p.needs !== undefined) pairs.set(keyOf(p.needs), p.needs);
   const ordered = [...pairs.entries()].sort((a, b) => dynAllocOf(a[1].alloc).localeCompare(dynAllocOf(b[1].alloc)));
-  for (const [key, { map, alloc }] of ordered) {
+  for (const [key, { map, alloc, flags }] of ordered) {
     const rt = await slot.get({ dynAlloc: dynAllocOf(alloc) });
     try {
-      rt.createMap({ type: map, name: 'probe', keySize: 4, valueSize: 8, maxEntries: 64, flags: alloc === 'prealloc' ? 0 : BPF_F_NO_PREALLOC }).close();
+      rt.createMap({ type: map, name: 'probe', keySize: 4, valueSize: 8, maxEntries: 64, flags }).close();
     } catch (e: unknown) {
       refused.set(key, `map_create failed: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -556,7 +719,7 @@ async function probeCases(planned: readonly PlannedCase[], slot: RuntimeSlot): P
   const skipped: { id: string; reason: string }[] = [];
   const dropped = new Set<string>();
   for (const p of planned) {
-    const why = p.needs === undefined ? undefined : refused.get(`${p.needs.map}/${p.needs.alloc}`);
+    const why = p.needs === undefined ? undefined : refused.get(keyOf(p.needs));
     if (why !== undefined) { dropped.add(p.c.id); skipped.push({ id: p.c.id, reason: why }); }
   }
   for (let changed = true; changed;) {
@@ -569,6 +732,34 @@ async function probeCases(planned: readonly PlannedCase[], slot: RuntimeSlot): P
   return { cases: planned.filter((p) => !dropped.has(p.c.id)).map((p) => p.c), skipped };
 }
 
+/** A bench suite with the errors its operations returned (for the bench/ files' notes). */
+export interface BenchSuiteDetail extends BenchSuite {
+  /** Errors returned by the measured operations, by case id and errno name (all runs so far). */
+  errors(): Readonly<Record<string, Readonly<Record<string, number>>>>;
+}
+
+/**
+ * The bench cases for `req`: what `bpfsim bench` runs, and what bench/*.bench.ts run. Cases whose
+ * map cannot be created here are in `skipped` with the reason. close() stops the runtime.
+ */
+export async function createBenchSuite(req: BenchRequest): Promise<BenchSuiteDetail> {
+  const slot = new RuntimeSlot(req);
+  const errors: Record<string, Record<string, number>> = {};
+  const errorsOf = (id: string): Record<string, number> => (errors[id] ??= {});
+  const notPlanned: { id: string; reason: string }[] = [];
+  try {
+    const planned = benchCases(req, slot, errorsOf, (id, reason) => notPlanned.push({ id, reason }));
+    const { cases, skipped } = await probeCases(planned, slot);
+    return {
+      cases, skipped: [...notPlanned, ...skipped], close: () => slot.close(),
+      errors: () => Object.fromEntries(Object.entries(errors).filter(([, v]) => Object.keys(v).length > 0)),
+    };
+  } catch (e) {
+    await slot.close();
+    throw e;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios: the registry in src/scenarios/ (each boots its own runtime)
 
@@ -577,16 +768,7 @@ async function probeCases(planned: readonly PlannedCase[], slot: RuntimeSlot): P
 export function createEngine(): Engine {
   return {
     runStress,
-    async benchSuite(req: BenchRequest): Promise<BenchSuite> {
-      const slot = new RuntimeSlot(req);
-      try {
-        const { cases, skipped } = await probeCases(benchCases(req, slot), slot);
-        return { cases, skipped, close: () => slot.close() };
-      } catch (e) {
-        await slot.close();
-        throw e;
-      }
-    },
+    benchSuite: (req: BenchRequest): Promise<BenchSuite> => createBenchSuite(req),
     async listScenarios(): Promise<readonly ScenarioInfo[]> {
       return listScenarios().map((s) => ({ name: s.name, seed: s.seed, title: s.title, summary: s.summary }));
     },
