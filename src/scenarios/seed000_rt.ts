@@ -197,7 +197,35 @@ const rtLegacyTracingRefused: Scenario = {
   },
 };
 
+
+const nmiInLruLock: Scenario = {
+  name: 'nmi-in-lru-lock',
+  seed: '000',
+  title: 'An NMI updating an LRU map whose LRU lock its own CPU holds: the modelled kernel deadlocks (a splat here); the update fails',
+  summary: 'CPU 0 updates an LRU hash and holds its LRU lock at bpf_lru.pop.locked; an NMI program updates the same map. LRU locks had no map_locked guard until the 2025 rqspinlock conversion, so the kernel of that era spun forever; here the AA is detected: one deadlock splat, the NMI gets no free node (-ENOMEM), the task update completes.',
+  runtime: { cpus: 2, memoryBytes: 32 << 20 },
+  async play(rt, log) {
+    const m = rt.createMap({ type: 'lru_hash', name: 'lru', keySize: 4, valueSize: 8, maxEntries: 64 });
+    const task = await rt.loadProgram(programUrl('update_task'), { maps: { m } });
+    const nmi = await rt.loadProgram(programUrl('update_nmi'), { maps: { m } });
+    const inj = rt.inject({ cpu: 0, at: 'bpf_lru.pop.locked', kind: 'nmi', times: 1, program: nmi });
+    log({ cpu: 0, context: 'task', what: 'map_update_elem(lru, key 5): pops a free node under the LRU lock, reaches bpf_lru.pop.locked' });
+    const r = await task.testRun({ cpu: 0, args: { key: 5 } });
+    const nr = nmi.lastRetval(0);
+    const s = rt.splats();
+    log({ cpu: 0, context: 'nmi', what: `perf_event program: map_update_elem(lru, key 1) -> its node pop re-takes the LRU lock: ${s.map((x) => x.kind).join(', ') || 'no splat'}; update -> ${errStr(nr)}` });
+    log({ cpu: 0, context: 'task', what: `interrupted update completes -> ${errStr(r.retval)}` });
+    return verdictOf('one deadlock splat (the modelled kernel hangs here); the NMI update fails; the task update and the map are intact', [
+      ['injection fired', inj.fired() === 1],
+      ['exactly one deadlock splat, in NMI on cpu 0', s.length === 1 && s[0]!.kind === 'deadlock' && s[0]!.context === 'nmi' && s[0]!.cpu === 0],
+      ['NMI update failed', nr < 0],
+      ['task update returned 0', r.retval === 0],
+      ['map invariants hold', m.check().length === 0],
+    ], `NMI got ${errStr(nr)}; splats: ${s.map((x) => x.kind).join(', ') || 'none'}`);
+  },
+};
+
 export const SEED000_SCENARIOS: readonly Scenario[] = [
-  nmiInBucketLock(false), nmiInBucketLock(true), kprobeInBucketLock, syscallBlocksTracing, aaRawLockNmi,
+  nmiInBucketLock(false), nmiInBucketLock(true), kprobeInBucketLock, nmiInLruLock, syscallBlocksTracing, aaRawLockNmi,
   sleepingLockInNmi(true), sleepingLockInNmi(false), rtKmallocUnderRaw, rtLegacyTracingRefused,
 ];
