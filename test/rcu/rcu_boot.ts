@@ -73,4 +73,5 @@ export async function pollFor(ms: number, stepMs = 2): Promise<void> {
     coordinatorPoll();
     await tick(stepMs);
   }
+  coordinatorPoll(); // at least one poll after `ms` even if a tick overslept on a busy machine
 }
