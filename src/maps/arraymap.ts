@@ -31,10 +31,9 @@ import {
   BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NUMA_NODE, BPF_F_MMAPABLE, BPF_F_ACCESS_MASK,
   BPF_F_PRESERVE_ELEMS, BPF_F_INNER_MAP, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, KMALLOC_MAX_SIZE,
   PCPU_MIN_UNIT_SIZE, MAP_OPS_BASE, MAP_ID, MAP_SERIAL, MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE,
-  MAP_MAX_ENTRIES, MAP_FLAGS, MAP_LOCK_OFF, MAP_NAME, BATCH_RES_COUNT, BATCH_RES_OUT,
+  MAP_MAX_ENTRIES, MAP_FLAGS, MAP_LOCK_OFF, BATCH_RES_COUNT, BATCH_RES_OUT,
   SIZEOF_BPF_MAP, mapTypeName, roundUp8,
-  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec,
-} from './map_ops.js';
+  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec, readMapName, ldU32Unaligned } from './map_ops.js';
 import { kcopy, copyMapValue, copyMapValueLocked, checkAndInitMapValue } from './map_value.js';
 
 export const ARR_VALUES = MAP_OPS_BASE + 0;
@@ -43,21 +42,7 @@ export const ARR_STRIDE = MAP_OPS_BASE + 8;
 
 export const ARRAY_CREATE_FLAG_MASK = BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_ACCESS_MASK | BPF_F_PRESERVE_ELEMS | BPF_F_INNER_MAP;
 
-function readName(ptr: number): string {
-  let s = '';
-  for (let i = 0; i < 16; i++) {
-    const c = U8[ptr + MAP_NAME + i]!;
-    if (c === 0) break;
-    s += String.fromCharCode(c);
-  }
-  return s;
-}
 
-/** Read a u32 key at any alignment. */
-function keyIndex(key: number): number {
-  if ((key & 3) === 0) return U32[key >> 2]!;
-  return (U8[key]! | (U8[key + 1]! << 8) | (U8[key + 2]! << 16) | (U8[key + 3]! << 24)) >>> 0;
-}
 
 /** One thread's handle on an array map. Construct with openMap(). */
 export class BpfArray implements BpfMapImpl {
@@ -85,7 +70,7 @@ export class BpfArray implements BpfMapImpl {
     this.serial = g(MAP_SERIAL);
     this.typeId = g(MAP_TYPE);
     this.type = mapTypeName(this.typeId) ?? 'array';
-    this.name = readName(ptr);
+    this.name = readMapName(ptr);
     this.keySize = g(MAP_KEY_SIZE);
     this.valueSize = g(MAP_VALUE_SIZE);
     this.maxEntries = g(MAP_MAX_ENTRIES) >>> 0;
@@ -101,7 +86,7 @@ export class BpfArray implements BpfMapImpl {
   // ---- program path ----
 
   lookup(key: number): number {
-    const idx = keyIndex(key);
+    const idx = ldU32Unaligned(key);
     if (idx >= this.maxEntries) return 0;
     if (!this.percpu) return this.values + idx * this.elemSize;
     const cpu = thisCpu;
@@ -111,7 +96,7 @@ export class BpfArray implements BpfMapImpl {
 
   lookupPercpu(key: number, cpu: number): number {
     if (!this.percpu || cpu < 0 || cpu >= nrCpus) return 0;
-    const idx = keyIndex(key);
+    const idx = ldU32Unaligned(key);
     if (idx >= this.maxEntries) return 0;
     return this.values + cpu * this.stride + idx * this.elemSize;
   }
@@ -119,7 +104,7 @@ export class BpfArray implements BpfMapImpl {
   /** array_map_update_elem */
   update(key: number, value: number, flags: number): number {
     if (((flags & ~BPF_F_LOCK) >>> 0) > BPF_EXIST) return -EINVAL;
-    const idx = keyIndex(key);
+    const idx = ldU32Unaligned(key);
     if (idx >= this.maxEntries) return -E2BIG;
     if ((flags & BPF_NOEXIST) !== 0) return -EEXIST;
     if ((flags & BPF_F_LOCK) !== 0 && this.lockOff < 0) return -EINVAL;
@@ -142,7 +127,7 @@ export class BpfArray implements BpfMapImpl {
 
   sysLookup(key: number, out: number, flags: number): number {
     if ((flags & ~BPF_F_LOCK) !== 0 || ((flags & BPF_F_LOCK) !== 0 && this.lockOff < 0)) return -EINVAL;
-    const idx = keyIndex(key);
+    const idx = ldU32Unaligned(key);
     if (idx >= this.maxEntries) return -ENOENT;
     return this.#copyOut(idx, out, flags);
   }
@@ -168,7 +153,7 @@ export class BpfArray implements BpfMapImpl {
     if (!this.percpu) return this.update(key, value, flags);
     // bpf_percpu_array_update(): every CPU's value from the concatenated buffer
     if ((flags >>> 0) > BPF_EXIST) return -EINVAL;
-    const idx = keyIndex(key);
+    const idx = ldU32Unaligned(key);
     if (idx >= this.maxEntries) return -E2BIG;
     if (flags === BPF_NOEXIST) return -EEXIST;
     const es = this.elemSize;
@@ -186,7 +171,7 @@ export class BpfArray implements BpfMapImpl {
 
   /** array_map_get_next_key */
   getNextKey(key: number, outKey: number): number {
-    const idx = key === 0 ? 0xffffffff : keyIndex(key);
+    const idx = key === 0 ? 0xffffffff : ldU32Unaligned(key);
     let next: number;
     if (idx >= this.maxEntries) next = 0;
     else if (idx === this.maxEntries - 1) return -ENOENT;

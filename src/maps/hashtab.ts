@@ -76,10 +76,9 @@ import {
   BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, BPF_F_NUMA_NODE,
   BPF_F_ACCESS_MASK, BPF_F_ZERO_SEED, KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, MAP_ID, MAP_SERIAL,
   MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE, MAP_MAX_ENTRIES, MAP_FLAGS, MAP_OWNER, MAP_LOCK_OFF,
-  MAP_NAME, BATCH_RES_COUNT, BATCH_RES_OUT, SIZEOF_BPF_MAP, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH,
+  BATCH_RES_COUNT, BATCH_RES_OUT, SIZEOF_BPF_MAP, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH,
   BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH, mapTypeName, roundUp8,
-  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec,
-} from './map_ops.js';
+  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec, readMapName } from './map_ops.js';
 import {
   HTAB_BUCKETS, HTAB_N_BUCKETS, HTAB_ELEMS, HTAB_ELEM_SIZE, HTAB_NUM_ELEMS, HTAB_HASHRND,
   HTAB_FREELIST, HTAB_LRU, HTAB_PCPU, HTAB_VALUES, HTAB_VALUES_STRIDE, HTAB_KEY_OFF,
@@ -225,15 +224,6 @@ function kindOf(typeId: number): number {
   }
 }
 
-function readName(ptr: number): string {
-  let s = '';
-  for (let i = 0; i < 16; i++) {
-    const c = U8[ptr + MAP_NAME + i]!;
-    if (c === 0) break;
-    s += String.fromCharCode(c);
-  }
-  return s;
-}
 
 /** One thread's handle on a hash map in kernel memory. Construct with openMap(). */
 export class BpfHtab implements BpfMapImpl {
@@ -301,7 +291,7 @@ export class BpfHtab implements BpfMapImpl {
     this.serial = g(MAP_SERIAL);
     this.typeId = g(MAP_TYPE);
     this.type = mapTypeName(this.typeId) ?? 'hash';
-    this.name = readName(ptr);
+    this.name = readMapName(ptr);
     this.keySize = g(MAP_KEY_SIZE);
     this.valueSize = g(MAP_VALUE_SIZE);
     this.maxEntries = g(MAP_MAX_ENTRIES);

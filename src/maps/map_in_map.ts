@@ -57,8 +57,7 @@ import {
   MAP_ID, MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_STATE, MAP_NAME,
   MAP_INNER, MAP_OPS_BASE, MAP_STATE_LIVE, SIZEOF_BPF_MAP, BATCH_RES_COUNT, BATCH_RES_OUT,
   mapTypeName,
-  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec,
-} from './map_ops.js';
+  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec, readMapName, ldU32Unaligned } from './map_ops.js';
 import { BpfHtab, htabMapAllocCheck, htabMapAlloc } from './hashtab.js';
 import { arrayMapAllocCheck } from './arraymap.js';
 import { openMap, mapById, bpfMapPut } from './registry.js';
@@ -119,21 +118,7 @@ function mapIncNotZero(ptr: number): boolean {
 
 // ---- small helpers ----
 
-function readName(ptr: number): string {
-  let s = '';
-  for (let i = 0; i < 16; i++) {
-    const c = U8[ptr + MAP_NAME + i]!;
-    if (c === 0) break;
-    s += String.fromCharCode(c);
-  }
-  return s;
-}
 
-/** A u32 at any alignment. */
-function ldU32(p: number): number {
-  if ((p & 3) === 0) return U32[p >> 2]!;
-  return (U8[p]! | (U8[p + 1]! << 8) | (U8[p + 2]! << 16) | (U8[p + 3]! << 24)) >>> 0;
-}
 
 function stU32(p: number, v: number): void {
   if ((p & 3) === 0) { U32[p >> 2] = v; return; }
@@ -190,7 +175,7 @@ export class BpfMapInMap implements BpfMapImpl {
     this.serial = g(MAP_SERIAL);
     this.typeId = g(MAP_TYPE);
     this.type = mapTypeName(this.typeId) ?? 'hash_of_maps';
-    this.name = readName(ptr);
+    this.name = readMapName(ptr);
     this.keySize = g(MAP_KEY_SIZE);
     this.valueSize = g(MAP_VALUE_SIZE);
     this.maxEntries = g(MAP_MAX_ENTRIES) >>> 0;
@@ -216,7 +201,7 @@ export class BpfMapInMap implements BpfMapImpl {
       const v = s.lookup(key);
       return v === 0 ? 0 : Atomics.load(I32, v >> 2);
     }
-    const idx = ldU32(key);
+    const idx = ldU32Unaligned(key);
     if (idx >= this.maxEntries) return 0;
     return Atomics.load(I32, this.ptrsI + idx);
   }
@@ -282,10 +267,10 @@ export class BpfMapInMap implements BpfMapImpl {
     let idx = 0;
     if (s === null) {
       if (flags !== BPF_ANY) return -EINVAL;
-      idx = ldU32(key);
+      idx = ldU32Unaligned(key);
       if (idx >= this.maxEntries) return -E2BIG;
     }
-    const inner = this.#fdGetPtr(ldU32(value));
+    const inner = this.#fdGetPtr(ldU32Unaligned(value));
     if (inner < 0) return inner;
     if (s === null) {
       const old = Atomics.exchange(I32, this.ptrsI + idx, inner);
@@ -316,7 +301,7 @@ export class BpfMapInMap implements BpfMapImpl {
   sysDelete(key: number): number {
     const s = this.storage;
     if (s === null) {
-      const idx = ldU32(key);
+      const idx = ldU32Unaligned(key);
       if (idx >= this.maxEntries) return -E2BIG;
       const old = Atomics.exchange(I32, this.ptrsI + idx, 0);
       if (old === 0) return -ENOENT;
@@ -341,7 +326,7 @@ export class BpfMapInMap implements BpfMapImpl {
     const s = this.storage;
     if (s !== null) return s.getNextKey(key, outKey);
     // array_map_get_next_key
-    const idx = key === 0 ? 0xffffffff : ldU32(key);
+    const idx = key === 0 ? 0xffffffff : ldU32Unaligned(key);
     let next: number;
     if (idx >= this.maxEntries) next = 0;
     else if (idx === this.maxEntries - 1) return -ENOENT;
@@ -369,7 +354,7 @@ export class BpfMapInMap implements BpfMapImpl {
       const ret = s.lookupBatch(inBatch, keys, values, count, 0, 0, false, res);
       const n = I32[resI + (BATCH_RES_COUNT >> 2)]!;
       for (let i = 0; i < n; i++) {
-        const p = ldU32(values + i * 4);
+        const p = ldU32Unaligned(values + i * 4);
         stU32(values + i * 4, p === 0 ? 0 : I32[(p + MAP_ID) >> 2]!);
       }
       spinUnlockIrqrestore(this.lock);

@@ -33,6 +33,7 @@
  * BPF_F_LOCK) is declared with MapSpec.spinLockOffset; no other special fields exist yet.
  */
 import { BpfError, EINVAL } from '../errno.js';
+import { U8, U32 } from '../mem/arena.js';
 
 // ---- uapi: update flags ----
 export const BPF_ANY = 0;
@@ -112,6 +113,23 @@ export const MAP_NAME = 48;
 export const MAP_INNER = 64;
 export const MAP_OPS_BASE = 128;
 export const SIZEOF_BPF_MAP = 256;
+
+/** The map's name from its struct bpf_map (NUL-terminated, at most BPF_OBJ_NAME_LEN bytes). */
+export function readMapName(ptr: number): string {
+  let s = '';
+  for (let i = 0; i < BPF_OBJ_NAME_LEN; i++) {
+    const c = U8[ptr + MAP_NAME + i]!;
+    if (c === 0) break;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/** A little-endian u32 at any alignment (keys and values come at any offset). */
+export function ldU32Unaligned(p: number): number {
+  if ((p & 3) === 0) return U32[p >> 2]!;
+  return (U8[p]! | (U8[p + 1]! << 8) | (U8[p + 2]! << 16) | (U8[p + 3]! << 24)) >>> 0;
+}
 
 export const MAP_STATE_LIVE = 1;
 export const MAP_STATE_FREED = 2;
