@@ -1,16 +1,12 @@
 // In-process boot for single-threaded map tests: a fresh arena, the main thread as the
 // housekeeping CPU (id = cpus), every CPU's context state initialised so tests can act as any
 // CPU with asCpu(), the allocator formatted, and RCU's per-thread state reset.
-import { createArena, attachArena } from '../../src/mem/arena.js';
-import { computeLayout } from '../../src/mem/layout.js';
 import { setThisCpu, thisCpu } from '../../src/mem/this_cpu.js';
-import { contextInit } from '../../src/cpu/context.js';
-import { memInit } from '../../src/mem/slab.js';
-import { rcuThreadInit } from '../../src/rcu/rcu.js';
 import { readSplats, type Splat } from '../../src/debug/splat.js';
 import { U8, I32 } from '../../src/mem/arena.js';
 import { kzalloc, kfree } from '../../src/mem/slab.js';
 import { OWNER_KERNEL } from '../../src/mem/owners.js';
+import { bootArena } from '../boot_arena.js';
 
 export interface MapBootOptions {
   readonly cpus?: number;
@@ -21,15 +17,7 @@ export interface MapBootOptions {
 }
 
 export function boot(o: MapBootOptions = {}): SharedArrayBuffer {
-  const cpus = o.cpus ?? 4;
-  const layout = computeLayout(cpus, o.memoryBytes ?? 64 << 20);
-  const sab = createArena({ layout, flags: o.flags ?? 0, seed: o.seed ?? 1, lockTimeoutMs: o.lockTimeoutMs ?? 250, rcuStallMs: 1000 });
-  attachArena(sab);
-  for (let c = 0; c <= cpus; c++) { setThisCpu(c); contextInit(); }
-  setThisCpu(cpus);
-  memInit();
-  rcuThreadInit();
-  return sab;
+  return bootArena({ ncpus: o.cpus ?? 4, memoryBytes: o.memoryBytes ?? 64 << 20, flags: o.flags ?? 0, seed: o.seed ?? 1, lockTimeoutMs: o.lockTimeoutMs ?? 250 });
 }
 
 /** Run `fn` as CPU `cpu` (program-path calls), then return to the housekeeping CPU. */

@@ -8,7 +8,7 @@
 // 10% fill vs preallocated, exact slab accounting after close, and the RT lock union.
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { asCpu, u32, u64, readU64, Scratch } from './boot.js';
-import { bootDyn, settle, ownersOf, unexpectedSplats, DYN_MODES, type DynMode } from './dyn_util.js';
+import { bootDyn, settle, ownersOf, unexpectedSplats, DYN_MODES } from './dyn_util.js';
 import { pump, pollFor } from '../rcu/rcu_boot.js';
 import { processPending } from '../../src/cpu/window.js';
 import { createMap } from '../../src/maps/registry.js';

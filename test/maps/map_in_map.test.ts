@@ -302,7 +302,7 @@ describe.each(OUTER_TYPES)('%s: inner map lifetime', (type) => {
       for (let i = 0; i < 2000 && rdU32(flag.lookup(u32(0))) !== 1; i++) await sleep(1);
       expect(rdU32(flag.lookup(u32(0)))).toBe(1);
       const t0 = nowMs();
-      const del = outer.delete(u32(0)).then(() => nowMs() - t0);
+      const del = Promise.resolve(outer.delete(u32(0))).then(() => nowMs() - t0);
       let freedAtMs = -1;
       while (freedAtMs < 0 && nowMs() - t0 < 5000) {
         if (mapById(id) === undefined) freedAtMs = nowMs();

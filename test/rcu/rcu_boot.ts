@@ -1,13 +1,10 @@
 // Single-thread harness for RCU, irq_work and bpf_mem_alloc tests: one arena, the main thread
 // plays every CPU (setThisCpu switches between them) and is the coordinator (rcuPoll/irqWorkPoll
 // are called by hand). Each call makes a fresh arena.
-import { createArena, attachArena } from '../../src/mem/arena.js';
-import { computeLayout } from '../../src/mem/layout.js';
 import { setThisCpu, thisCpu } from '../../src/mem/this_cpu.js';
-import { contextInit } from '../../src/cpu/context.js';
-import { memInit } from '../../src/mem/slab.js';
-import { rcuThreadInit, rcuGlobalInit, rcuPoll } from '../../src/rcu/rcu.js';
-import { irqWorkThreadInit, irqWorkPoll } from '../../src/alloc/irq_work.js';
+import { rcuPoll } from '../../src/rcu/rcu.js';
+import { irqWorkPoll } from '../../src/alloc/irq_work.js';
+import { bootArena } from '../boot_arena.js';
 
 export interface RcuBootOptions {
   readonly ncpus?: number;
@@ -19,20 +16,7 @@ export interface RcuBootOptions {
 /** Boot an arena in this thread; returns the housekeeping CPU id (= ncpus), the current CPU. */
 export function bootRcu(o: RcuBootOptions = {}): number {
   const ncpus = o.ncpus ?? 4;
-  const sab = createArena({
-    layout: computeLayout(ncpus, o.memoryBytes ?? 32 << 20), flags: o.flags ?? 0, seed: 1,
-    lockTimeoutMs: 250, rcuStallMs: o.rcuStallMs ?? 1000,
-  });
-  attachArena(sab);
-  for (let c = 0; c <= ncpus; c++) {
-    setThisCpu(c);
-    contextInit();
-    rcuThreadInit();
-  }
-  irqWorkThreadInit();
-  setThisCpu(ncpus);
-  memInit();
-  rcuGlobalInit();
+  bootArena({ ncpus, memoryBytes: o.memoryBytes ?? 32 << 20, flags: o.flags ?? 0, rcuStallMs: o.rcuStallMs ?? 1000 });
   return ncpus;
 }
 
