@@ -402,8 +402,8 @@ async function runStress(o: StressOptions, onProgress: (s: LiveStats) => void): 
 //   htab_mem  selftests bench htab-mem: overwrite, batch_add_batch_del, add_del_on_diff_cpu with
 //             `cpus` producers (add_del: an even number), key 4 B, value 8 B, max_entries =
 //             max(8192, 64 × cpus), 64 keys per invocation; ops/s per producer and the map's
-//             memory (its owner's slab bytes, sampled every 10 ms: the kernel's memcg figure).
-//             Baseline: preallocated.
+//             memory (mapMemoryBytes: slab bytes charged to the map and to its elements' owner,
+//             sampled every 10 ms: the kernel's memcg figure). Baseline: preallocated.
 //   lookup    1 CPU, 100k entries, hash lookup / overwrite vs JS Map.get / Map.set (bench_ops).
 //   scaling   lookups (64 per run, a stride walk over 100k shared keys) on 1, 2, 4, … CPUs
 //             (preallocated maps of each requested type), and a JS Map per worker doing the same
