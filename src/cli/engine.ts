@@ -274,15 +274,18 @@ class StressRun {
           continue;
         }
         const mix = await rt.loadProgram(PROG.mix, { maps: { m: set.m } });
-        // Interrupt programs only read LRU maps: an NMI updating an LRU map whose lru_lock its own
-        // CPU holds is a real deadlock of the modelled kernel (LRU locks were raw spinlocks without
-        // a map_locked guard until the 2025 rqspinlock conversion); scenario 'nmi-in-lru-lock'
-        // shows it on purpose. Stress runs keep to what that kernel survives.
-        const lru = plan.map === 'lru_hash' || plan.map === 'lru_percpu_hash';
+        // Interrupt programs update only maps the modelled kernel (the map_locked era, before the
+        // 2025 rqspinlock conversion) can update from NMI without deadlocking: arrays (no lock) and
+        // bpf_mem_alloc hash maps (per-CPU caches, seed 001). Elsewhere they only read, because an
+        // NMI spinning on a bucket lock can deadlock against the CPU holding it: that CPU may be
+        // stealing from the interrupted CPU's freelist head (preallocated hash), spinning on its
+        // slab lock (legacy kmalloc) or on its LRU lock (LRU maps; scenario 'nmi-in-lru-lock').
+        const hashLike = plan.map !== 'array' && plan.map !== 'percpu_array' && plan.map !== 'array_of_maps';
+        const nmiReadOnly = hashLike && plan.alloc !== 'bpf_mem_alloc';
         // On PREEMPT_RT a legacy (kmalloc) dynamic map takes a sleeping bucket lock, and the verifier
         // of that era refused tracing programs on it: such cells take their interrupts bare.
         const irq = set.m.usesSleepingBucketLock() ? null
-          : await rt.loadProgram(PROG.irq, { maps: { m: set.m, errs }, args: { keys: set.kind === 'hash' ? STRESS_KEYS : STRESS_MAX_ENTRIES, readOnly: lru } });
+          : await rt.loadProgram(PROG.irq, { maps: { m: set.m, errs }, args: { keys: set.kind === 'hash' ? STRESS_KEYS : STRESS_MAX_ENTRIES, readOnly: nmiReadOnly } });
         const withProg = irq !== null ? { program: irq } : {};
         const injections = [
           ...(o.nmiRate > 0 ? [rt.inject({ kind: 'nmi', cpus: 'all', ratePerSec: o.nmiRate, ...withProg })] : []),
