@@ -24,12 +24,12 @@ import { formatRate, formatRatio } from './format.js';
 /** The demo's time budget; tuned so the whole tour takes about a minute on 2 cores. */
 export const DEMO = Object.freeze({
   cpus: 4,
-  stressSeconds: 15,
+  stressSeconds: 12,
   nmiRate: 2000,
   irqRate: 2000,
   seed: 1,
   benchRounds: 3,
-  benchSeconds: 0.5,
+  benchSeconds: 0.3,
   scalingMaps: ['hash'] as const,
 });
 
