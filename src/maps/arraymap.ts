@@ -30,10 +30,10 @@ import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOMEM, ENOTSUPP } from '../er
 import {
   BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NUMA_NODE, BPF_F_MMAPABLE, BPF_F_ACCESS_MASK,
   BPF_F_PRESERVE_ELEMS, BPF_F_INNER_MAP, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, KMALLOC_MAX_SIZE,
-  PCPU_MIN_UNIT_SIZE, MAP_OPS_BASE, MAP_ID, MAP_SERIAL, MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE,
-  MAP_MAX_ENTRIES, MAP_FLAGS, MAP_LOCK_OFF, BATCH_RES_COUNT, BATCH_RES_OUT,
-  SIZEOF_BPF_MAP, mapTypeName, roundUp8,
-  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec, readMapName, ldU32Unaligned } from './map_ops.js';
+  PCPU_MIN_UNIT_SIZE, MAP_OPS_BASE, 
+  MAP_LOCK_OFF, BATCH_RES_COUNT, BATCH_RES_OUT,
+  SIZEOF_BPF_MAP, roundUp8,
+  type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, ldU32Unaligned, BpfMapHeader } from './map_ops.js';
 import { kcopy, copyMapValue, copyMapValueLocked, checkAndInitMapValue } from './map_value.js';
 
 export const ARR_VALUES = MAP_OPS_BASE + 0;
@@ -45,17 +45,7 @@ export const ARRAY_CREATE_FLAG_MASK = BPF_F_NUMA_NODE | BPF_F_MMAPABLE | BPF_F_A
 
 
 /** One thread's handle on an array map. Construct with openMap(). */
-export class BpfArray implements BpfMapImpl {
-  readonly ptr: number;
-  readonly id: number;
-  readonly serial: number;
-  readonly type: MapType;
-  readonly typeId: number;
-  readonly name: string;
-  readonly keySize: number;
-  readonly valueSize: number;
-  readonly maxEntries: number;
-  readonly flags: number;
+export class BpfArray extends BpfMapHeader implements BpfMapImpl {
   readonly percpu: boolean;
   readonly sysValueSize: number;
   readonly values: number;
@@ -64,17 +54,8 @@ export class BpfArray implements BpfMapImpl {
   readonly lockOff: number;
 
   constructor(ptr: number) {
+    super(ptr, 'array');
     const g = (off: number): number => I32[(ptr + off) >> 2]!;
-    this.ptr = ptr;
-    this.id = g(MAP_ID);
-    this.serial = g(MAP_SERIAL);
-    this.typeId = g(MAP_TYPE);
-    this.type = mapTypeName(this.typeId) ?? 'array';
-    this.name = readMapName(ptr);
-    this.keySize = g(MAP_KEY_SIZE);
-    this.valueSize = g(MAP_VALUE_SIZE);
-    this.maxEntries = g(MAP_MAX_ENTRIES) >>> 0;
-    this.flags = g(MAP_FLAGS);
     this.lockOff = g(MAP_LOCK_OFF) - 1;
     this.percpu = this.typeId === BPF_MAP_TYPE_PERCPU_ARRAY;
     this.values = g(ARR_VALUES);

@@ -74,11 +74,11 @@ import {
 } from '../errno.js';
 import {
   BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, BPF_F_NUMA_NODE,
-  BPF_F_ACCESS_MASK, BPF_F_ZERO_SEED, KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, MAP_ID, MAP_SERIAL,
-  MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE, MAP_MAX_ENTRIES, MAP_FLAGS, MAP_OWNER, MAP_LOCK_OFF,
+  BPF_F_ACCESS_MASK, BPF_F_ZERO_SEED, KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, MAP_SERIAL,
+  MAP_MAX_ENTRIES, MAP_OWNER, MAP_LOCK_OFF,
   BATCH_RES_COUNT, BATCH_RES_OUT, SIZEOF_BPF_MAP, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH,
-  BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH, mapTypeName, roundUp8,
-  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec, readMapName } from './map_ops.js';
+  BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH, roundUp8,
+  type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, BpfMapHeader } from './map_ops.js';
 import {
   HTAB_BUCKETS, HTAB_N_BUCKETS, HTAB_ELEMS, HTAB_ELEM_SIZE, HTAB_NUM_ELEMS, HTAB_HASHRND,
   HTAB_FREELIST, HTAB_LRU, HTAB_PCPU, HTAB_VALUES, HTAB_VALUES_STRIDE, HTAB_KEY_OFF,
@@ -226,17 +226,7 @@ function kindOf(typeId: number): number {
 
 
 /** One thread's handle on a hash map in kernel memory. Construct with openMap(). */
-export class BpfHtab implements BpfMapImpl {
-  readonly ptr: number;
-  readonly id: number;
-  readonly serial: number;
-  readonly type: MapType;
-  readonly typeId: number;
-  readonly name: string;
-  readonly keySize: number;
-  readonly valueSize: number;
-  readonly maxEntries: number;
-  readonly flags: number;
+export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   readonly percpu: boolean;
   readonly lru: boolean;
   readonly sysValueSize: number;
@@ -285,17 +275,8 @@ export class BpfHtab implements BpfMapImpl {
   #teardown: Promise<void> = Promise.resolve();
 
   constructor(ptr: number) {
+    super(ptr, 'hash');
     const g = (off: number): number => I32[(ptr + off) >> 2]!;
-    this.ptr = ptr;
-    this.id = g(MAP_ID);
-    this.serial = g(MAP_SERIAL);
-    this.typeId = g(MAP_TYPE);
-    this.type = mapTypeName(this.typeId) ?? 'hash';
-    this.name = readMapName(ptr);
-    this.keySize = g(MAP_KEY_SIZE);
-    this.valueSize = g(MAP_VALUE_SIZE);
-    this.maxEntries = g(MAP_MAX_ENTRIES);
-    this.flags = g(MAP_FLAGS);
     this.owner = g(MAP_OWNER);
     this.lockOff = g(MAP_LOCK_OFF) - 1;
     this.kind = kindOf(this.typeId);

@@ -56,8 +56,8 @@ import {
   BPF_MAP_TYPE_ARRAY_OF_MAPS, MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE, MAP_MAX_ENTRIES, MAP_FLAGS,
   MAP_ID, MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_STATE, MAP_NAME,
   MAP_INNER, MAP_OPS_BASE, MAP_STATE_LIVE, SIZEOF_BPF_MAP, BATCH_RES_COUNT, BATCH_RES_OUT,
-  mapTypeName,
-  type BpfMapImpl, type BpfMapStats, type MapType, type ResolvedMapSpec, readMapName, ldU32Unaligned } from './map_ops.js';
+  
+  type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, ldU32Unaligned, BpfMapHeader } from './map_ops.js';
 import { BpfHtab, htabMapAllocCheck, htabMapAlloc } from './hashtab.js';
 import { arrayMapAllocCheck } from './arraymap.js';
 import { openMap, mapById, bpfMapPut } from './registry.js';
@@ -145,17 +145,7 @@ function metaEqual(outer: number, inner: number): boolean {
 }
 
 /** One thread's handle on a hash_of_maps / array_of_maps map. Construct with openMap(). */
-export class BpfMapInMap implements BpfMapImpl {
-  readonly ptr: number;
-  readonly id: number;
-  readonly serial: number;
-  readonly type: MapType;
-  readonly typeId: number;
-  readonly name: string;
-  readonly keySize: number;
-  readonly valueSize: number;
-  readonly maxEntries: number;
-  readonly flags: number;
+export class BpfMapInMap extends BpfMapHeader implements BpfMapImpl {
   readonly percpu = false;
   readonly sysValueSize: number;
   /** hash_of_maps: the storage hash (values: inner map pointers); null for array_of_maps. */
@@ -169,17 +159,8 @@ export class BpfMapInMap implements BpfMapImpl {
   #cImpl: BpfMapImpl | null = null;
 
   constructor(ptr: number) {
+    super(ptr, 'hash_of_maps');
     const g = (off: number): number => I32[(ptr + off) >> 2]!;
-    this.ptr = ptr;
-    this.id = g(MAP_ID);
-    this.serial = g(MAP_SERIAL);
-    this.typeId = g(MAP_TYPE);
-    this.type = mapTypeName(this.typeId) ?? 'hash_of_maps';
-    this.name = readMapName(ptr);
-    this.keySize = g(MAP_KEY_SIZE);
-    this.valueSize = g(MAP_VALUE_SIZE);
-    this.maxEntries = g(MAP_MAX_ENTRIES) >>> 0;
-    this.flags = g(MAP_FLAGS);
     this.sysValueSize = this.valueSize;
     this.lock = ptr + MIM_LOCK;
     this.valWord = ptr + MIM_VALUE;

@@ -33,7 +33,7 @@
  * BPF_F_LOCK) is declared with MapSpec.spinLockOffset; no other special fields exist yet.
  */
 import { BpfError, EINVAL } from '../errno.js';
-import { U8, U32 } from '../mem/arena.js';
+import { I32, U8, U32 } from '../mem/arena.js';
 
 // ---- uapi: update flags ----
 export const BPF_ANY = 0;
@@ -129,6 +129,37 @@ export function readMapName(ptr: number): string {
 export function ldU32Unaligned(p: number): number {
   if ((p & 3) === 0) return U32[p >> 2]!;
   return (U8[p]! | (U8[p + 1]! << 8) | (U8[p + 2]! << 16) | (U8[p + 3]! << 24)) >>> 0;
+}
+
+/**
+ * The struct bpf_map header as every map type's handle reads it once, in its constructor (any
+ * thread): the fields of BpfMapImpl that all types share.
+ */
+export abstract class BpfMapHeader {
+  readonly ptr: number;
+  readonly id: number;
+  readonly serial: number;
+  readonly typeId: number;
+  readonly type: MapType;
+  readonly name: string;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  readonly flags: number;
+
+  protected constructor(ptr: number, fallbackType: MapType) {
+    const i = ptr >> 2;
+    this.ptr = ptr;
+    this.id = I32[i + (MAP_ID >> 2)]!;
+    this.serial = I32[i + (MAP_SERIAL >> 2)]!;
+    this.typeId = I32[i + (MAP_TYPE >> 2)]!;
+    this.type = mapTypeName(this.typeId) ?? fallbackType;
+    this.name = readMapName(ptr);
+    this.keySize = I32[i + (MAP_KEY_SIZE >> 2)]!;
+    this.valueSize = I32[i + (MAP_VALUE_SIZE >> 2)]!;
+    this.maxEntries = I32[i + (MAP_MAX_ENTRIES >> 2)]! >>> 0;
+    this.flags = I32[i + (MAP_FLAGS >> 2)]!;
+  }
 }
 
 export const MAP_STATE_LIVE = 1;
