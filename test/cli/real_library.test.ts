@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, ROOT, tmpDir } from './helpers.js';
+import { validateResults } from '../../src/cli/results.js';
 
 const BIN = path.join(ROOT, 'dist/src/cli/main.js');
 
@@ -25,6 +26,21 @@ describe('bpfsim against the real library', () => {
     expect(r.stdout).toMatch(/^leak check after teardown: ok/m);
     expect(r.stdout).toMatch(/^seed 1 — rerun: bpfsim stress .*--seed 1$/m);
   }, 120_000);
+
+  it('bench --json: the documented schema, every figure with its ratio to a same-run baseline, nothing skipped', () => {
+    const r = bpfsim('bench', 'map_perf', 'lookup', '--json', '--seconds', '0.2', '--rounds', '1', '--cpus', '2', '--no-report');
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { bench: { figures: { id: string; ratio: unknown; baselineMedian?: unknown; median: number }[]; skipped: unknown[] } };
+    const v = validateResults(doc);
+    expect(v.ok, JSON.stringify(v)).toBe(true);
+    expect(doc.bench.skipped).toEqual([]);
+    expect(doc.bench.figures.length).toBeGreaterThan(6);
+    for (const f of doc.bench.figures) {
+      expect(typeof f.ratio, f.id).toBe('number');
+      expect(f.median, f.id).toBeGreaterThan(0);
+    }
+    expect(doc.bench.figures.map((f) => f.id).join(' ')).toMatch(/bpf_mem_alloc/);
+  }, 180_000);
 
   it('the drop_freelist_push fault makes it exit 1 naming the violated invariant', () => {
     const r = bpfsim('stress', '--seconds', '1', '--cpus', '2', '--seed', '7', '--maps', 'hash', '--alloc', 'prealloc', '--fault', 'drop_freelist_push', '--no-report');
