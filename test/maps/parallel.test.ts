@@ -108,11 +108,12 @@ describe('LRU and NMIs under parallel load', () => {
     // the NMI program's own key may be left behind when its delete got -EBUSY
     for (const k of m.keys()) if (readU32(k) >= 0x40000000) m.delete(k);
     conservation(m, 5);
-    // Allowed: lockdep's report that an NMI took a bucket lock while the interrupted context
-    // held a freelist head (inside its own bucket lock): bucket -> freelist_head -> bucket across
-    // CPUs is a real AB-BA of the map_locked era (another CPU holding that bucket may be stealing
-    // from this CPU's freelist head); the kernel closed it with rqspinlock in 2025. Nothing else.
-    const bad = rt.splats().filter((x) => !(x.kind === 'lock_order' && x.context === 'nmi'));
+    // Allowed: the AB-BA that NMI updates of a preallocated hash can really cause in the
+    // map_locked era — an NMI spins on a bucket lock whose holder (another CPU) is stealing from
+    // the interrupted CPU's freelist head; the kernel closed it with rqspinlock in 2025. bpfsim
+    // detects it (-EDEADLK and a 'deadlock' splat naming ABBA) where that kernel would hang; the
+    // runtime goes on and conservation holds. Nothing else.
+    const bad = rt.splats().filter((x) => !(x.kind === 'deadlock' && x.message.startsWith('ABBA deadlock')));
     expect(bad.map(formatSplat)).toEqual([]);
   }, 120_000);
 });
