@@ -501,11 +501,16 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   }
 
   update(key: number, value: number, flags: number): number {
+    return this.#update(key, value, flags, false);
+  }
+
+  /** Both paths; `sys`: per-CPU values come as nrCpus slots (syscall) instead of this CPU's one. */
+  #update(key: number, value: number, flags: number, sys: boolean): number {
     switch (this.kind) {
       case K_HASH: return this.#htabUpdate(key, value, flags);
-      case K_PERCPU: return this.#percpuUpdate(key, value, flags, false);
+      case K_PERCPU: return this.#percpuUpdate(key, value, flags, sys);
       case K_LRU: return this.#lruUpdate(key, value, flags);
-      default: return this.#lruPercpuUpdate(key, value, flags, false);
+      default: return this.#lruPercpuUpdate(key, value, flags, sys);
     }
   }
 
@@ -772,12 +777,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
 
   sysUpdate(key: number, value: number, flags: number): number {
     if ((flags & BPF_F_LOCK) !== 0 && this.lockOff < 0) return -EINVAL;
-    switch (this.kind) {
-      case K_HASH: return this.#htabUpdate(key, value, flags);
-      case K_PERCPU: return this.#percpuUpdate(key, value, flags, true);
-      case K_LRU: return this.#lruUpdate(key, value, flags);
-      default: return this.#lruPercpuUpdate(key, value, flags, true);
-    }
+    return this.#update(key, value, flags, true);
   }
 
   sysDelete(key: number): number {

@@ -82,7 +82,7 @@ describe('mixed random ops with checksummed values, BPF_F_NO_PREALLOC', () => {
       rt = await Runtime.start({ cpus: c.cpus, memoryBytes: 128 << 20, seed, dynAlloc: c.mode, bucketLock: c.bucketLock });
       const MAX = 512;
       const m = rt.createMap({ type: c.type, name: 'mixed', keySize: 4, valueSize: 16, maxEntries: MAX, flags: BPF_F_NO_PREALLOC });
-      const prog = await rt.loadProgram(fixture('dyn_mixed.mjs'), { maps: { m } });
+      const prog = await rt.loadProgram(fixture('map_mixed.mjs'), { maps: { m } });
       const r = await rt.runWorkload({ cpus: 'all', program: prog, seconds: 1.5, args: { keys: 3 * MAX, lookupPct: 50, updatePct: 35, percpu: c.type === 'percpu_hash' } });
       const { E2BIG: full = 0, ENOENT: missing = 0, ...other } = r.errors;
       expect(other, `seed ${seed}`).toEqual({}); // EFAULT would be a torn read, ENOMEM a refill that did not keep up
@@ -110,7 +110,7 @@ describe('no leak: churn on 4 CPUs, close, rcu_barrier', () => {
       const owners = maps.map((m) => ownersOf(m.impl));
       for (const m of maps) {
         const percpu = m.info().type === 'percpu_hash';
-        const prog = await rt.loadProgram(fixture('dyn_mixed.mjs'), { maps: { m } });
+        const prog = await rt.loadProgram(fixture('map_mixed.mjs'), { maps: { m } });
         const keys = 3 * m.info().maxEntries;
         const r = await rt.runWorkload({ cpus: 'all', program: prog, seconds: 0.6, args: { keys, lookupPct: 30, updatePct: 45, percpu } });
         const { E2BIG: _full = 0, ENOENT: _missing = 0, ...other } = r.errors;
@@ -141,7 +141,7 @@ describe('NMIs on a bpf_mem_alloc map', () => {
   it('random NMIs running a perf_event program on the same map during mixed ops: -EBUSY / -ENOMEM at most, never a deadlock or use-after-free', async () => {
     rt = await Runtime.start({ cpus: 4, memoryBytes: 128 << 20, seed: 33 });
     const m = rt.createMap({ type: 'hash', name: 'nmi', keySize: 4, valueSize: 16, maxEntries: 512, flags: BPF_F_NO_PREALLOC });
-    const prog = await rt.loadProgram(fixture('dyn_mixed.mjs'), { maps: { m } });
+    const prog = await rt.loadProgram(fixture('map_mixed.mjs'), { maps: { m } });
     const nmi = await rt.loadProgram(fixture('map_nmi_stress.mjs'), { maps: { m } });
     const inj = rt.inject({ kind: 'nmi', cpus: 'all', ratePerSec: 20000, program: nmi });
     const r = await rt.runWorkload({ cpus: 'all', program: prog, seconds: 1, args: { keys: 1536, lookupPct: 50, updatePct: 35, percpu: false } });
@@ -176,7 +176,7 @@ describe('PREEMPT_RT and dynamic maps (seed 000)', () => {
     const upd = await rt.loadProgram(fixture('map_update_key.mjs'), { maps: { m: dyn } });
     // keys outside the mixed workload's key space (its lookups judge every value's checksum)
     for (let cpu = 0; cpu < 2; cpu++) expect((await upd.testRun({ cpu, context: 'task', args: { key: 100_000 + cpu, value: 7, off: 0 } })).retval).toBe(0);
-    const mix = await rt.loadProgram(fixture('dyn_mixed.mjs'), { maps: { m: dyn } });
+    const mix = await rt.loadProgram(fixture('map_mixed.mjs'), { maps: { m: dyn } });
     const r = await rt.runWorkload({ cpus: 'all', program: mix, seconds: 0.5, args: { keys: 768, lookupPct: 40, updatePct: 40, percpu: false } });
     const { E2BIG: _full = 0, ENOENT: _missing = 0, ...other } = r.errors;
     expect(other).toEqual({});
@@ -191,7 +191,7 @@ describe('PREEMPT_RT and dynamic maps (seed 000)', () => {
     expect(dyn.usesSleepingBucketLock()).toBe(false);
     const kp = await rt.loadProgram(fixture('map_kprobe_update.mjs'), { maps: { m: dyn } });
     await kp.unload();
-    const mix = await rt.loadProgram(fixture('dyn_mixed.mjs'), { maps: { m: dyn } });
+    const mix = await rt.loadProgram(fixture('map_mixed.mjs'), { maps: { m: dyn } });
     const r = await rt.runWorkload({ cpus: 'all', program: mix, seconds: 0.5, args: { keys: 768, lookupPct: 40, updatePct: 40, percpu: false } });
     const { E2BIG: _full = 0, ENOENT: _missing = 0, ENOMEM: _nomem = 0, ...other } = r.errors;
     expect(other).toEqual({});
