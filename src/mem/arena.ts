@@ -26,6 +26,12 @@ export let F64 = new Float64Array(SAB);
 export let I64 = new BigInt64Array(SAB);
 export let U16 = new Uint16Array(SAB);
 export let attached = false;
+/**
+ * Bumped every time this thread attaches or detaches an arena. A handle (map, program, link)
+ * records the generation it was made in; a different generation means its runtime is gone
+ * (EBADF), whatever arena the views point to now.
+ */
+export let arenaGeneration = 0;
 
 /** Header fields cached per thread after attach (read-only after boot). */
 export let hdrFlags = 0;
@@ -54,10 +60,12 @@ export function attachArena(sab: SharedArrayBuffer): void {
   lockTimeoutMs = I32[HDR_LOCK_TIMEOUT_MS >> 2]!;
   bootEpochMs = F64[HDR_BOOT_EPOCH_MS >> 3]!;
   attached = true;
+  arenaGeneration++;
 }
 
 export function detachArena(): void {
   attached = false;
+  arenaGeneration++;
   SAB = new SharedArrayBuffer(8);
   U8 = new Uint8Array(SAB); I32 = new Int32Array(SAB); U32 = new Uint32Array(SAB);
   F64 = new Float64Array(SAB); I64 = new BigInt64Array(SAB); U16 = new Uint16Array(SAB);
