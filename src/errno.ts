@@ -10,6 +10,7 @@ export const EPERM = 1;
 export const ENOENT = 2;
 export const EINTR = 4;
 export const E2BIG = 7;
+export const EBADF = 9;
 export const EAGAIN = 11;
 export const ENOMEM = 12;
 export const EFAULT = 14;
@@ -25,7 +26,7 @@ export const ECANCELED = 125;
 export const ENOTSUPP = 524;
 
 const NAMES: Readonly<Record<number, string>> = Object.freeze({
-  [EPERM]: 'EPERM', [ENOENT]: 'ENOENT', [EINTR]: 'EINTR', [E2BIG]: 'E2BIG', [EAGAIN]: 'EAGAIN',
+  [EPERM]: 'EPERM', [ENOENT]: 'ENOENT', [EINTR]: 'EINTR', [E2BIG]: 'E2BIG', [EBADF]: 'EBADF', [EAGAIN]: 'EAGAIN',
   [ENOMEM]: 'ENOMEM', [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [EINVAL]: 'EINVAL',
   [ENOSPC]: 'ENOSPC', [EDEADLK]: 'EDEADLK', [EOPNOTSUPP]: 'EOPNOTSUPP', [ETIMEDOUT]: 'ETIMEDOUT',
   [ECANCELED]: 'ECANCELED', [ENOTSUPP]: 'ENOTSUPP',
@@ -38,7 +39,7 @@ export function errnoName(err: number): string {
 }
 
 export type BpfErrorCode =
-  | 'EPERM' | 'ENOENT' | 'EINTR' | 'E2BIG' | 'EAGAIN' | 'ENOMEM' | 'EFAULT' | 'EBUSY' | 'EEXIST'
+  | 'EPERM' | 'ENOENT' | 'EINTR' | 'E2BIG' | 'EBADF' | 'EAGAIN' | 'ENOMEM' | 'EFAULT' | 'EBUSY' | 'EEXIST'
   | 'EINVAL' | 'ENOSPC' | 'EDEADLK' | 'EOPNOTSUPP' | 'ETIMEDOUT' | 'ECANCELED' | 'ENOTSUPP';
 
 /** The error thrown by every syscall-side operation. `errno` is positive, as in user space. */

@@ -1,11 +1,13 @@
 /*
  * index.ts — the public entry of `bpfsim` (main thread). Programs import `bpfsim/program` instead.
  */
-export { Runtime, Program } from './runtime/runtime.js';
+export { Runtime, Program, CpuOfflineError } from './runtime/runtime.js';
 export type {
   RuntimeOptions, ResolvedRuntimeOptions, RuntimeStats, InjectPrecise, InjectRandom, Injection,
-  WorkloadOptions, WorkloadResult, ProgramStats, Link, CpuSelector,
+  WorkloadOptions, WorkloadResult, ProgramStats, Link, CpuSelector, IrqFigures, IrqStats, CpuOfflineCode,
 } from './runtime/runtime.js';
+export { ArgTypeError, ArgRangeError } from './runtime/validate.js';
+export type { ArgErrorCode } from './runtime/validate.js';
 export type { TestRunResult, WorkloadCpuResult, ProgramInfo, ContextArg } from './ipc/protocol.js';
 export type { IrqKind } from './runtime/inject.js';
 export { BpfMap } from './maps/bpf_map.js';

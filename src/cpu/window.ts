@@ -6,6 +6,9 @@
  * Fast path: one Atomics.load of this CPU's PC_PENDING word; nothing else when it is 0.
  *
  * Slow path, in this order:
+ *   0. PEND_SRC (sticky while an interrupt source is armed here): count down, and every few
+ *      windows raise on this CPU whatever source fell due (irq_source.ts); if nothing else is
+ *      pending, return at once.
  *   1. PEND_KPROBE (sticky while any kprobe is attached): run the programs attached at this site.
  *   2. PEND_SITE (sticky while a precise injection is armed for this CPU): an injection naming
  *      this site turns into a pending NMI/hardirq/softirq (with its program, if any).
@@ -24,7 +27,7 @@ import { pcpuI, thisCpu } from '../mem/this_cpu.js';
 import {
   PC_PENDING, PC_CUR_SITE, PC_PEND_PROG_NMI, PC_PEND_PROG_HARDIRQ, PC_PEND_PROG_SOFTIRQ,
   PC_STAT_NMI, PC_STAT_HARDIRQ, PC_STAT_SOFTIRQ, PC_STAT_IRQ_WORK, PC_STAT_WINDOW_SLOW, PC_STAT_KPROBE,
-  PC_STAT_NMI_DROPPED, PEND_NMI, PEND_HARDIRQ, PEND_SOFTIRQ, PEND_IRQ_WORK, PEND_SITE, PEND_KPROBE,
+  PEND_SRC, PEND_NMI, PEND_HARDIRQ, PEND_SOFTIRQ, PEND_IRQ_WORK, PEND_SITE, PEND_KPROBE,
   PEND_RCU_EXP, HDR_INJECT_BASE, HDR_ATTACH_BASE, INJECT_ENTRIES, INJECT_ENTRY, INJ_ACTIVE, INJ_CPU,
   INJ_SITE, INJ_KIND, INJ_REMAINING, INJ_PROG, INJ_FIRED, ATTACH_ENTRIES, ATTACH_ENTRY, ATT_ACTIVE,
   ATT_KIND, ATT_SITE, ATT_CPUMASK_LO, ATT_CPUMASK_HI, ATT_PROG, ATT_HITS, ATTACH_KPROBE,
@@ -32,6 +35,7 @@ import {
   PC_CTX_MASK, PC_IRQS_OFF,
 } from '../mem/layout.js';
 import { CTX_NMI, CTX_HARDIRQ, CTX_SOFTIRQ, enterContext, exitContext, isPreemptRt } from './context.js';
+import { srcWindow, raiseIrq, KIND_NMI, KIND_HARDIRQ, KIND_SOFTIRQ } from './irq_source.js';
 
 export interface IrqHooks {
   /** Run program `progId` in the context already entered (prog layer). */
@@ -98,7 +102,7 @@ function siteInject(site: number): void {
         const prog = I32[(e + INJ_PROG) >> 2]!;
         const slot = kind === IRQ_KIND_NMI ? PC_PEND_PROG_NMI : kind === IRQ_KIND_HARDIRQ ? PC_PEND_PROG_HARDIRQ : PC_PEND_PROG_SOFTIRQ;
         if (prog !== 0) Atomics.store(I32, pcpuI + (slot >> 2), prog);
-        Atomics.or(I32, pcpuI + PEND_I, kind === IRQ_KIND_NMI ? PEND_NMI : kind === IRQ_KIND_HARDIRQ ? PEND_HARDIRQ : PEND_SOFTIRQ);
+        raiseIrq(pcpuI, kind === IRQ_KIND_NMI ? KIND_NMI : kind === IRQ_KIND_HARDIRQ ? KIND_HARDIRQ : KIND_SOFTIRQ);
       }
       if (rem <= 0) { Atomics.store(I32, (e + INJ_ACTIVE) >> 2, 0); continue; }
     }
@@ -149,9 +153,13 @@ function doHardirq(isIrqWorkIpi: boolean): void {
 }
 
 export function windowSlow(site: number): void {
+  let p = Atomics.load(I32, pcpuI + PEND_I);
+  if ((p & PEND_SRC) !== 0) {
+    if (srcWindow(p)) return;
+    p = Atomics.load(I32, pcpuI + PEND_I);
+  }
   I32[pcpuI + SITE_I] = site;
   bump(PC_STAT_WINDOW_SLOW);
-  let p = Atomics.load(I32, pcpuI + PEND_I);
   if ((p & PEND_KPROBE) !== 0 && site !== 0) {
     bump(PC_STAT_KPROBE);
     runAttached(ATTACH_KPROBE, site);
@@ -163,9 +171,7 @@ export function windowSlow(site: number): void {
     if ((mask & (1 << CTX_NMI)) === 0) {
       Atomics.and(I32, pcpuI + PEND_I, ~PEND_NMI);
       doNmi();
-    } else {
-      bump(PC_STAT_NMI_DROPPED);
-    }
+    } // else: in NMI already; it stays pending (later requests coalesce into it) until a window outside
     p = Atomics.load(I32, pcpuI + PEND_I);
   }
   const irqsOn = I32[pcpuI + IRQS_I] === 0;

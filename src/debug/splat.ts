@@ -11,7 +11,7 @@
  * kernel memory. A splat never stops the runtime; tests decide what a splat means.
  */
 import { I32, U8, F64, ktimeGetNs, attached } from '../mem/arena.js';
-import { pcpuI, thisCpu } from '../mem/this_cpu.js';
+import { pcpuI, thisCpu, perCpuBlock } from '../mem/this_cpu.js';
 import {
   HDR_SPLAT_BASE, HDR_SPLAT_HEAD, SPLAT_ENTRIES, SPLAT_ENTRY, SPL_SEQ, SPL_KIND, SPL_CPU, SPL_CTX,
   SPL_SITE, SPL_NHELD, SPL_HELD, SPL_TIME, SPL_MSG_LEN, SPL_MSG, SPL_MSG_MAX, PC_CTX_MASK,
@@ -35,6 +35,8 @@ export const SPLAT_KINDS = [
   'prog_abort',
   'leak',
   'invariant',
+  'cpu_stuck',           // watchdog: a CPU made no progress for the watchdog period (soft lockup)
+  'cpu_died',            // a CPU's thread exited (process.exit, an uncaught error, a crash)
 ] as const;
 export type SplatKind = (typeof SPLAT_KINDS)[number];
 
@@ -54,7 +56,21 @@ const decoder = new TextDecoder();
 
 /** Raise a splat from the current CPU. Returns nothing; never throws (unless no arena). */
 export function splat(kind: SplatKind, message: string): void {
+  splatAs(thisCpu, thisCpu >= 0 ? pcpuI : -1, kind, message);
+}
+
+/**
+ * Raise a splat on behalf of CPU `cpu` (the watchdog on the main thread, reporting a stuck or dead
+ * CPU): context, site and held locks are read from that CPU's block as it left them.
+ */
+export function splatOnCpu(cpu: number, kind: SplatKind, message: string): void {
+  splatAs(cpu, perCpuBlock(cpu) >> 2, kind, message);
+}
+
+function splatAs(cpu: number, blockI: number, kind: SplatKind, message: string): void {
   if (!attached) throw new Error(`splat before boot: ${kind}: ${message}`);
+  const pcpuI = blockI;
+  const thisCpu = cpu;
   const base = I32[HDR_SPLAT_BASE >> 2]!;
   const ticket = Atomics.add(I32, HDR_SPLAT_HEAD >> 2, 1);
   const slot = base + (ticket % SPLAT_ENTRIES) * SPLAT_ENTRY;

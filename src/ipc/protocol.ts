@@ -26,6 +26,8 @@ export interface ProgramInfo {
   readonly type: string;
   readonly sleepable: boolean;
   readonly maps: readonly string[];
+  /** windows (site names) the program declares */
+  readonly windows: readonly string[];
 }
 
 export type ContextArg = 'task' | 'softirq' | 'hardirq' | 'nmi';
@@ -63,8 +65,10 @@ export interface WorkloadCpuResult {
   readonly errors: Readonly<Record<string, number>>;
   readonly skipped: number;
   readonly durationNs: number;
-  /** true when the loop ended early (stop requested or time bound) */
+  /** true when the loop ended early (stop requested, time bound, or the program was disabled) */
   readonly stopped: boolean;
+  /** true when the loop ended because the program is disabled (it aborted during this workload) */
+  readonly disabled: boolean;
 }
 
 export interface CpuControl {

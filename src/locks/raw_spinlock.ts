@@ -12,8 +12,23 @@
  * interrupt re-taking a lock its own CPU holds): splat 'deadlock', return -EDEADLK. Otherwise spin
  * SPIN_LIMIT times, then set LOCK_WAITERS and Atomics.wait in bounded slices (the 2-core machine
  * oversubscribes: a spinner must not burn the core its descheduled holder needs). While waiting,
- * if the owner CPU is itself waiting for a lock this CPU holds, that is AB-BA: -EDEADLK. Past the
- * timeout (HDR_LOCK_TIMEOUT_MS, default 250 ms): splat 'lock_timeout', return -ETIMEDOUT.
+ * if the owner CPU is itself waiting for a lock this CPU holds, that is AB-BA: -EDEADLK.
+ *
+ * Timeout: a stuck holder, not a descheduled one. The kernel's 250 ms (HDR_LOCK_TIMEOUT_MS)
+ * presumes a holder that runs; here a holder's thread can be off-core for long on an
+ * oversubscribed machine. Once one owner has held the lock for lockTimeoutMs of our wait, we look
+ * at it: the wait is cut with splat 'lock_timeout' and -ETIMEDOUT only when
+ *   - the owner CPU is offline (the watchdog declared it stuck, or its thread died), or
+ *   - the owner waits for a lock whose owner waits ... for a lock this CPU holds (a wait cycle of
+ *     three or more CPUs: rqspinlock detects AA and AB-BA, and times out on longer cycles), or
+ *   - the CPU at the end of the owner's wait chain has made no progress (PC_PROGRESS, bumped by
+ *     the CPU loop at every program run and idle turn) for the watchdog period: it is spinning
+ *     inside its critical section (an endless loop under a lock), or
+ *   - one owner held it continuously for HOLD_CAP_FACTOR lock timeouts (and at least twice the
+ *     watchdog period) while making progress: a lock leaked across a quiescent state.
+ * An owner that is merely not running (descheduled, or sleeping) keeps progressing once it runs,
+ * and the wait goes on. A change of owner restarts the clock (the lock is not stuck, we are
+ * unlucky: this CAS lock is not FIFO like the kernel's qspinlock).
  *
  * Every held lock is recorded in this CPU's held-lock table (per-CPU line 1), LIFO: the table is
  * rqspinlock's AA table, lockdep's held stack, the list printed in splats, and where the
@@ -26,12 +41,13 @@
  * Lockdep (FLAG_LOCKDEP): on nested acquisition the pair (held class -> new class) is recorded in
  * a shared bit matrix; seeing the reverse pair anywhere is a 'lock_order' splat, once per pair.
  */
-import { I32, U8, nowMs, lockTimeoutMs, hdrFlags, nrCpuIds } from '../mem/arena.js';
+import { I32, U8, nowMs, lockTimeoutMs, watchdogMs, hdrFlags, nrCpuIds } from '../mem/arena.js';
 import { pcpuI, thisCpu, perCpuBlock } from '../mem/this_cpu.js';
 import {
   PC_CTX_MASK, PC_HELD_COUNT, PC_HELD_LOCK, PC_HELD_CLASS, PC_HELD_MAX, PC_IRQS_OFF,
   PC_WAIT_LOCK, HDR_LOCKDEP_BASE, LOCKDEP_CLASSES, LOCKDEP_BYTES, FLAG_LOCKDEP, FLAG_PREEMPT_RT,
-  HELD_CLASS_MASK, HELD_IRQSAVE, HELD_IRQ_WAS_OFF, HELD_SLEEPING, HELD_CTX_SHIFT,
+  HELD_CLASS_MASK, HELD_IRQSAVE, HELD_IRQ_WAS_OFF, HELD_SLEEPING, HELD_CTX_SHIFT, PC_OFFLINE,
+  PC_PROGRESS,
 } from '../mem/layout.js';
 import { EDEADLK, ETIMEDOUT } from '../errno.js';
 import { splat } from '../debug/splat.js';
@@ -42,6 +58,7 @@ export const LOCK_WAITERS = 1 << 30;
 const OWNER_MASK = 0x7ff;
 const SPIN_LIMIT = 100;
 const WAIT_SLICE_MS = 20;
+const HOLD_CAP_FACTOR = 20;
 
 
 const CTX_I = PC_CTX_MASK >> 2;
@@ -150,9 +167,10 @@ function lockSlow(lock: number, me: number, spin: boolean, what: string): number
       if (v === 0 && Atomics.compareExchange(I32, idx, 0, me) === 0) return 0;
     }
   }
-  const start = nowMs();
   I32[pcpuI + WAIT_I] = lock;
   Atomics.store(I32, pcpuI + WAIT_I, lock);
+  // The owner we are waiting for, since when, and the progress of the end of its wait chain.
+  let owner = -1, ownerSince = 0, endCpu = -1, endProgress = 0, endSince = 0;
   try {
     for (;;) {
       v = Atomics.load(I32, idx);
@@ -168,15 +186,42 @@ function lockSlow(lock: number, me: number, spin: boolean, what: string): number
         splat('deadlock', `ABBA deadlock: ${what} at 0x${lock.toString(16)} is held by cpu ${(v & 0xff) - 1}, which waits for a lock this CPU holds`);
         return -EDEADLK;
       }
-      const waited = nowMs() - start;
-      if (waited >= lockTimeoutMs) {
-        splat('lock_timeout', `${what} at 0x${lock.toString(16)}: waited ${waited.toFixed(0)} ms for cpu ${(v & 0xff) - 1} (owner word 0x${(v & OWNER_MASK).toString(16)})`);
-        return -ETIMEDOUT;
+      const now = nowMs();
+      if ((v & OWNER_MASK) !== owner) { owner = v & OWNER_MASK; ownerSince = now; endCpu = -1; }
+      const held = now - ownerSince;
+      if (held >= lockTimeoutMs) {
+        const why = holderStuck(v, now, held);
+        if (why !== null) {
+          splat('lock_timeout', `${what} at 0x${lock.toString(16)}: waited ${held.toFixed(0)} ms for cpu ${(v & 0xff) - 1} (owner word 0x${(v & OWNER_MASK).toString(16)}): ${why}`);
+          return -ETIMEDOUT;
+        }
       }
-      Atomics.wait(I32, idx, v | LOCK_WAITERS, Math.min(WAIT_SLICE_MS, lockTimeoutMs - waited + 1));
+      Atomics.wait(I32, idx, v | LOCK_WAITERS, WAIT_SLICE_MS);
     }
   } finally {
     Atomics.store(I32, pcpuI + WAIT_I, 0);
+  }
+
+  /** Why the owner of `word` will not release it (a reason for -ETIMEDOUT), or null: keep waiting. */
+  function holderStuck(word: number, now: number, held: number): string | null {
+    let c = (word & 0xff) - 1;
+    if (c < 0 || c >= nrCpuIds) return null;
+    if (Atomics.load(I32, (perCpuBlock(c) + PC_OFFLINE) >> 2) !== 0) return `cpu ${c} is offline (stuck or dead)`;
+    // Follow the wait chain: c waits for a lock owned by c2, which waits ...
+    for (let hops = 0; hops < nrCpuIds; hops++) {
+      const want = Atomics.load(I32, (perCpuBlock(c) + PC_WAIT_LOCK) >> 2);
+      if (want === 0) break;
+      const next = (Atomics.load(I32, want >> 2) & 0xff) - 1;
+      if (next < 0 || next >= nrCpuIds) break;
+      if (next === thisCpu) return `a wait cycle of ${hops + 2} CPUs through cpu ${c}`;
+      if (Atomics.load(I32, (perCpuBlock(next) + PC_OFFLINE) >> 2) !== 0) return `cpu ${c} waits for cpu ${next}, which is offline (stuck or dead)`;
+      c = next;
+    }
+    const progress = Atomics.load(I32, (perCpuBlock(c) + PC_PROGRESS) >> 2);
+    if (c !== endCpu || progress !== endProgress) { endCpu = c; endProgress = progress; endSince = now; }
+    if (now - endSince >= watchdogMs) return `cpu ${c} made no progress for ${(now - endSince).toFixed(0)} ms (stuck inside its critical section)`;
+    if (held >= Math.max(HOLD_CAP_FACTOR * lockTimeoutMs, 2 * watchdogMs)) return `one owner held it for ${held.toFixed(0)} ms while making progress (a lock leaked across a quiescent state)`;
+    return null;
   }
 }
 

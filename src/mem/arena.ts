@@ -15,7 +15,7 @@ import {
   ARENA_MAGIC, HDR_MAGIC, HDR_NCPUS, HDR_NR_CPU_IDS, HDR_FLAGS, HDR_SEED, HDR_MEM_BYTES,
   HDR_PERCPU_BASE, HDR_SPLAT_BASE, HDR_INJECT_BASE, HDR_ATTACH_BASE, HDR_LOCKDEP_BASE,
   HDR_PAGEMETA_BASE, HDR_PAGES_BASE, HDR_NPAGES, HDR_BOOT_EPOCH_MS, HDR_VCLOCK_NS,
-  HDR_LOCK_TIMEOUT_MS, HDR_RCU_STALL_MS, FLAG_VIRTUAL_CLOCK, type ArenaLayout,
+  HDR_LOCK_TIMEOUT_MS, HDR_RCU_STALL_MS, HDR_WATCHDOG_MS, FLAG_VIRTUAL_CLOCK, type ArenaLayout,
 } from './layout.js';
 
 export let SAB: SharedArrayBuffer = new SharedArrayBuffer(8);
@@ -40,6 +40,8 @@ export let nrCpuIds = 0;
 export let memoryBytes = 0;
 export let percpuBase = 0;
 export let lockTimeoutMs = 250;
+/** Watchdog period: a CPU making no progress this long is stuck (lock waits and the watchdog). */
+export let watchdogMs = 2000;
 /** epoch ms at boot, and this thread's offset so ktime is common to all threads. */
 let bootEpochMs = 0;
 
@@ -58,6 +60,7 @@ export function attachArena(sab: SharedArrayBuffer): void {
   memoryBytes = I32[HDR_MEM_BYTES >> 2]! >>> 0;
   percpuBase = I32[HDR_PERCPU_BASE >> 2]!;
   lockTimeoutMs = I32[HDR_LOCK_TIMEOUT_MS >> 2]!;
+  watchdogMs = I32[HDR_WATCHDOG_MS >> 2]! || 2000;
   bootEpochMs = F64[HDR_BOOT_EPOCH_MS >> 3]!;
   attached = true;
   arenaGeneration++;
@@ -77,6 +80,8 @@ export interface ArenaInit {
   readonly seed: number;
   readonly lockTimeoutMs: number;
   readonly rcuStallMs: number;
+  /** @defaultValue 2000 */
+  readonly watchdogMs?: number;
 }
 
 /** Create and format a new arena (main thread, at boot). The caller then attaches it. */
@@ -100,6 +105,7 @@ export function createArena(init: ArenaInit): SharedArrayBuffer {
   i32[HDR_NPAGES >> 2] = l.npages;
   i32[HDR_LOCK_TIMEOUT_MS >> 2] = init.lockTimeoutMs;
   i32[HDR_RCU_STALL_MS >> 2] = init.rcuStallMs;
+  i32[HDR_WATCHDOG_MS >> 2] = init.watchdogMs ?? 2000;
   f64[HDR_BOOT_EPOCH_MS >> 3] = performance.timeOrigin + performance.now();
   i32[HDR_MAGIC >> 2] = ARENA_MAGIC;
   return sab;

@@ -64,6 +64,7 @@ export const HDR_VCLOCK_NS = 72;     // i64: virtual clock (clock: 'virtual')
 export const HDR_LOCK_TIMEOUT_MS = 80;
 export const HDR_RCU_STALL_MS = 84;
 export const HDR_FAULTS = 88;        // test-only fault switches (FAULT_*)
+export const HDR_WATCHDOG_MS = 92;   // a CPU whose PC_PROGRESS stands still this long is stuck
 
 // HDR_FLAGS bits
 export const FLAG_PREEMPT_RT = 1 << 0;
@@ -96,6 +97,17 @@ export const PC_WAKE = 4;                // idle CPU waits here (Atomics.waitAsy
 export const PC_PEND_PROG_NMI = 8;       // progId+1 to run with the next injected NMI (0: none)
 export const PC_PEND_PROG_HARDIRQ = 12;
 export const PC_PEND_PROG_SOFTIRQ = 16;
+// interrupt accounting, per kind (0 nmi, 1 hardirq, 2 softirq): whoever raises one adds to
+// REQUESTED, and to COALESCED when the kind was already pending (Atomics.add, any thread)
+export const PC_IRQ_REQUESTED = 20;      // i32[3]
+export const PC_IRQ_COALESCED = 32;      // i32[3]
+export const PC_OFFLINE = 44;            // written once by the main thread: 1 stuck, 2 died (CPU_OFFLINE_*)
+// interrupt sources armed on this CPU (rt.inject random, perf_event frequencyHz): the main
+// thread writes a slot, the CPU arms its own next event (window.ts, irq_source.ts)
+export const PC_SRC_GEN = 48;            // bumped by the main thread after changing a slot
+export const PC_SRC_BASE = 56;           // IRQ_SOURCES x IRQ_SOURCE bytes
+export const IRQ_SOURCES = 4;
+export const IRQ_SOURCE = 16;            // +0 kind+1 (0: free)  +4 poisson (0/1)  +8 f64 period ns
 // line 1: owner-only context state
 export const PC_CTX_MASK = 128;          // bit per active context level (CTX_*)
 export const PC_PREEMPT_COUNT = 132;
@@ -125,6 +137,8 @@ export const PC_RCU_TRACE_NESTING = 268;
 export const PC_RCU_EXP_SEQ = 272;       // last expedited request acknowledged
 export const PC_RCU_READ_START = 280;    // f64 ms: when the outermost read section began
 // 288..307: further rcu words (src/rcu/state.ts owns their meaning)
+export const PC_PROGRESS = 320;          // bumped by the owner at every unit of progress (watchdog)
+export const PC_RUNNING_PROG = 324;      // id+1 of the outermost program running (0: none), for reports
 // line 3: statistics (owner writes)
 export const PC_STAT_NMI = 384;
 export const PC_STAT_HARDIRQ = 388;
@@ -132,7 +146,16 @@ export const PC_STAT_SOFTIRQ = 392;
 export const PC_STAT_IRQ_WORK = 396;
 export const PC_STAT_WINDOW_SLOW = 400;
 export const PC_STAT_KPROBE = 404;
-export const PC_STAT_NMI_DROPPED = 408;  // NMI requested while already in NMI
+// owner state of the interrupt sources (irq_source.ts)
+export const PC_SRC_COUNTDOWN = 420;     // slow windows left before the next clock check
+export const PC_SRC_SEEN_GEN = 416;      // PC_SRC_GEN this CPU last armed from
+export const PC_SRC_LAST_MS = 424;       // f64: clock at the last check
+export const PC_SRC_NEXT = 432;          // f64[IRQ_SOURCES]: when each source is next due (ms)
+export const PC_SRC_RNG = 464;           // u32[IRQ_SOURCES]: per-source seeded generator
+export const PC_SRC_PER_CHECK = 484;     // countdown reload value
+export const PC_SRC_RAISED = 488;        // i32[IRQ_SOURCES]: events each source requested (owner writes)
+export const PC_SRC_OFFCORE_MS = 504;    // f64: busy time the thread was off-core (sources skipped it)
+export const PC_SRC_INTERVAL_MS = 408;   // f64: expected time between two checks
 // line 4: llist heads pushed by other CPUs
 export const PC_LL_IRQ_WORK = 512;       // irq_work requests (RT: batches handed back by the coordinator)
 export const PC_LL_RCU_CB = 516;         // call_rcu callbacks queued on this CPU
@@ -157,6 +180,11 @@ export const PEND_SITE = 1 << 4;     // sticky: a precise injection is armed for
 export const PEND_KPROBE = 1 << 5;   // sticky: some kprobe program is attached
 export const PEND_RCU_EXP = 1 << 6;  // expedited grace period wants a quiescent-state report
 export const PEND_STOP = 1 << 7;     // end the running workload at the next window
+export const PEND_SRC = 1 << 8;      // sticky: an interrupt source is armed on this CPU
+
+// PC_OFFLINE values
+export const CPU_OFFLINE_STUCK = 1;
+export const CPU_OFFLINE_DIED = 2;
 
 // ---- splat ring ----
 export const SPLAT_ENTRIES = 256;

@@ -15,12 +15,18 @@
  * Each run takes the next scratch frame (PC_PROG_DEPTH): a program nested in another on this CPU
  * (kprobe, NMI) has its own "stack".
  *
- * Abort: an exception escaping run() is the simulation's "abort": a 'prog_abort' splat, every lock
- * the program took is released (newest first), and the program is disabled on every CPU.
+ * Abort: an exception escaping run() — any value at all: an Error, undefined, a Symbol, an object
+ * whose toString throws — or a return value that is not a number is the simulation's "abort": a
+ * 'prog_abort' splat, every lock the program took is released (newest first), and the program is
+ * disabled on every CPU. The abort path is total: it never throws, so the code after it always
+ * leaves the RCU read section and restores the context counters.
+ *
+ * Disabled means disabled: every later run of an aborted program, from any attach point, test run
+ * or workload, is refused before it starts (counted in `refused`, never run, no new splat).
  */
 import { I32, F64 } from '../mem/arena.js';
 import { thisCpu, pcpuI } from '../mem/this_cpu.js';
-import { PC_PROG_DEPTH } from '../mem/layout.js';
+import { PC_PROG_DEPTH, PC_RUNNING_PROG } from '../mem/layout.js';
 import { progActiveInc, progActiveDec, migrateDisable, migrateEnable } from '../cpu/context.js';
 import { heldLockCount, unwindHeldLocks } from '../locks/raw_spinlock.js';
 import { splat } from '../debug/splat.js';
@@ -34,6 +40,7 @@ export const PS_MISSES = 4;
 export const PS_RUNS = 8;
 export const PS_RUN_TIME = 16;
 export const PS_LAST_RET = 24;
+export const PS_REFUSED = 28;   // runs refused because the program is disabled (aborted)
 export const PS_ABORTED = 0; // in line nrCpuIds
 
 export function progStateBytes(nrCpuIds: number): number { return (nrCpuIds + 1) * PROG_LINE; }
@@ -57,6 +64,11 @@ const progs: (LoadedProgram | undefined)[] = [];
 
 /** True when the last bpfProgRun() on this thread skipped the program (recursion or aborted). */
 export let lastRunSkipped = false;
+/** True when the last run was refused because the program is disabled after an abort. */
+export let lastRunRefused = false;
+
+/** Has the program been disabled by an abort (on any CPU)? */
+export function progDisabled(p: LoadedProgram): boolean { return Atomics.load(I32, p.abortedI) !== 0; }
 
 export function registerProgram(id: number, def: DefinedProgram, maps: ProgramMaps, statePtr: number, nrCpuIds: number, seed: number, defaultArgs: unknown): LoadedProgram {
   const p: LoadedProgram = {
@@ -78,12 +90,19 @@ export function getProgram(id: number): LoadedProgram | undefined { return progs
 /** Run program `id` once in the current context. Returns its return value (check lastRunSkipped). */
 export function bpfProgRun(id: number): number {
   const p = progs[id];
-  if (p === undefined || Atomics.load(I32, p.abortedI) !== 0) { lastRunSkipped = true; return 0; }
+  if (p === undefined) { lastRunSkipped = true; lastRunRefused = false; return 0; }
   return bpfProgRunLoaded(p);
 }
 
 export function bpfProgRunLoaded(p: LoadedProgram): number {
   const li = p.lineI;
+  if (Atomics.load(I32, p.abortedI) !== 0) {
+    I32[li + (PS_REFUSED >> 2)] = I32[li + (PS_REFUSED >> 2)]! + 1;
+    lastRunSkipped = true;
+    lastRunRefused = true;
+    return 0;
+  }
+  lastRunRefused = false;
   if (p.tracing) {
     if (progActiveInc() !== 1) {
       progActiveDec();
@@ -106,13 +125,19 @@ export function bpfProgRunLoaded(p: LoadedProgram): number {
   const depthI = pcpuI + (PC_PROG_DEPTH >> 2);
   I32[depthI] = I32[depthI]! + 1;
   const held = heldLockCount();
+  const runI = pcpuI + (PC_RUNNING_PROG >> 2);
+  const outer = I32[runI]!;
+  if (outer === 0) I32[runI] = p.id + 1;
   let ret = 0;
   try {
-    ret = p.def.run(p.ctx, p.maps);
+    const r: unknown = p.def.run(p.ctx, p.maps);
+    if (typeof r === 'number') ret = r;
+    else { abort(p, `returned ${describeThrown(r)} (${typeof r}), not a number`, held); ret = -1; }
   } catch (e: unknown) {
-    abort(p, e, held);
+    abort(p, `threw ${describeThrown(e)}`, held);
     ret = -1;
   }
+  I32[runI] = outer;
   I32[depthI] = I32[depthI]! - 1;
   migrateEnable();
   if (p.sleepable) rcuReadUnlockTrace(); else rcuReadUnlock();
@@ -124,11 +149,32 @@ export function bpfProgRunLoaded(p: LoadedProgram): number {
   return ret;
 }
 
-function abort(p: LoadedProgram, e: unknown, heldAtEntry: number): void {
-  const released = unwindHeldLocks(heldAtEntry);
+/**
+ * A description of any thrown or returned value that never throws itself: String(e) throws for
+ * Object.create(null), Symbols convert only explicitly, a getter or toString may throw.
+ */
+export function describeThrown(e: unknown): string {
+  try {
+    if (e instanceof Error) return `${e.name}: ${e.message}`;
+    if (typeof e === 'symbol') return e.toString();
+    if (typeof e === 'bigint') return `${e}n`;
+    if (typeof e === 'object' && e !== null) {
+      try { return `[object ${Object.prototype.toString.call(e).slice(8, -1)}] ${JSON.stringify(e)?.slice(0, 120) ?? ''}`; } catch { return Object.prototype.toString.call(e); }
+    }
+    return String(e);
+  } catch {
+    return '<a value that cannot be described>';
+  }
+}
+
+/** The abort path: total (never throws), whatever the program threw. */
+function abort(p: LoadedProgram, why: string, heldAtEntry: number): void {
   Atomics.store(I32, p.abortedI, 1);
-  const msg = e instanceof Error ? e.message : String(e);
-  splat('prog_abort', `program '${p.def.name}' aborted: ${msg}; released ${released} lock(s); program disabled`);
+  let released = 0;
+  try { released = unwindHeldLocks(heldAtEntry); } catch { /* unwinding reports its own splats */ }
+  try {
+    splat('prog_abort', `program '${p.def.name}' aborted: ${why}; released ${released} lock(s); program disabled`);
+  } catch { /* no arena: nothing left to report into */ }
 }
 
 /** Add measured run time to this CPU's statistics (callers time batches, not single runs). */

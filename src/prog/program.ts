@@ -29,6 +29,13 @@ export interface ProgramDefinition<M extends ProgramMaps = ProgramMaps> {
   readonly sleepable?: boolean;
   /** Names of the maps the program uses; bound at load time with rt.loadProgram(url, { maps }). */
   readonly maps?: readonly string[];
+  /**
+   * Windows (sites) the program defines with ctx.window(name): they exist once the program is
+   * loaded, so that rt.inject({ at }) and kprobes can name them (a module's functions exist once
+   * it loads). A window the program passes without declaring it still works, but cannot be named
+   * from the main thread.
+   */
+  readonly windows?: readonly string[];
   /** The program body. Returns the program's return value (a number; helpers return -errno). */
   run(ctx: ProgramContext, maps: M): number;
 }
@@ -48,6 +55,9 @@ export function defineProgram<M extends ProgramMaps = ProgramMaps>(def: ProgramD
   }
   if (typeof def.run !== 'function') throw new TypeError(`defineProgram(${def.name}): \`run\` must be a function`);
   if (def.maps !== undefined && !Array.isArray(def.maps)) throw new TypeError(`defineProgram(${def.name}): \`maps\` must be an array of names`);
+  if (def.windows !== undefined && (!Array.isArray(def.windows) || def.windows.some((w) => typeof w !== 'string' || w === ''))) {
+    throw new TypeError(`defineProgram(${def.name}): \`windows\` must be an array of non-empty site names`);
+  }
   return Object.freeze({ ...def, [BRAND]: true as const });
 }
 

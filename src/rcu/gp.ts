@@ -58,9 +58,9 @@ export const RCU_FQS_MS = 1;
 const ACTIVE_POLL_CAP_MS = 10;
 const LAT_RING = 4096;
 
-interface Waiter { readonly target: number; readonly resolve: () => void }
+interface Waiter { readonly target: number; readonly resolve: () => void; readonly reject: (e: Error) => void }
 /** rcu_barrier: resolved once each flavour has run as many callbacks as had been queued (FIFO). */
-interface Barrier { readonly normal: number; readonly trace: number; readonly resolve: () => void }
+interface Barrier { readonly normal: number; readonly trace: number; readonly resolve: () => void; readonly reject: (e: Error) => void }
 
 class Flavour {
   started = 0;
@@ -398,8 +398,8 @@ export function synchronizeRcu(o: { readonly expedited?: boolean } = {}): Promis
   if (!inited) return Promise.reject(new Error('synchronizeRcu: no RCU coordinator in this thread (main thread after rcuGlobalInit; CPU workers use synchronizeRcuWait)'));
   if (I32[pcI(hk, PC_RCU_NESTING)]! > 0) splat('warn', 'Illegal synchronize_rcu() in RCU read-side critical section (housekeeping CPU)');
   const expedited = o.expedited === true;
-  const p = new Promise<void>((resolve) => {
-    normal.waiters.push({ target: normal.want(expedited), resolve });
+  const p = new Promise<void>((resolve, reject) => {
+    normal.waiters.push({ target: normal.want(expedited), resolve, reject });
   });
   if (expedited && normal.active) pokeAll(normal); // hurry the GP in progress too
   kickNow();
@@ -411,8 +411,8 @@ export function synchronizeRcuExpedited(): Promise<void> { return synchronizeRcu
 /** synchronize_rcu_tasks_trace() (main thread): waits for sleepable readers (and normal ones). */
 export function synchronizeRcuTasksTrace(): Promise<void> {
   if (!inited) return Promise.reject(new Error('synchronizeRcuTasksTrace: RCU is not initialised'));
-  const p = new Promise<void>((resolve) => {
-    trace.waiters.push({ target: trace.want(false), resolve });
+  const p = new Promise<void>((resolve, reject) => {
+    trace.waiters.push({ target: trace.want(false), resolve, reject });
   });
   kickNow();
   return p;
@@ -427,9 +427,23 @@ export function rcuBarrier(): Promise<void> {
   drainCallbacks();
   const b = { normal: normal.cbsQueued, trace: trace.cbsQueued };
   if (normal.cbsRun >= b.normal && trace.cbsRun >= b.trace) return Promise.resolve();
-  const p = new Promise<void>((resolve) => { barriers.push({ ...b, resolve }); });
+  const p = new Promise<void>((resolve, reject) => { barriers.push({ ...b, resolve, reject }); });
   kickNow();
   return p;
+}
+
+/**
+ * The runtime is going away (rt.stop()): every main-thread wait still pending rejects with `why`
+ * (a grace period can no longer complete once the CPUs are gone), and RCU stops in this thread.
+ */
+export function rcuShutdown(why: Error): void {
+  if (!inited) return;
+  const ws = [...normal.waiters, ...trace.waiters];
+  const bs = barriers;
+  normal.waiters = []; trace.waiters = []; barriers = [];
+  inited = false;
+  for (const w of ws) w.reject(why);
+  for (const b of bs) b.reject(why);
 }
 
 // ---------------------------------------------------------------------------------------------

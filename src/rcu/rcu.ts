@@ -27,7 +27,7 @@ export {
 } from './callbacks.js';
 export {
   RCU_FQS_MS, rcuGlobalInit, rcuPoll, synchronizeRcu, synchronizeRcuExpedited, synchronizeRcuTasksTrace,
-  rcuBarrier, rcuStats, rcuGpLatencySamples, type RcuStats, type RcuFlavourStats, type RcuLatency,
+  rcuBarrier, rcuShutdown, rcuStats, rcuGpLatencySamples, type RcuStats, type RcuFlavourStats, type RcuLatency,
 } from './gp.js';
 export { ringDoorbell } from './state.js';
 

@@ -9,20 +9,27 @@
  * Workloads: a tight loop on this thread, no messages: each iteration runs the program in the
  * requested context, then passes the loop window (interrupts, kprobes, injections are delivered
  * there) and reports an RCU quiescent state. The loop ends after `iterations`, at its time bound,
- * or at the first window after PEND_STOP is raised (rt.stop()).
+ * or at the first window after PEND_STOP is raised (rt.stop()), or when the program is disabled by
+ * an abort (its later runs are refused: the loop ends at the first refusal).
+ *
+ * Progress (the main thread's watchdog reads it): PC_PROGRESS is bumped once per idle-loop turn
+ * (the event loop is alive) and once per workload / test-run iteration (a program run ended). A
+ * CPU whose word stands still for the watchdog period while it is not waiting for a lock is stuck.
  */
 import { I32 } from '../mem/arena.js';
 import { pcpuI, thisCpu } from '../mem/this_cpu.js';
-import { PC_WAKE, PC_PENDING, PEND_STOP } from '../mem/layout.js';
+import { PC_WAKE, PC_PENDING, PEND_STOP, PEND_SRC, PC_PROGRESS } from '../mem/layout.js';
+import { srcResume, srcPause } from '../cpu/irq_source.js';
 import { contextFromName, enterContext, exitContext, CTX_TASK } from '../cpu/context.js';
 import { windowSlow, processPending } from '../cpu/window.js';
-import { errnoName } from '../errno.js';
+import { defineSite } from '../cpu/sites.js';
+import { errnoName, BpfError, EPERM } from '../errno.js';
 import { openMap } from '../maps/registry.js';
 import { rcuQuiescentState, rcuIdleEnter, rcuIdleExit } from '../rcu/rcu.js';
 import { isDefinedProgram } from '../prog/program.js';
 import {
-  registerProgram, unregisterProgram, getProgram, bpfProgRunLoaded, lastRunSkipped, addRunTime,
-  PS_MISSES, type LoadedProgram,
+  registerProgram, unregisterProgram, getProgram, bpfProgRunLoaded, lastRunSkipped, lastRunRefused,
+  addRunTime, progDisabled, describeThrown, PS_MISSES, type LoadedProgram,
 } from '../prog/prog_run.js';
 import { bootThread, SITE_WORKLOAD_LOOP, SITE_TESTRUN_LOOP } from './boot.js';
 import type {
@@ -35,14 +42,16 @@ import type { BpfMapImpl } from '../maps/map_ops.js';
 let stopped = false;
 let nrCpuIdsSeen = 0;
 
-function busyEnter(): void { rcuIdleExit(); }
-function busyExit(): void { rcuQuiescentState(); rcuIdleEnter(); }
+function busyEnter(): void { rcuIdleExit(); srcResume(); }
+function busyExit(): void { srcPause(); rcuQuiescentState(); rcuIdleEnter(); }
 
 async function idleLoop(): Promise<void> {
   const wakeI = pcpuI + (PC_WAKE >> 2);
+  const progI = pcpuI + (PC_PROGRESS >> 2);
   while (!stopped) {
+    I32[progI] = I32[progI]! + 1;
     const seen = Atomics.load(I32, wakeI);
-    if (Atomics.load(I32, pcpuI + (PC_PENDING >> 2)) & ~PEND_STOP) {
+    if (Atomics.load(I32, pcpuI + (PC_PENDING >> 2)) & ~(PEND_STOP | PEND_SRC)) {
       rcuIdleExit();
       processPending();
       rcuQuiescentState();
@@ -64,6 +73,7 @@ function runOnce(p: LoadedProgram, ctx: number): number {
 function mustProgram(id: number): LoadedProgram {
   const p = getProgram(id);
   if (p === undefined) throw new Error(`cpu ${thisCpu}: program ${id} is not loaded`);
+  if (progDisabled(p)) throw new BpfError(EPERM, `program '${p.def.name}' is disabled: it aborted earlier (see its prog_abort splat)`);
   return p;
 }
 
@@ -73,12 +83,19 @@ export const cpuControl: CpuControl = {
     bootThread(req.sab, req.cpu);
     nrCpuIdsSeen = I32[2]!; // HDR_NR_CPU_IDS
     rcuIdleEnter();
+    srcPause();
     void idleLoop();
     return { bootMs: performance.now() - t0 };
   },
 
   async loadProgram(req: LoadProgramRequest): Promise<ProgramInfo> {
-    const mod: unknown = await import(req.url);
+    let mod: unknown;
+    try {
+      mod = await import(req.url);
+    } catch (e) {
+      if (e instanceof Error) throw e;
+      throw new Error(`${req.url}: importing the program module threw ${describeThrown(e)}`);
+    }
     const def = (mod as { default?: unknown }).default;
     if (!isDefinedProgram(def)) throw new TypeError(`${req.url}: the default export is not a defineProgram(...) value`);
     const maps: Record<string, BpfMapImpl> = {};
@@ -88,7 +105,8 @@ export const cpuControl: CpuControl = {
       maps[name] = openMap(ptr);
     }
     registerProgram(req.id, def, Object.freeze(maps), req.statePtr, nrCpuIdsSeen, req.seed, req.args);
-    return { name: def.name, type: def.type, sleepable: def.sleepable === true, maps: [...(def.maps ?? [])] };
+    for (const w of def.windows ?? []) defineSite(w);
+    return { name: def.name, type: def.type, sleepable: def.sleepable === true, maps: [...(def.maps ?? [])], windows: [...(def.windows ?? [])] };
   },
 
   unloadProgram(id: number): void { unregisterProgram(id); },
@@ -101,13 +119,15 @@ export const cpuControl: CpuControl = {
     const missesBefore = I32[p.lineI + (PS_MISSES >> 2)]!;
     let runs = 0;
     let retval = 0;
+    const progI = pcpuI + (PC_PROGRESS >> 2);
     const t0 = performance.now();
     for (let i = 0; i < req.repeat; i++) {
       p.ctx.iter = i;
       const r = runOnce(p, ctx);
-      if (!lastRunSkipped) { runs++; retval = r; }
+      if (!lastRunSkipped) { runs++; retval = r; } else if (lastRunRefused) break;
       if (Atomics.load(I32, pcpuI) !== 0) windowSlow(SITE_TESTRUN_LOOP);
       rcuQuiescentState();
+      I32[progI] = I32[progI]! + 1;
     }
     const ns = (performance.now() - t0) * 1e6;
     addRunTime(p, ns);
@@ -124,7 +144,8 @@ export const cpuControl: CpuControl = {
     Atomics.and(I32, pendI, ~PEND_STOP);
     p.ctx.args = req.args ?? p.defaultArgs;
     const errs = new Float64Array(1024);
-    let ok = 0, skipped = 0, i = 0, stoppedEarly = false;
+    let ok = 0, skipped = 0, i = 0, stoppedEarly = false, disabled = false;
+    const progI = pcpuI + (PC_PROGRESS >> 2);
     const t0 = performance.now();
     const deadline = req.durationMs > 0 ? t0 + req.durationMs : Infinity;
     for (; i < req.iterations; i++) {
@@ -136,10 +157,13 @@ export const cpuControl: CpuControl = {
       if ((i & 127) === 0 && performance.now() >= deadline) { stoppedEarly = true; break; }
       p.ctx.iter = i;
       const r = runOnce(p, ctx);
-      if (lastRunSkipped) skipped++;
-      else if (r < 0) errs[(-r) & 1023]!++;
+      if (lastRunSkipped) {
+        if (lastRunRefused) { disabled = true; stoppedEarly = true; break; }
+        skipped++;
+      } else if (r < 0) errs[(-r) & 1023]!++;
       else ok++;
       rcuQuiescentState();
+      I32[progI] = I32[progI]! + 1;
     }
     const ns = (performance.now() - t0) * 1e6;
     addRunTime(p, ns);
@@ -147,7 +171,7 @@ export const cpuControl: CpuControl = {
     busyExit();
     const errors: Record<string, number> = {};
     for (let e = 0; e < 1024; e++) if (errs[e]! > 0) errors[errnoName(e)] = errs[e]!;
-    return { cpu: thisCpu, iterations: i, ok, errors, skipped, durationNs: ns, stopped: stoppedEarly };
+    return { cpu: thisCpu, iterations: i, ok, errors, skipped, durationNs: ns, stopped: stoppedEarly, disabled };
   },
 
   shutdown(): void {

@@ -6,10 +6,10 @@
  *    named window (window.ts). For scenarios: "an NMI on CPU 1 at htab.update.locked".
  *  - Attach table: programs run by windows (kprobe at a site) or by interrupts (perf_event in NMI,
  *    hardirq, softirq) on a CPU mask.
- *  - Random injection (rt.inject({ kind, cpus, ratePerSec })) and perf_event frequencies: a
- *    coordinator service raising pending bits on random CPUs, seeded; ratePerSec is per CPU.
- *    Interrupts raised faster than a CPU takes them coalesce, as on hardware; the CPUs count what
- *    they actually took (rt.stats()).
+ *  - Random injection (rt.inject({ kind, cpus, ratePerSec })) and perf_event frequencies: an
+ *    interrupt source armed on each CPU, which raises its own events (cpu/irq_source.ts), seeded;
+ *    ratePerSec is per CPU. Interrupts raised faster than a CPU takes them coalesce, as on
+ *    hardware, and are counted: requested, delivered, coalesced per kind (rt.stats()).
  *
  * Table entries are written by the main thread only; CPUs read them (and decrement
  * INJ_REMAINING / bump hit counters with Atomics).
@@ -23,7 +23,10 @@ import {
   PEND_SITE, PEND_KPROBE, PEND_NMI, PEND_HARDIRQ, PEND_SOFTIRQ, IRQ_KIND_NMI, IRQ_KIND_HARDIRQ,
   IRQ_KIND_SOFTIRQ,
 } from '../mem/layout.js';
-import type { CoordinatorService } from './coordinator.js';
+import {
+  armSource, disarmSource, freeSourceSlot, sourceRaised, KIND_NMI, KIND_HARDIRQ, KIND_SOFTIRQ,
+} from '../cpu/irq_source.js';
+import { IRQ_SOURCES } from '../mem/layout.js';
 
 export type IrqKind = 'nmi' | 'hardirq' | 'softirq';
 export const IRQ_KINDS: readonly IrqKind[] = ['nmi', 'hardirq', 'softirq'];
@@ -115,57 +118,37 @@ export function detachEntry(slot: number, nrCpus: number): void {
   if (!kprobes) for (let c = 0; c < nrCpus; c++) clearOnCpu(c, PEND_KPROBE);
 }
 
-// ---- random injection ----
+// ---- random injection and perf_event sampling ----
 
-interface RandomSource {
-  readonly bit: number;
-  readonly cpus: readonly number[];
-  readonly ratePerSec: number;
-  readonly credit: Float64Array; // per listed cpu
-  last: number;
-  raised: number;
-}
-
-/** Seeded random interrupt source, polled by the coordinator every millisecond while active. */
-export class RandomInjector implements CoordinatorService {
-  readonly name = 'random-injection';
-  readonly #sources = new Set<RandomSource>();
-  #rng: number;
-
-  constructor(seed: number) { this.#rng = (seed ^ 0x9e3779b9) >>> 0 || 1; }
-
-  #rand(): number {
-    let x = this.#rng;
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-    this.#rng = x >>> 0;
-    return this.#rng / 4294967296;
-  }
-
-  add(kind: IrqKind, cpus: readonly number[], ratePerSec: number): { stop(): void; raised(): number } {
-    const src: RandomSource = {
-      bit: irqPendBit(kind), cpus, ratePerSec, credit: new Float64Array(cpus.length), last: performance.now(), raised: 0,
-    };
-    this.#sources.add(src);
-    return { stop: () => { this.#sources.delete(src); }, raised: () => src.raised };
-  }
-
-  get active(): boolean { return this.#sources.size > 0; }
-
-  poll(nowMs: number): number {
-    if (this.#sources.size === 0) return -1;
-    for (const s of this.#sources) {
-      const dt = Math.min(nowMs - s.last, 100);
-      s.last = nowMs;
-      for (let i = 0; i < s.cpus.length; i++) {
-        s.credit[i] = s.credit[i]! + (s.ratePerSec * dt) / 1000;
-        const n = Math.floor(s.credit[i]! + this.#rand() - 0.5);
-        if (n > 0) {
-          s.credit[i] = s.credit[i]! - n;
-          s.raised += n;
-          raiseOnCpu(s.cpus[i]!, s.bit);
-        }
-      }
+/**
+ * Arm an interrupt source of `kind` at `ratePerSec` on each of `cpus` (random: exponential
+ * inter-arrival times; periodic for perf_event sampling). The CPUs arm their own events
+ * (cpu/irq_source.ts). Returns a handle that disarms them and counts what they requested.
+ */
+export function addIrqSource(kind: IrqKind, cpus: readonly number[], ratePerSec: number, random: boolean): { stop(): void; raised(): number } {
+  const code = kind === 'nmi' ? KIND_NMI : kind === 'hardirq' ? KIND_HARDIRQ : KIND_SOFTIRQ;
+  const slots: number[] = [];
+  try {
+    for (const c of cpus) {
+      const s = freeSourceSlot(c);
+      if (s < 0) throw new RangeError(`inject: all ${IRQ_SOURCES} interrupt sources of cpu ${c} are in use`);
+      armSource(c, s, code, ratePerSec, random);
+      slots.push(s);
     }
-    return 1;
+  } catch (e) {
+    slots.forEach((s, i) => disarmSource(cpus[i]!, s));
+    throw e;
   }
+  let stopped = false;
+  let final = 0;
+  const raised = (): number => slots.reduce((a, s, i) => a + sourceRaised(cpus[i]!, s), 0);
+  return {
+    stop: () => {
+      if (stopped) return;
+      final = raised();
+      stopped = true;
+      slots.forEach((s, i) => disarmSource(cpus[i]!, s));
+    },
+    raised: () => (stopped ? final : raised()),
+  };
 }

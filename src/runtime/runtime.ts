@@ -13,41 +13,63 @@
  * parking) buys nothing here and hides the identity. See README "Design choices".
  *
  * One runtime per thread at a time: the kernel-memory views are module-level bindings for speed.
+ * A second Runtime.start while one runs (or is starting: two calls in one Promise.all) is refused.
+ *
+ * Handles belong to their runtime: after rt.stop() every method of the runtime, of its maps,
+ * programs, links and injections throws BpfError EBADF (a closed fd), except splats() and
+ * stats(), which return what they were at stop. stop() releases kernel memory (the arena) and
+ * settles every promise still pending on a CPU; it returns within a bound even when a CPU is stuck.
+ *
+ * Nothing hangs: control calls go through CpuFleet (cpu_fleet.ts), whose watchdog reports a stuck
+ * or dead CPU as a splat and rejects what was pending on it with a CpuOfflineError.
  */
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { I32, I64, F64, createArena } from '../mem/arena.js';
+import { I32, I64, F64, createArena, detachArena, arenaGeneration } from '../mem/arena.js';
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
   computeLayout, MAX_CPUS, FLAG_PREEMPT_RT, FLAG_RQSPINLOCK, FLAG_DYN_KMALLOC, FLAG_LOCKDEP,
   FLAG_VIRTUAL_CLOCK, HDR_STOPPING, HDR_VCLOCK_NS, HDR_FAULTS, PC_PENDING, PEND_STOP,
   PC_STAT_NMI, PC_STAT_HARDIRQ, PC_STAT_SOFTIRQ, PC_STAT_IRQ_WORK, PC_STAT_WINDOW_SLOW,
-  PC_STAT_KPROBE, PC_STAT_NMI_DROPPED, ATTACH_KPROBE, ATTACH_PERF_EVENT, ATTACH_HARDIRQ,
-  ATTACH_SOFTIRQ,
+  PC_STAT_KPROBE, ATTACH_KPROBE, ATTACH_PERF_EVENT, ATTACH_HARDIRQ, ATTACH_SOFTIRQ, PC_RUNNING_PROG,
+  PC_CUR_SITE, PC_PROGRESS, FAULT_DROP_FREELIST_PUSH,
 } from '../mem/layout.js';
-import { defineSite, allSites } from '../cpu/sites.js';
+import { defineSite, allSites, siteId, siteName } from '../cpu/sites.js';
+import { irqCounts, offCoreMs, KIND_NMI, KIND_HARDIRQ, KIND_SOFTIRQ } from '../cpu/irq_source.js';
 import { readSplats, splatCount, type Splat } from '../debug/splat.js';
 import { memInit } from '../mem/slab.js';
 import { kzalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL, memStats } from '../mem/owners.js';
-import { BpfError, EINVAL } from '../errno.js';
-import { rcuGlobalInit, rcuService, synchronizeRcu, rcuBarrier, rcuStats } from '../rcu/rcu.js';
+import { BpfError, EINVAL, EBADF, EPERM } from '../errno.js';
+import { rcuGlobalInit, rcuService, synchronizeRcu, rcuBarrier, rcuStats, rcuShutdown } from '../rcu/rcu.js';
 import { irqWorkService } from '../alloc/irq_work.js';
 import { createMap as createMapImpl, bpfMapInc, bpfMapPut, type MapSpec } from '../maps/registry.js';
 import type { BpfMapImpl } from '../maps/map_ops.js';
 import { BpfMap } from '../maps/bpf_map.js';
-import { progStateBytes, PROG_LINE, PS_LAST_RET, PS_MISSES, PS_RUNS, PS_RUN_TIME, PS_ABORTED } from '../prog/prog_run.js';
+import { progStateBytes, PROG_LINE, PS_LAST_RET, PS_MISSES, PS_RUNS, PS_RUN_TIME, PS_ABORTED, PS_REFUSED } from '../prog/prog_run.js';
 import { TRACING_PROG_TYPES, type ProgType } from '../prog/program.js';
 import { bootThread } from './boot.js';
 import { Coordinator } from './coordinator.js';
 import {
-  RandomInjector, armInjection, injectionFired, cancelInjection, attachEntry, detachEntry,
+  addIrqSource, armInjection, injectionFired, cancelInjection, attachEntry, detachEntry,
   attachHits, IRQ_KINDS, type IrqKind,
 } from './inject.js';
 import type { CpuControl, ContextArg, ProgramInfo, TestRunResult, WorkloadCpuResult } from '../ipc/protocol.js';
+import { installErrorTransfer } from '../ipc/errors.js';
+import { CpuFleet } from './cpu_fleet.js';
+import {
+  checkObject, checkKnownKeys, checkInt, checkPositive, checkBool, checkOneOf, checkString,
+  typeError, rangeError, valueError,
+} from './validate.js';
+import { CONTEXT_NAMES } from '../cpu/context.js';
+
+export { CpuOfflineError } from './cpu_fleet.js';
+export type { CpuOfflineCode } from './cpu_fleet.js';
+
+installErrorTransfer();
 
 export interface RuntimeOptions {
   /** Simulated CPUs, one worker each. @defaultValue available cores */
@@ -72,30 +94,48 @@ export interface RuntimeOptions {
   readonly lockdep?: boolean;
   /** Test-only fault switches (FAULT_* bits). @defaultValue 0 */
   readonly faults?: number;
+  /**
+   * A CPU that makes no progress this long (no program run ends, its idle loop does not turn)
+   * while not waiting for a lock is reported stuck ('cpu_stuck' splat), taken offline, and the
+   * calls pending on it reject. Lock waits time out on a holder that made no progress this long.
+   * @defaultValue 2000
+   */
+  readonly watchdogMs?: number;
 }
 
 export type ResolvedRuntimeOptions = { readonly [K in keyof RuntimeOptions]-?: NonNullable<RuntimeOptions[K]> };
 
 const DEFAULTS: Omit<ResolvedRuntimeOptions, 'cpus'> = Object.freeze({
   preemptRt: false, memoryBytes: 256 << 20, dynAlloc: 'bpf_mem_alloc', bucketLock: 'map_locked',
-  clock: 'real', seed: 1, lockTimeoutMs: 250, rcuStallMs: 1000, lockdep: true, faults: 0,
+  clock: 'real', seed: 1, lockTimeoutMs: 250, rcuStallMs: 1000, lockdep: true, faults: 0, watchdogMs: 2000,
 });
 
-function resolveOptions(o: RuntimeOptions): ResolvedRuntimeOptions {
-  const r = { cpus: o.cpus ?? Math.min(availableParallelism(), MAX_CPUS), ...DEFAULTS, ...stripUndefined(o) } as ResolvedRuntimeOptions;
-  const int = (name: string, v: number, min: number, max: number): void => {
-    if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`Runtime.start: option '${name}' must be an integer in [${min}, ${max}]; got ${String(v)}`);
-  };
-  int('cpus', r.cpus, 1, MAX_CPUS);
-  int('memoryBytes', r.memoryBytes, 4 << 20, 0x7fff_f000);
-  int('lockTimeoutMs', r.lockTimeoutMs, 1, 600_000);
-  int('rcuStallMs', r.rcuStallMs, 1, 600_000);
-  if (!Number.isInteger(r.seed)) throw new RangeError(`Runtime.start: option 'seed' must be an integer; got ${String(r.seed)}`);
-  if (r.dynAlloc !== 'bpf_mem_alloc' && r.dynAlloc !== 'kmalloc') throw new RangeError(`Runtime.start: option 'dynAlloc' must be 'bpf_mem_alloc' or 'kmalloc'; got ${JSON.stringify(r.dynAlloc)}`);
-  if (r.bucketLock !== 'map_locked' && r.bucketLock !== 'rqspinlock') throw new RangeError(`Runtime.start: option 'bucketLock' must be 'map_locked' or 'rqspinlock'; got ${JSON.stringify(r.bucketLock)}`);
-  if (r.clock !== 'real' && r.clock !== 'virtual') throw new RangeError(`Runtime.start: option 'clock' must be 'real' or 'virtual'; got ${JSON.stringify(r.clock)}`);
+const OPTION_NAMES: readonly (keyof RuntimeOptions)[] = [
+  'cpus', 'preemptRt', 'memoryBytes', 'dynAlloc', 'bucketLock', 'clock', 'seed', 'lockTimeoutMs',
+  'rcuStallMs', 'lockdep', 'faults', 'watchdogMs',
+];
+const KNOWN_FAULTS = FAULT_DROP_FREELIST_PUSH;
+
+function resolveOptions(options: unknown): ResolvedRuntimeOptions {
+  const what = (k: string): string => `Runtime.start: option '${k}'`;
+  const o = checkObject('Runtime.start: options', options, true);
+  checkKnownKeys('Runtime.start', o, OPTION_NAMES);
+  const r = { cpus: Math.min(availableParallelism(), MAX_CPUS), ...DEFAULTS, ...stripUndefined(o) } as ResolvedRuntimeOptions;
+  checkInt(what('cpus'), r.cpus, 1, MAX_CPUS);
+  checkInt(what('memoryBytes'), r.memoryBytes, 4 << 20, 0x7fff_f000);
+  checkInt(what('lockTimeoutMs'), r.lockTimeoutMs, 1, 600_000);
+  checkInt(what('rcuStallMs'), r.rcuStallMs, 1, 600_000);
+  checkInt(what('watchdogMs'), r.watchdogMs, 50, 600_000);
+  checkInt(what('seed'), r.seed, -0x8000_0000, 0xffff_ffff);
+  checkInt(what('faults'), r.faults, 0, KNOWN_FAULTS);
+  if ((r.faults & ~KNOWN_FAULTS) !== 0) throw rangeError(what('faults'), `a mask of known FAULT_* bits (0x${KNOWN_FAULTS.toString(16)})`, r.faults);
+  checkBool(what('preemptRt'), r.preemptRt);
+  checkBool(what('lockdep'), r.lockdep);
+  checkOneOf(what('dynAlloc'), r.dynAlloc, ['bpf_mem_alloc', 'kmalloc']);
+  checkOneOf(what('bucketLock'), r.bucketLock, ['map_locked', 'rqspinlock']);
+  checkOneOf(what('clock'), r.clock, ['real', 'virtual']);
   const layout = computeLayout(r.cpus, r.memoryBytes);
-  if (layout.npages < 256) throw new RangeError(`Runtime.start: memoryBytes ${r.memoryBytes} is too small for ${r.cpus} CPUs`);
+  if (layout.npages < 256) throw rangeError(what('memoryBytes'), `large enough for ${r.cpus} CPUs`, r.memoryBytes);
   return r;
 }
 
@@ -113,6 +153,8 @@ function workerUrl(): URL {
 }
 
 let activeRuntime: Runtime | null = null;
+/** A Runtime.start in progress in this thread (refuses a concurrent one). */
+let starting = false;
 
 export type CpuSelector = 'all' | readonly number[] | number;
 
@@ -153,10 +195,16 @@ export interface WorkloadResult {
   readonly ops: number;
   readonly errors: Readonly<Record<string, number>>;
   readonly skipped: number;
+  /** the program aborted during the workload: it is disabled and the loops ended early */
+  readonly disabled: boolean;
   readonly wallNs: number;
 }
 
-export interface ProgramStats { runCount: number; runTimeNs: number; recursionMisses: number; aborted: boolean }
+export interface ProgramStats {
+  runCount: number; runTimeNs: number; recursionMisses: number; aborted: boolean;
+  /** runs refused because the program is disabled after an abort */
+  refused: number;
+}
 
 export interface Link { detach(): Promise<void>; hits(): number }
 
@@ -169,12 +217,25 @@ export class Program {
   /** Maps the program holds a reference on (bpf_map_inc at load, put at unload). */
   readonly #maps: readonly BpfMapImpl[];
   readonly #links = new Set<Link>();
+  readonly #gen: number;
   #unloaded = false;
   /** @internal */
   constructor(rt: Runtime, id: number, info: ProgramInfo, statePtr: number, maps: readonly BpfMapImpl[]) {
     this.#rt = rt; this.id = id; this.info = info; this.statePtr = statePtr; this.#maps = maps;
+    this.#gen = arenaGeneration;
   }
   get unloaded(): boolean { return this.#unloaded; }
+
+  /** EBADF once the runtime is gone; `what` names the call. */
+  #live(what: string): void {
+    if (this.#gen !== arenaGeneration || !this.#rt.running) throw new BpfError(EBADF, `${what}: program '${this.name}' belongs to a stopped runtime`);
+  }
+  #loaded(what: string): void {
+    this.#live(what);
+    if (this.#unloaded) throw new BpfError(EBADF, `${what}: program '${this.name}' is unloaded`);
+  }
+  /** @internal the runtime this program belongs to */
+  belongsTo(rt: Runtime): boolean { return this.#rt === rt && this.#gen === arenaGeneration; }
 
   /**
    * Unload from every CPU: detach its links, drop its map references (a map the user already
@@ -182,6 +243,7 @@ export class Program {
    */
   async unload(): Promise<void> {
     if (this.#unloaded) return;
+    this.#live('unload');
     this.#unloaded = true;
     for (const l of [...this.#links]) await l.detach();
     await this.#rt.unloadFromCpus(this.id);
@@ -191,8 +253,13 @@ export class Program {
 
   #track(l: Link): Link {
     const wrapped: Link = {
-      detach: async () => { if (this.#links.delete(wrapped)) await l.detach(); },
-      hits: () => l.hits(),
+      detach: async () => {
+        if (!this.#links.has(wrapped)) return;
+        this.#live('detach');
+        this.#links.delete(wrapped);
+        await l.detach();
+      },
+      hits: () => { this.#live('hits'); return l.hits(); },
     };
     this.#links.add(wrapped);
     return wrapped;
@@ -200,30 +267,55 @@ export class Program {
   get name(): string { return this.info.name; }
   get type(): ProgType { return this.info.type as ProgType; }
 
-  /** BPF_PROG_TEST_RUN on one CPU in the given context. */
-  async testRun(o: { cpu: number; context?: ContextArg; repeat?: number; args?: unknown }): Promise<TestRunResult> {
-    if (this.#unloaded) throw new Error(`testRun: program '${this.name}' is unloaded`);
-    const cpu = this.#rt.checkCpu(o.cpu);
-    const repeat = o.repeat ?? 1;
-    if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`testRun: 'repeat' must be a positive integer; got ${String(repeat)}`);
-    return this.#rt.control(cpu).testRun({ id: this.id, context: o.context ?? 'task', repeat, args: o.args });
+  /** Refuse a run of a program disabled by an abort (EPERM), at once. */
+  #enabled(what: string): void {
+    if (this.#aborted()) throw new BpfError(EPERM, `${what}: program '${this.name}' is disabled: it aborted earlier (see its prog_abort splat)`);
+  }
+  #aborted(): boolean {
+    return Atomics.load(I32, (this.statePtr + (this.#rt.cpus + 1) * PROG_LINE + PS_ABORTED) >> 2) !== 0;
   }
 
-  async attach(o: { kind: 'kprobe'; site: string } | { kind: 'perf_event'; cpus?: CpuSelector; frequencyHz?: number } | { kind: 'hardirq' | 'softirq'; cpus?: CpuSelector }): Promise<Link> {
+  /** BPF_PROG_TEST_RUN on one CPU in the given context. */
+  async testRun(o: { cpu: number; context?: ContextArg; repeat?: number; args?: unknown }): Promise<TestRunResult> {
+    this.#loaded('testRun');
+    const opts = checkObject('testRun: options', o, false);
+    checkKnownKeys('testRun', opts, ['cpu', 'context', 'repeat', 'args']);
+    const cpu = this.#rt.checkCpu(opts.cpu, 'testRun: option \'cpu\'');
+    const context = opts.context === undefined ? 'task' : checkOneOf('testRun: option \'context\'', opts.context, CONTEXT_NAMES);
+    const repeat = opts.repeat === undefined ? 1 : checkInt('testRun: option \'repeat\'', opts.repeat, 1, 2 ** 31 - 1);
+    this.#enabled('testRun');
+    return this.#rt.callCpu(cpu, `testRun of '${this.name}'`, (c) => c.testRun({ id: this.id, context, repeat, args: o.args }));
+  }
+
+  async attach(o: { kind: 'kprobe'; site: string; allowUnknownSite?: boolean } | { kind: 'perf_event'; cpus?: CpuSelector; frequencyHz?: number } | { kind: 'hardirq' | 'softirq'; cpus?: CpuSelector }): Promise<Link> {
     const rt = this.#rt;
-    if (this.#unloaded) throw new Error(`attach: program '${this.name}' is unloaded`);
-    if (o.kind === 'kprobe') {
-      if (typeof o.site !== 'string' || o.site === '') throw new RangeError('attach kprobe: `site` must be a site name');
-      const slot = attachEntry(ATTACH_KPROBE, defineSite(o.site), [], this.id, rt.cpus);
+    this.#loaded('attach');
+    const opts = checkObject('attach: options', o, false);
+    const kind = checkOneOf('attach: option \'kind\'', opts.kind, ['kprobe', 'perf_event', 'hardirq', 'softirq']);
+    if (kind === 'kprobe') {
+      checkKnownKeys('attach kprobe', opts, ['kind', 'site', 'allowUnknownSite']);
+      const site = checkString('attach kprobe: option \'site\'', opts.site);
+      const allow = opts.allowUnknownSite === undefined ? false : checkBool('attach kprobe: option \'allowUnknownSite\'', opts.allowUnknownSite);
+      let id = siteId(site);
+      if (id === undefined) {
+        if (!allow) throw valueError('attach kprobe: option \'site\'', `a site the runtime defines (rt.sites()), or pass allowUnknownSite: true for one a module defines later`, site);
+        id = defineSite(site);
+      }
+      const slot = attachEntry(ATTACH_KPROBE, id, [], this.id, rt.cpus);
       return this.#track({ detach: async () => detachEntry(slot, rt.cpus), hits: () => attachHits(slot) });
     }
-    const cpus = rt.selectCpus(o.cpus ?? 'all');
-    const kind = o.kind === 'perf_event' ? ATTACH_PERF_EVENT : o.kind === 'hardirq' ? ATTACH_HARDIRQ : ATTACH_SOFTIRQ;
-    const slot = attachEntry(kind, 0, cpus, this.id, rt.cpus);
+    checkKnownKeys(`attach ${kind}`, opts, kind === 'perf_event' ? ['kind', 'cpus', 'frequencyHz'] : ['kind', 'cpus']);
+    const cpus = rt.selectCpus((opts.cpus ?? 'all') as CpuSelector, `attach ${kind}: option 'cpus'`);
+    let freq = 0;
+    if (kind === 'perf_event' && opts.frequencyHz !== undefined) freq = checkPositive('attach perf_event: option \'frequencyHz\'', opts.frequencyHz, 10_000_000, true);
+    const code = kind === 'perf_event' ? ATTACH_PERF_EVENT : kind === 'hardirq' ? ATTACH_HARDIRQ : ATTACH_SOFTIRQ;
+    const slot = attachEntry(code, 0, cpus, this.id, rt.cpus);
     let src: { stop(): void } | undefined;
-    if (o.kind === 'perf_event' && o.frequencyHz !== undefined) {
-      if (!(o.frequencyHz >= 0)) throw new RangeError(`attach perf_event: 'frequencyHz' must be >= 0; got ${String(o.frequencyHz)}`);
-      if (o.frequencyHz > 0) src = rt.randomInjector.add('nmi', cpus, o.frequencyHz);
+    try {
+      if (freq > 0) src = addIrqSource('nmi', cpus, freq, false);
+    } catch (e) {
+      detachEntry(slot, rt.cpus);
+      throw e;
     }
     return this.#track({
       detach: async () => { src?.stop(); detachEntry(slot, rt.cpus); },
@@ -234,32 +326,51 @@ export class Program {
   /** @internal an injection that runs this program: cancelled at unload */
   trackInjection(cancel: () => void, hits: () => number): Injection {
     const link = this.#track({ detach: async () => cancel(), hits });
-    return { fired: hits, cancel: () => { void link.detach(); } };
+    return { fired: () => link.hits(), cancel: () => { void link.detach(); } };
   }
 
   /** The value the program last returned on `cpu` (any context). */
   lastRetval(cpu: number): number {
-    return I32[(this.statePtr + this.#rt.checkCpu(cpu) * PROG_LINE + PS_LAST_RET) >> 2]!;
+    this.#live('lastRetval');
+    return I32[(this.statePtr + this.#rt.checkCpu(cpu, 'lastRetval: cpu') * PROG_LINE + PS_LAST_RET) >> 2]!;
   }
 
   stats(): ProgramStats {
-    let runCount = 0, runTimeNs = 0, recursionMisses = 0;
+    this.#live('stats');
+    let runCount = 0, runTimeNs = 0, recursionMisses = 0, refused = 0;
     for (let c = 0; c < this.#rt.cpus; c++) {
       const line = this.statePtr + c * PROG_LINE;
       runCount += F64[(line + PS_RUNS) >> 3]!;
       runTimeNs += F64[(line + PS_RUN_TIME) >> 3]!;
       recursionMisses += I32[(line + PS_MISSES) >> 2]!;
+      refused += I32[(line + PS_REFUSED) >> 2]!;
     }
-    const aborted = Atomics.load(I32, (this.statePtr + (this.#rt.cpus + 1) * PROG_LINE + PS_ABORTED) >> 2) !== 0;
-    return { runCount, runTimeNs, recursionMisses, aborted };
+    return { runCount, runTimeNs, recursionMisses, aborted: this.#aborted(), refused };
   }
 }
+
+/** Interrupts of one kind: asked for, handled, and merged into one already pending. */
+export interface IrqFigures { requested: number; delivered: number; coalesced: number }
+export interface IrqStats { nmi: IrqFigures; hardirq: IrqFigures; softirq: IrqFigures }
 
 export interface RuntimeStats {
   readonly cpus: readonly {
     cpu: number; nmi: number; hardirq: number; softirq: number; irqWork: number; slowWindows: number;
-    kprobeWindows: number; nmiCoalesced: number;
+    kprobeWindows: number;
+    /** NMIs merged into one already pending (= interrupts.nmi.coalesced) */
+    nmiCoalesced: number;
+    interrupts: IrqStats;
+    /** busy time this CPU's thread was off-core: interrupt sources do not count it (ms) */
+    offCoreMs: number;
+    /** null, or why the CPU is offline ('stuck' | 'died') */
+    offline: 'stuck' | 'died' | null;
   }[];
+  /**
+   * Totals over CPUs. requested: raised by injection (random or precise), perf_event sampling or
+   * the coordinator; delivered: handled by the CPU; coalesced: raised while one of the same kind
+   * was pending (hardware merges them). requested = delivered + coalesced + pending.
+   */
+  readonly interrupts: IrqStats;
   readonly splats: number;
   readonly memory: ReturnType<typeof memStats>;
   readonly rcu: ReturnType<typeof rcuStats>;
@@ -269,47 +380,57 @@ export interface RuntimeStats {
 export class Runtime {
   readonly options: ResolvedRuntimeOptions;
   readonly cpus: number;
-  readonly sab: SharedArrayBuffer;
   readonly bootMs: number;
-  /** @internal */ readonly randomInjector: RandomInjector;
-  readonly #workers: Worker[];
-  readonly #controls: Comlink.Remote<CpuControl>[];
+  #sab: SharedArrayBuffer | null;
+  readonly #fleet: CpuFleet;
   readonly #coordinator: Coordinator;
   readonly #maps = new Set<BpfMap>();
   readonly #programs: Program[] = [];
+  readonly #gen: number;
   #nextProgId = 0;
   #stopped = false;
+  #stopping: Promise<void> | null = null;
+  #finalSplats: Splat[] = [];
+  #finalStats: RuntimeStats | null = null;
   readonly #errors: Error[] = [];
 
-  private constructor(options: ResolvedRuntimeOptions, sab: SharedArrayBuffer, workers: Worker[], controls: Comlink.Remote<CpuControl>[], coordinator: Coordinator, injector: RandomInjector, bootMs: number) {
+  private constructor(options: ResolvedRuntimeOptions, sab: SharedArrayBuffer, workers: Worker[], controls: Comlink.Remote<CpuControl>[], coordinator: Coordinator, bootMs: number) {
     this.options = options;
     this.cpus = options.cpus;
-    this.sab = sab;
-    this.#workers = workers;
-    this.#controls = controls;
+    this.#sab = sab;
     this.#coordinator = coordinator;
-    this.randomInjector = injector;
     this.bootMs = bootMs;
+    this.#gen = arenaGeneration;
+    this.#fleet = new CpuFleet(workers, controls, options.watchdogMs, (cpu) => this.#describeCpu(cpu));
+    for (const w of workers) w.on('error', (e) => { this.#errors.push(e); });
   }
 
   /** Boot kernel memory and the CPU workers. */
   static async start(options: RuntimeOptions = {}): Promise<Runtime> {
     const o = resolveOptions(options);
-    if (activeRuntime !== null && !activeRuntime.#stopped) {
-      throw new Error('Runtime.start: another runtime is running in this thread; stop it first (one runtime per thread)');
+    if (starting || (activeRuntime !== null && !activeRuntime.#stopped)) {
+      throw new Error(`Runtime.start: another runtime is ${starting ? 'starting' : 'running'} in this thread; stop it first (one runtime per thread)`);
     }
+    starting = true;
+    try {
+      return await Runtime.#boot(o);
+    } finally {
+      starting = false;
+    }
+  }
+
+  static async #boot(o: ResolvedRuntimeOptions): Promise<Runtime> {
     const t0 = performance.now();
     const layout = computeLayout(o.cpus, o.memoryBytes);
     const flags = (o.preemptRt ? FLAG_PREEMPT_RT : 0) | (o.bucketLock === 'rqspinlock' ? FLAG_RQSPINLOCK : 0)
       | (o.dynAlloc === 'kmalloc' ? FLAG_DYN_KMALLOC : 0) | (o.lockdep ? FLAG_LOCKDEP : 0)
       | (o.clock === 'virtual' ? FLAG_VIRTUAL_CLOCK : 0);
-    const sab = createArena({ layout, flags, seed: o.seed, lockTimeoutMs: o.lockTimeoutMs, rcuStallMs: o.rcuStallMs });
+    const sab = createArena({ layout, flags, seed: o.seed, lockTimeoutMs: o.lockTimeoutMs, rcuStallMs: o.rcuStallMs, watchdogMs: o.watchdogMs });
     bootThread(sab, o.cpus);
     I32[HDR_FAULTS >> 2] = o.faults;
     memInit();
     rcuGlobalInit();
     const coordinator = new Coordinator();
-    const injector = new RandomInjector(o.seed);
     const url = workerUrl();
     const workers: Worker[] = [];
     const controls: Comlink.Remote<CpuControl>[] = [];
@@ -320,66 +441,115 @@ export class Runtime {
         controls.push(Comlink.wrap<CpuControl>(nodeEndpoint(w as unknown as Parameters<typeof nodeEndpoint>[0])));
       }
       const failed = new Promise<never>((_, reject) => {
-        for (const w of workers) w.once('error', (e) => reject(e));
+        for (const w of workers) {
+          w.once('error', (e) => reject(e));
+          w.once('exit', (code) => reject(new Error(`Runtime.start: a CPU worker exited with code ${code} during boot`)));
+        }
       });
       await Promise.race([Promise.all(controls.map((ctl, c) => ctl.boot({ sab, cpu: c, seed: o.seed }))), failed]);
     } catch (e) {
       await Promise.all(workers.map((w) => w.terminate()));
+      rcuShutdown(new Error('Runtime.start failed'));
+      detachArena();
       throw e;
     }
+    const rt = new Runtime(o, sab, workers, controls, coordinator, performance.now() - t0);
     coordinator.add(rcuService);
     coordinator.add(irqWorkService);
-    coordinator.add(injector);
+    coordinator.add(rt.#fleet);
+    coordinator.add({ name: 'housekeeping-progress', poll: () => { const i = (perCpuBlock(o.cpus) + PC_PROGRESS) >> 2; Atomics.add(I32, i, 1); return -1; } });
     coordinator.start();
-    const rt = new Runtime(o, sab, workers, controls, coordinator, injector, performance.now() - t0);
-    for (const w of workers) w.on('error', (e) => { rt.#errors.push(e); });
     activeRuntime = rt;
     return rt;
   }
 
-  /** @internal */ control(cpu: number): Comlink.Remote<CpuControl> { return this.#controls[cpu]!; }
-  /** @internal */ checkCpu(cpu: unknown): number {
-    if (!Number.isInteger(cpu) || (cpu as number) < 0 || (cpu as number) >= this.cpus) {
-      throw new RangeError(`cpu must be an integer in [0, ${this.cpus - 1}]; got ${String(cpu)}`);
-    }
-    return cpu as number;
+  /** True until stop() begins. */
+  get running(): boolean { return !this.#stopped && this.#gen === arenaGeneration; }
+
+  /** Kernel memory. Released by stop(): EBADF afterwards. */
+  get sab(): SharedArrayBuffer {
+    if (this.#sab === null) throw new BpfError(EBADF, 'sab: the runtime is stopped and its kernel memory released');
+    return this.#sab;
   }
-  /** @internal */ selectCpus(sel: CpuSelector): number[] {
+
+  /** @internal a tracked control call on one CPU (rejects if the CPU is or goes offline) */
+  callCpu<T>(cpu: number, what: string, f: (c: Comlink.Remote<CpuControl>) => Promise<T>): Promise<T> {
+    this.#assertRunning(what);
+    return this.#fleet.call(cpu, what, f);
+  }
+  /** @internal */ checkCpu(cpu: unknown, what = 'cpu'): number {
+    if (typeof cpu !== 'number') throw typeError(what, `a CPU id (an integer in [0, ${this.cpus - 1}])`, cpu);
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= this.cpus) throw rangeError(what, `an integer in [0, ${this.cpus - 1}]`, cpu);
+    return cpu;
+  }
+  /** @internal */ selectCpus(sel: CpuSelector, what = 'cpus'): number[] {
     if (sel === 'all') return [...Array(this.cpus).keys()];
-    if (typeof sel === 'number') return [this.checkCpu(sel)];
-    if (!Array.isArray(sel) || sel.length === 0) throw new RangeError(`cpus must be 'all', a cpu id or a non-empty array of ids; got ${JSON.stringify(sel)}`);
-    return sel.map((c) => this.checkCpu(c));
+    if (typeof sel === 'number') return [this.checkCpu(sel, what)];
+    if (!Array.isArray(sel) || sel.length === 0) throw typeError(what, "'all', a CPU id or a non-empty array of CPU ids", sel);
+    const out = sel.map((c) => this.checkCpu(c, `${what} element`));
+    if (new Set(out).size !== out.length) throw valueError(what, 'CPU ids without repeats', sel);
+    return out;
   }
 
   #assertRunning(what: string): void {
-    if (this.#stopped) throw new Error(`${what}: the runtime is stopped`);
+    if (!this.running) throw new BpfError(EBADF, `${what}: the runtime is stopped`);
   }
 
-  /** Structured kernel "BUG/WARN" reports seen so far. */
-  splats(): Splat[] { return readSplats(0); }
-  splatCount(): number { return splatCount(); }
+  #describeCpu(cpu: number): string {
+    const b = perCpuBlock(cpu) >> 2;
+    const id = I32[b + (PC_RUNNING_PROG >> 2)]! - 1;
+    const site = siteName(I32[b + (PC_CUR_SITE >> 2)]!);
+    const prog = this.#programs.find((p) => p.id === id);
+    const running = id < 0 ? 'running no program' : `running program '${prog?.name ?? `#${id}`}'`;
+    return `${running}${site ? `, last window ${site}` : ''}`;
+  }
+
+  /** Structured kernel "BUG/WARN" reports seen so far (after stop: those seen until stop). */
+  splats(): Splat[] { return this.#stopped ? [...this.#finalSplats] : readSplats(0); }
+  splatCount(): number { return this.#stopped ? this.#finalSplats.length : splatCount(); }
 
   /** Every interrupt window (site) name known to the runtime. */
   sites(): string[] { return allSites(); }
 
   stats(): RuntimeStats {
+    if (this.#stopped) {
+      if (this.#finalStats === null) throw new BpfError(EBADF, 'stats: the runtime is stopped');
+      return this.#finalStats;
+    }
     const cpus = [];
+    const total = (): IrqFigures => ({ requested: 0, delivered: 0, coalesced: 0 });
+    const interrupts: IrqStats = { nmi: total(), hardirq: total(), softirq: total() };
     for (let c = 0; c < this.cpus; c++) {
       const b = perCpuBlock(c) >> 2;
+      const fig = (kind: number, delivered: number): IrqFigures => ({ ...irqCounts(c, kind), delivered });
+      const irq: IrqStats = {
+        nmi: fig(KIND_NMI, I32[b + (PC_STAT_NMI >> 2)]!),
+        hardirq: fig(KIND_HARDIRQ, I32[b + (PC_STAT_HARDIRQ >> 2)]!),
+        softirq: fig(KIND_SOFTIRQ, I32[b + (PC_STAT_SOFTIRQ >> 2)]!),
+      };
+      for (const k of ['nmi', 'hardirq', 'softirq'] as const) {
+        interrupts[k].requested += irq[k].requested;
+        interrupts[k].delivered += irq[k].delivered;
+        interrupts[k].coalesced += irq[k].coalesced;
+      }
+      const off = this.#fleet.offline(c);
       cpus.push({
-        cpu: c, nmi: I32[b + (PC_STAT_NMI >> 2)]!, hardirq: I32[b + (PC_STAT_HARDIRQ >> 2)]!,
-        softirq: I32[b + (PC_STAT_SOFTIRQ >> 2)]!, irqWork: I32[b + (PC_STAT_IRQ_WORK >> 2)]!,
-        slowWindows: I32[b + (PC_STAT_WINDOW_SLOW >> 2)]!, kprobeWindows: I32[b + (PC_STAT_KPROBE >> 2)]!,
-        nmiCoalesced: I32[b + (PC_STAT_NMI_DROPPED >> 2)]!,
+        cpu: c, nmi: irq.nmi.delivered, hardirq: irq.hardirq.delivered, softirq: irq.softirq.delivered,
+        irqWork: I32[b + (PC_STAT_IRQ_WORK >> 2)]!, slowWindows: I32[b + (PC_STAT_WINDOW_SLOW >> 2)]!,
+        kprobeWindows: I32[b + (PC_STAT_KPROBE >> 2)]!, nmiCoalesced: irq.nmi.coalesced, interrupts: irq,
+        offCoreMs: offCoreMs(c),
+        offline: off === null ? null : off.code === 'ERR_BPFSIM_CPU_DIED' ? 'died' as const : off.code === 'ERR_BPFSIM_CPU_STUCK' ? 'stuck' as const : null,
       });
     }
-    return { cpus, splats: splatCount(), memory: memStats(), rcu: rcuStats(), coordinator: this.#coordinator.stats() };
+    return { cpus, interrupts, splats: splatCount(), memory: memStats(), rcu: rcuStats(), coordinator: this.#coordinator.stats() };
   }
 
   /** The virtual clock (clock: 'virtual'). */
   readonly clock = {
     advance: (ns: number): void => {
+      this.#assertRunning('clock.advance');
       if (this.options.clock !== 'virtual') throw new Error("clock.advance: the runtime was started with clock: 'real'");
+      checkPositive('clock.advance: ns', ns, Number.MAX_SAFE_INTEGER, true);
       Atomics.add(I64, HDR_VCLOCK_NS >> 3, BigInt(Math.round(ns)));
     },
   };
@@ -389,7 +559,10 @@ export class Runtime {
     this.#assertRunning('synchronizeRcu');
     return synchronizeRcu(o);
   }
-  rcuBarrier(): Promise<void> { return rcuBarrier(); }
+  rcuBarrier(): Promise<void> {
+    this.#assertRunning('rcuBarrier');
+    return rcuBarrier();
+  }
 
   createMap(spec: MapSpec): BpfMap {
     this.#assertRunning('createMap');
@@ -404,28 +577,39 @@ export class Runtime {
    */
   async loadProgram(url: URL | string, o: { maps?: Readonly<Record<string, BpfMap>>; args?: unknown } = {}): Promise<Program> {
     this.#assertRunning('loadProgram');
-    const href = url instanceof URL ? url.href : new URL(url, 'file://' + process.cwd() + '/').href;
+    if (!(url instanceof URL) && typeof url !== 'string') throw typeError('loadProgram: url', 'a URL or a path string', url);
+    const opts = checkObject('loadProgram: options', o, true);
+    checkKnownKeys('loadProgram', opts, ['maps', 'args']);
+    const maps = opts.maps === undefined ? {} : checkObject("loadProgram: option 'maps'", opts.maps, false);
     const mapPtrs: Record<string, number> = {};
-    for (const [name, m] of Object.entries(o.maps ?? {})) mapPtrs[name] = m.impl.ptr;
+    for (const [name, m] of Object.entries(maps)) {
+      if (!(m instanceof BpfMap)) throw typeError(`loadProgram: maps.${name}`, 'a BpfMap (from rt.createMap)', m);
+      if (m.closed) throw new BpfError(EBADF, `loadProgram: maps.${name}: map '${m.name}' is closed`);
+      mapPtrs[name] = m.impl.ptr;
+    }
+    const href = url instanceof URL ? url.href : new URL(url, 'file://' + process.cwd() + '/').href;
     const id = this.#nextProgId++;
     const statePtr = kzalloc(progStateBytes(this.cpus + 1), OWNER_KERNEL);
     if (statePtr === 0) throw new BpfError(12, 'loadProgram: no memory for program state');
+    const unloadAll = async (): Promise<void> => {
+      await Promise.allSettled([...Array(this.cpus).keys()].map((c) => this.#fleet.call(c, 'unloadProgram', (ctl) => Promise.resolve(ctl.unloadProgram(id)))));
+    };
     let info: ProgramInfo;
     try {
-      const infos = await Promise.all(this.#controls.map((c) => c.loadProgram({ id, url: href, maps: mapPtrs, statePtr, seed: this.options.seed, args: o.args })));
+      const infos = await Promise.all([...Array(this.cpus).keys()].map((c) => this.callCpu(c, `loadProgram ${href}`, (ctl) => ctl.loadProgram({ id, url: href, maps: mapPtrs, statePtr, seed: this.options.seed, args: opts.args }))));
       info = infos[0]!;
     } catch (e) {
-      await Promise.all(this.#controls.map((c) => c.unloadProgram(id)));
-      kfree(statePtr);
+      if (this.running) { await unloadAll(); kfree(statePtr); }
       throw e;
     }
-    const refusal = this.#verify(info, o.maps ?? {});
+    const refusal = this.#verify(info, maps as Record<string, BpfMap>);
     if (refusal !== null) {
-      await Promise.all(this.#controls.map((c) => c.unloadProgram(id)));
+      await unloadAll();
       kfree(statePtr);
       throw new BpfError(EINVAL, refusal);
     }
-    const held = info.maps.map((name) => o.maps![name]!.impl);
+    for (const w of info.windows) defineSite(w);
+    const held = info.maps.map((name) => (maps[name] as BpfMap).impl);
     for (const m of held) bpfMapInc(m);
     const p = new Program(this, id, info, statePtr, held);
     this.#programs.push(p);
@@ -433,7 +617,7 @@ export class Runtime {
   }
 
   /** @internal */ async unloadFromCpus(id: number): Promise<void> {
-    await Promise.all(this.#controls.map((c) => c.unloadProgram(id)));
+    await Promise.all([...Array(this.cpus).keys()].map((c) => this.#fleet.offline(c) !== null ? Promise.resolve() : this.callCpu(c, 'unloadProgram', (ctl) => Promise.resolve(ctl.unloadProgram(id)))));
   }
 
   /** The load-time checks the verifier of the modelled era made. */
@@ -449,43 +633,69 @@ export class Runtime {
     return null;
   }
 
+  #checkProgram(what: string, v: unknown): Program {
+    if (!(v instanceof Program)) throw typeError(what, 'a Program (from rt.loadProgram)', v);
+    if (!v.belongsTo(this)) throw new BpfError(EBADF, `${what}: program '${v.name}' belongs to another runtime`);
+    if (v.unloaded) throw new BpfError(EBADF, `${what}: program '${v.name}' is unloaded`);
+    return v;
+  }
+
   /** Fire an interrupt precisely at a named window, or at random on a set of CPUs. */
   inject(o: InjectPrecise | InjectRandom): Injection {
     this.#assertRunning('inject');
-    if (!IRQ_KINDS.includes(o.kind)) throw new RangeError(`inject: 'kind' must be one of ${IRQ_KINDS.join(', ')}; got ${JSON.stringify(o.kind)}`);
-    if ('at' in o) {
-      const cpu = this.checkCpu(o.cpu);
-      const times = o.times ?? 1;
-      if (!Number.isInteger(times) || times < 1) throw new RangeError(`inject: 'times' must be a positive integer; got ${String(times)}`);
-      if (o.program?.unloaded === true) throw new Error(`inject: program '${o.program.name}' is unloaded`);
-      const slot = armInjection(cpu, defineSite(o.at), o.kind, times, o.program?.id ?? -1);
+    const opts = checkObject('inject: options', o, false);
+    const kind = checkOneOf("inject: option 'kind'", opts.kind, IRQ_KINDS);
+    const program = opts.program === undefined ? undefined : this.#checkProgram("inject: option 'program'", opts.program);
+    const live = (inj: Injection): Injection => ({
+      fired: () => { this.#assertRunning('injection.fired'); return inj.fired(); },
+      cancel: () => { if (this.running) inj.cancel(); },
+    });
+    if ('at' in opts || 'times' in opts || 'cpu' in opts) {
+      checkKnownKeys('inject (precise)', opts, ['cpu', 'at', 'kind', 'times', 'program']);
+      const cpu = this.checkCpu(opts.cpu, "inject: option 'cpu'");
+      const at = checkString("inject: option 'at'", opts.at);
+      const site = siteId(at);
+      if (site === undefined) throw valueError("inject: option 'at'", 'a site the runtime defines (rt.sites())', at);
+      const times = opts.times === undefined ? 1 : checkInt("inject: option 'times'", opts.times, 1, 2 ** 31 - 1);
+      const slot = armInjection(cpu, site, kind, times, program?.id ?? -1);
       const fired = (): number => injectionFired(slot);
-      return o.program !== undefined ? o.program.trackInjection(() => cancelInjection(slot), fired) : { fired, cancel: () => cancelInjection(slot) };
+      return live(program !== undefined ? program.trackInjection(() => cancelInjection(slot), fired) : { fired, cancel: () => cancelInjection(slot) });
     }
-    if (!(o.ratePerSec > 0)) throw new RangeError(`inject: 'ratePerSec' must be > 0; got ${String(o.ratePerSec)}`);
-    const cpus = this.selectCpus(o.cpus);
+    checkKnownKeys('inject (random)', opts, ['kind', 'cpus', 'ratePerSec', 'program']);
+    const rate = checkPositive("inject: option 'ratePerSec'", opts.ratePerSec, 10_000_000);
+    const cpus = this.selectCpus(opts.cpus as CpuSelector, "inject: option 'cpus'");
     let slot = -1;
-    if (o.program !== undefined) {
-      const kind = o.kind === 'nmi' ? ATTACH_PERF_EVENT : o.kind === 'hardirq' ? ATTACH_HARDIRQ : ATTACH_SOFTIRQ;
-      slot = attachEntry(kind, 0, cpus, o.program.id, this.cpus);
+    if (program !== undefined) {
+      const code = kind === 'nmi' ? ATTACH_PERF_EVENT : kind === 'hardirq' ? ATTACH_HARDIRQ : ATTACH_SOFTIRQ;
+      slot = attachEntry(code, 0, cpus, program.id, this.cpus);
     }
-    const src = this.randomInjector.add(o.kind, cpus, o.ratePerSec);
+    let src: { stop(): void; raised(): number };
+    try {
+      src = addIrqSource(kind, cpus, rate, true);
+    } catch (e) {
+      if (slot >= 0) detachEntry(slot, this.cpus);
+      throw e;
+    }
     const cancel = (): void => { src.stop(); if (slot >= 0) detachEntry(slot, this.cpus); };
-    return o.program !== undefined ? o.program.trackInjection(cancel, () => src.raised()) : { fired: () => src.raised(), cancel };
+    return live(program !== undefined ? program.trackInjection(cancel, () => src.raised()) : { fired: () => src.raised(), cancel });
   }
 
   /** Run `program` in a loop on each selected CPU, in `context`, with windows live. */
   async runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
     this.#assertRunning('runWorkload');
-    const cpus = this.selectCpus(o.cpus);
-    const seconds = o.seconds ?? 0;
-    if (!(seconds >= 0)) throw new RangeError(`runWorkload: 'seconds' must be >= 0; got ${String(seconds)}`);
-    const iterations = o.iterations ?? (seconds > 0 ? Number.MAX_SAFE_INTEGER : NaN);
-    if (!(iterations >= 0)) throw new RangeError("runWorkload: give 'iterations' or 'seconds'");
+    const opts = checkObject('runWorkload: options', o, false);
+    checkKnownKeys('runWorkload', opts, ['cpus', 'context', 'program', 'iterations', 'seconds', 'args']);
+    const program = this.#checkProgram("runWorkload: option 'program'", opts.program);
+    const cpus = this.selectCpus(opts.cpus as CpuSelector, "runWorkload: option 'cpus'");
+    const context = opts.context === undefined ? 'task' : checkOneOf("runWorkload: option 'context'", opts.context, CONTEXT_NAMES);
+    const seconds = opts.seconds === undefined ? 0 : checkPositive("runWorkload: option 'seconds'", opts.seconds, 1e6, true);
+    if (opts.iterations === undefined && seconds === 0) throw valueError('runWorkload', "an 'iterations' count or a 'seconds' bound", o);
+    const iterations = opts.iterations === undefined ? Number.MAX_SAFE_INTEGER : checkInt("runWorkload: option 'iterations'", opts.iterations, 0, Number.MAX_SAFE_INTEGER);
+    if (program.stats().aborted) throw new BpfError(EPERM, `runWorkload: program '${program.name}' is disabled: it aborted earlier (see its prog_abort splat)`);
     const t0 = performance.now();
-    const perCpu = await Promise.all(cpus.map((c) => this.#controls[c]!.runWorkload({
-      id: o.program.id, context: o.context ?? 'task', iterations, durationMs: seconds * 1000, args: o.args,
-    })));
+    const perCpu = await Promise.all(cpus.map((c) => this.callCpu(c, `runWorkload of '${program.name}'`, (ctl) => ctl.runWorkload({
+      id: program.id, context, iterations, durationMs: seconds * 1000, args: opts.args,
+    }))));
     const errors: Record<string, number> = {};
     let ops = 0, skipped = 0;
     for (const r of perCpu) {
@@ -493,31 +703,47 @@ export class Runtime {
       skipped += r.skipped;
       for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
     }
-    return { perCpu, ops, errors, skipped, wallNs: (performance.now() - t0) * 1e6 };
+    return { perCpu, ops, errors, skipped, disabled: perCpu.some((r) => r.disabled), wallNs: (performance.now() - t0) * 1e6 };
   }
 
   /** Ask every running workload to end at its next window. */
   stopWorkloads(): void {
+    this.#assertRunning('stopWorkloads');
+    this.#raiseStop();
+  }
+  #raiseStop(): void {
     for (let c = 0; c < this.cpus; c++) Atomics.or(I32, (perCpuBlock(c) + PC_PENDING) >> 2, PEND_STOP);
   }
 
   /** Errors raised by workers outside a control call (should be none). */
   workerErrors(): readonly Error[] { return this.#errors; }
 
-  async stop(): Promise<void> {
-    if (this.#stopped) return;
+  /**
+   * Stop the runtime: end workloads, stop the coordinator, shut the CPUs down (each within 1 s,
+   * then terminated), settle every pending call (CpuOfflineError 'ERR_BPFSIM_STOPPED'), and
+   * release kernel memory. Always returns within a few seconds, stuck CPUs or not. Idempotent.
+   */
+  stop(): Promise<void> {
+    if (this.#stopping === null) this.#stopping = this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    this.#finalSplats = readSplats(0);
+    this.#finalStats = this.stats();
     this.#stopped = true;
     Atomics.store(I32, HDR_STOPPING >> 2, 1);
-    this.stopWorkloads();
+    this.#raiseStop();
     await this.#coordinator.stop();
-    await Promise.all(this.#controls.map(async (c) => {
-      try { await Promise.race([c.shutdown(), new Promise((r) => setTimeout(r, 1000).unref())]); } catch { /* worker gone */ }
-    }));
-    for (const c of this.#controls) c[Comlink.releaseProxy]();
-    await Promise.all(this.#workers.map((w) => w.terminate()));
+    rcuShutdown(new BpfError(EBADF, 'the runtime was stopped before the grace period ended'));
+    await this.#fleet.stop(1000);
+    this.#finalSplats = readSplats(0);
+    this.#maps.clear();
+    this.#programs.length = 0;
+    this.#sab = null;
     if (activeRuntime === this) activeRuntime = null;
+    detachArena();
   }
 
   async [Symbol.asyncDispose](): Promise<void> { await this.stop(); }
 }
-

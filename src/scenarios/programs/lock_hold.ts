@@ -4,6 +4,7 @@ import { defineProgram } from '../../program.js';
 export default defineProgram({
   name: 'lock_hold',
   type: 'syscall',
+  windows: ['scenario.lock.held'],
   run(ctx) {
     const lock = ctx.cpuScratch;
     const err = ctx.rawSpinLock(lock);

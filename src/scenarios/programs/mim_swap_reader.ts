@@ -18,6 +18,7 @@ type Maps = { readonly outer: BpfMapInMap; readonly stats: BpfMapImpl };
 export default defineProgram<Maps>({
   name: 'mim_swap_reader',
   type: 'xdp',
+  windows: ['scenario.mim.reader'],
   maps: ['outer', 'stats'],
   run(ctx, { outer, stats }) {
     const inner = outer.lookupInner(ctx.scratchU32(0, 0));

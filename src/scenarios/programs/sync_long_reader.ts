@@ -11,6 +11,7 @@ export interface LongReaderArgs { readonly holdMs: number; readonly slot: number
 export default defineProgram<{ readonly times: BpfMapImpl }>({
   name: 'sync_long_reader',
   type: 'kprobe',
+  windows: ['scenario.sync.reader'],
   maps: ['times'],
   run(ctx, { times }) {
     const a = ctx.args as LongReaderArgs;
