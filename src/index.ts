@@ -10,7 +10,7 @@ export { ArgTypeError, ArgRangeError } from './runtime/validate.js';
 export type { ArgErrorCode } from './runtime/validate.js';
 export type { TestRunResult, WorkloadCpuResult, ProgramInfo, ContextArg } from './ipc/protocol.js';
 export type { IrqKind } from './runtime/inject.js';
-export { BpfMap } from './maps/bpf_map.js';
+export { BpfMap, BpfBatchError } from './maps/bpf_map.js';
 export {
   BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU,
   BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_ZERO_SEED, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG,

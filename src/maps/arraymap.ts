@@ -33,7 +33,7 @@ import {
   PCPU_MIN_UNIT_SIZE, MAP_OPS_BASE, 
   MAP_LOCK_OFF, BATCH_RES_COUNT, BATCH_RES_OUT,
   SIZEOF_BPF_MAP, roundUp8,
-  type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, ldU32Unaligned, BpfMapHeader } from './map_ops.js';
+  type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, ldU32Unaligned, BpfMapHeader, sysLockFlagsCheck } from './map_ops.js';
 import { kcopy, copyMapValue, copyMapValueLocked, checkAndInitMapValue } from './map_value.js';
 
 export const ARR_VALUES = MAP_OPS_BASE + 0;
@@ -107,7 +107,7 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
   // ---- syscall path ----
 
   sysLookup(key: number, out: number, flags: number): number {
-    if ((flags & ~BPF_F_LOCK) !== 0 || ((flags & BPF_F_LOCK) !== 0 && this.lockOff < 0)) return -EINVAL;
+    if (sysLockFlagsCheck(flags, this.lockOff) !== 0) return -EINVAL;
     const idx = ldU32Unaligned(key);
     if (idx >= this.maxEntries) return -ENOENT;
     return this.#copyOut(idx, out, flags);
@@ -146,7 +146,9 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
     return -EINVAL;
   }
 
-  sysLookupAndDelete(_key: number, _out: number, _flags: number): number {
+  /** map_lookup_and_delete_elem: the flag check (EINVAL) comes before the type check (ENOTSUPP). */
+  sysLookupAndDelete(_key: number, _out: number, flags: number): number {
+    if (sysLockFlagsCheck(flags, this.lockOff) !== 0) return -EINVAL;
     return -ENOTSUPP;
   }
 

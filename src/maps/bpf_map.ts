@@ -2,12 +2,24 @@
  * bpf_map.ts — BpfMap, the syscall-side handle users hold (API.md "Maps"): the bpf(2) map
  * commands on one map, for Node callers.
  *
- * Each call validates its arguments (a bad one throws BpfError EINVAL and changes nothing),
+ * Each call first checks that the handle is alive — not closed, and its runtime not stopped —
+ * and throws BpfError EBADF otherwise (the kernel's answer for a closed fd), before it touches
+ * kernel memory: a handle records the thread's arenaGeneration when it is made, and a runtime's
+ * stop (or a second runtime's start) changes it, so a stale handle can never reach the next
+ * runtime's map that happens to sit at the same address. Closing a closed handle is EBADF too.
+ * Then it validates its arguments (a bad one throws BpfError EINVAL and changes nothing),
  * checks the handle's access mode (BPF_F_RDONLY / BPF_F_WRONLY → EPERM, as the kernel's
  * FMODE_CAN_READ/WRITE checks), copies the caller's Uint8Arrays into a bounce buffer in kernel
  * memory, runs the map op inside bpf_disable_instrumentation (migrate_disable + bpf_prog_active)
  * and an RCU read section, and turns a negative errno into a thrown BpfError. Values come back as
  * fresh (unshared) Uint8Arrays. A missing key is `undefined` for lookup-type calls, as Map.get.
+ *
+ * Batches: updateBatch / deleteBatch are the kernel's generic_map_update_batch /
+ * generic_map_delete_batch, one op per element in order. Argument shapes (arrays, every key and
+ * value a Uint8Array of the right length, elem_flags BPF_F_LOCK only) are all checked before the
+ * first element is applied: a bad one is BpfError EINVAL and the map is unchanged. An error the map
+ * op returns (ENOENT, E2BIG, EBUSY, …) stops the batch there: BpfBatchError, whose `processed`
+ * elements (the kernel's attr->batch.count) were applied and the rest not.
  *
  * Layout: one bounce buffer per handle (kmalloc, OWNER_KERNEL): key at +0, a second key (next
  * key) at +round_up(keySize, 8), the value after them, then 8 bytes of batch results.
@@ -21,21 +33,25 @@
  * a BpfMapImpl) or its id as 4 little-endian bytes (the simulation's fd); lookup returns the id.
  * updateBatch / deleteBatch on them do not wait (call rt.synchronizeRcu() afterwards).
  *
+ * hash_of_maps / array_of_maps update and delete answer EBADF through their promise, as every
+ * other error of theirs.
+ *
  * Differences from the kernel: batch cursors are plain numbers (hash: bucket index; array: next
- * index); generic update/delete batch calls throw a BpfError whose `processed` says how many
- * elements were done before the failure (the kernel reports it in attr->batch.count).
+ * index). The kernel copies each batch element from user memory just before its op, so a fault
+ * there (-EFAULT) stops a batch midway; here the copy cannot fault, and a malformed element is
+ * found before any element is applied.
  */
-import { U8, I32, hdrFlags } from '../mem/arena.js';
+import { U8, I32, hdrFlags, arenaGeneration } from '../mem/arena.js';
 import { FLAG_DYN_KMALLOC, FLAG_PREEMPT_RT, HDR_STOPPING } from '../mem/layout.js';
 import { kmalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import { bpfDisableInstrumentation, bpfEnableInstrumentation } from '../cpu/context.js';
 import { rcuReadLock, rcuReadUnlock, synchronizeRcu } from '../rcu/rcu.js';
-import { BpfError, EINVAL, ENOENT, ENOMEM, EPERM } from '../errno.js';
+import { BpfError, EBADF, EINVAL, ENOENT, ENOMEM, EPERM } from '../errno.js';
 import {
   BPF_ANY, BPF_F_NO_PREALLOC, BPF_F_RDONLY, BPF_F_WRONLY, BATCH_RES_COUNT, BATCH_RES_OUT, roundUp8,
-  BPF_MAP_TYPE_HASH_OF_MAPS, BPF_MAP_TYPE_ARRAY_OF_MAPS, MAP_STATE, MAP_SERIAL, MAP_STATE_LIVE,
-  type BpfMapImpl, type BpfMapInfo, type BpfMapStats,
+  BPF_MAP_TYPE_HASH_OF_MAPS, BPF_MAP_TYPE_ARRAY_OF_MAPS, MAP_STATE, MAP_SERIAL, MAP_STATE_LIVE, MAP_LOCK_OFF,
+  sysLockFlagsCheck, type BpfMapImpl, type BpfMapInfo, type BpfMapStats,
 } from './map_ops.js';
 import { bpfMapPutWithUref, bpfMapIncWithUref } from './registry.js';
 import { htabFreeIdle } from './hashtab.js';
@@ -85,6 +101,8 @@ export class BpfMap {
   readonly #canWrite: boolean;
   /** hash_of_maps / array_of_maps: update and delete wait for a grace period (promises) */
   readonly #ofMaps: boolean;
+  /** arenaGeneration when this handle was made: another value means its runtime is gone */
+  readonly #gen: number;
 
   /** Wrap a map made by createMap (adopting its user reference) or, with newRef, any live map. */
   constructor(impl: BpfMapImpl, opts: BpfMapOptions = {}) {
@@ -102,47 +120,72 @@ export class BpfMap {
     this.#canRead = (impl.flags & BPF_F_WRONLY) === 0;
     this.#canWrite = (impl.flags & BPF_F_RDONLY) === 0;
     this.#ofMaps = impl.typeId === BPF_MAP_TYPE_HASH_OF_MAPS || impl.typeId === BPF_MAP_TYPE_ARRAY_OF_MAPS;
+    this.#gen = arenaGeneration;
   }
 
-  /** The map operations (for programs, the runtime and tests). */
-  get impl(): BpfMapImpl { return this.#impl; }
+  /**
+   * The map operations (for programs, the runtime and tests). EBADF on a closed handle or one whose
+   * runtime is gone: what the kernel's __bpf_map_get answers for a closed fd (its pointer may name
+   * freed memory, or another runtime's map).
+   */
+  get impl(): BpfMapImpl { this.#live('impl'); return this.#impl; }
   get id(): number { return this.#impl.id; }
   get name(): string { return this.#impl.name; }
   get keySize(): number { return this.#impl.keySize; }
   get valueSize(): number { return this.#impl.valueSize; }
   /** Bytes of a value as the syscall side sees it (per-CPU maps: all CPUs concatenated). */
   get sysValueSize(): number { return this.#impl.sysValueSize; }
+  /** close() was called. */
   get closed(): boolean { return this.#bounce === 0; }
 
-  #live(): void {
-    if (this.#bounce === 0) throw new BpfError(EINVAL, `map '${this.#impl.name}' handle is closed`);
+  /**
+   * fdget(): EBADF unless this handle is open and its runtime still running. First in every call,
+   * before any access to kernel memory (after rt.stop() the thread may have no arena at all).
+   */
+  #live(op: string): void {
+    if (this.#gen !== arenaGeneration) {
+      throw new BpfError(EBADF, `${op}: map '${this.#impl.name}' belongs to a runtime that was stopped`);
+    }
+    if (this.#bounce === 0) throw new BpfError(EBADF, `${op}: map '${this.#impl.name}' handle is closed`);
+    if (Atomics.load(I32, HDR_STOPPING >> 2) !== 0) {
+      throw new BpfError(EBADF, `${op}: map '${this.#impl.name}' belongs to a runtime that is stopping`);
+    }
   }
   #read(op: string): void {
-    this.#live();
+    this.#live(op);
     if (!this.#canRead) throw new BpfError(EPERM, `${op}: map '${this.#impl.name}' was created with BPF_F_WRONLY`);
   }
   #write(op: string): void {
-    this.#live();
+    this.#live(op);
     if (!this.#canWrite) throw new BpfError(EPERM, `${op}: map '${this.#impl.name}' was created with BPF_F_RDONLY`);
   }
 
-  #putKey(key: unknown, at: number, what = 'key'): void {
+  /** Throws what #putKey would, without copying (batch pre-validation). */
+  #checkKey(key: unknown, what: string): void {
     const ks = this.#impl.keySize;
     if (!(key instanceof Uint8Array) || key.length !== ks) {
       const got = key instanceof Uint8Array ? `${key.length} bytes` : typeof key;
       throw new BpfError(EINVAL, `${what} must be a Uint8Array of keySize (${ks}) bytes; got ${got}`);
     }
-    U8.set(key, at);
   }
 
-  #putValue(value: unknown, at: number, what = 'value'): void {
+  #checkValue(value: unknown, what: string): void {
     const vs = this.#impl.sysValueSize;
     if (!(value instanceof Uint8Array) || value.length !== vs) {
       const got = value instanceof Uint8Array ? `${value.length} bytes` : typeof value;
       const per = this.#impl.percpu ? ` (one round_up(valueSize, 8) slot per CPU, concatenated)` : '';
       throw new BpfError(EINVAL, `${what} must be a Uint8Array of ${vs} bytes${per}; got ${got}`);
     }
-    U8.set(value, at);
+  }
+
+  #putKey(key: unknown, at: number, what = 'key'): void {
+    this.#checkKey(key, what);
+    U8.set(key as Uint8Array, at);
+  }
+
+  #putValue(value: unknown, at: number, what = 'value'): void {
+    this.#checkValue(value, what);
+    U8.set(value as Uint8Array, at);
   }
 
   static #enter(): void { bpfDisableInstrumentation(); rcuReadLock(); }
@@ -195,12 +238,10 @@ export class BpfMap {
 
   /**
    * maybe_wait_bpf_programs(): run the op; on success wait for a grace period (main thread: a
-   * promise). Every failure rejects, none throws.
+   * promise). Every failure rejects, none throws — EBADF of a stale or closed handle included
+   * (`run` begins with the handle check).
    */
   #waitAfter(op: string, run: () => void): Promise<void> {
-    if (Atomics.load(I32, HDR_STOPPING >> 2) !== 0) {
-      return Promise.reject(new Error(`${op} of map '${this.#impl.name}': the runtime is stopped (no grace period can pass)`));
-    }
     try {
       run();
     } catch (e: unknown) {
@@ -215,8 +256,7 @@ export class BpfMap {
     this.#putKey(key, this.#k1);
     let id: number;
     if (value instanceof BpfMap) {
-      if (value.closed) throw new BpfError(EINVAL, `update of map '${this.#impl.name}': the inner map handle is closed`);
-      id = value.id;
+      id = value.impl.id; // EBADF when that handle is closed or stale (bpf_map_fd_get_ptr → __bpf_map_get)
     } else if (value instanceof Uint8Array) {
       this.#putValue(value, this.#val);
       id = I32[this.#val >> 2]! >>> 0;
@@ -244,7 +284,11 @@ export class BpfMap {
     if (r < 0) throw new BpfError(-r, `delete from map '${this.#impl.name}'`);
   }
 
-  /** BPF_MAP_LOOKUP_AND_DELETE_ELEM. Missing key → undefined. */
+  /**
+   * BPF_MAP_LOOKUP_AND_DELETE_ELEM. Missing key → undefined. `flags` may be BPF_F_LOCK (a value
+   * with a bpf_spin_lock) and nothing else: map_lookup_and_delete_elem's EINVAL, checked by the
+   * map op (every type) before it touches the map. Hash types only; the others are ENOTSUPP.
+   */
   lookupAndDelete(key: Uint8Array, flags = 0): Uint8Array | undefined {
     this.#read('lookupAndDelete');
     this.#write('lookupAndDelete');
@@ -316,16 +360,29 @@ export class BpfMap {
     return this.#batch(cursor, count, true, elemFlags);
   }
 
-  /** BPF_MAP_UPDATE_BATCH (generic: one update per element). Returns the number updated. */
+  /**
+   * BPF_MAP_UPDATE_BATCH (generic_map_update_batch: one update per element, in order). Returns
+   * the number updated (all of them). `flags` is the kernel's elem_flags: 0 or BPF_F_LOCK (a value
+   * with a bpf_spin_lock) — BPF_NOEXIST / BPF_EXIST are EINVAL there, as in the kernel. Any
+   * malformed argument is EINVAL with the map unchanged (every element is checked first); an error
+   * of the map op is a BpfBatchError after exactly `processed` elements were applied.
+   */
   updateBatch(keys: readonly Uint8Array[], values: readonly Uint8Array[], flags = 0): number {
     this.#write('updateBatch');
     const f = flagsArg(flags, 'flags');
     if (!Array.isArray(keys) || !Array.isArray(values) || keys.length !== values.length) {
       throw new BpfError(EINVAL, 'updateBatch: keys and values must be arrays of the same length');
     }
+    if (sysLockFlagsCheck(f, I32[(this.#impl.ptr + MAP_LOCK_OFF) >> 2]! - 1) !== 0) {
+      throw new BpfError(EINVAL, `updateBatch: elem_flags may be 0, or BPF_F_LOCK on a value with a bpf_spin_lock (generic_map_update_batch); got 0x${(f >>> 0).toString(16)} on map '${this.#impl.name}'`);
+    }
     for (let i = 0; i < keys.length; i++) {
-      this.#putKey(keys[i], this.#k1, `keys[${i}]`);
-      this.#putValue(values[i], this.#val, `values[${i}]`);
+      this.#checkKey(keys[i], `updateBatch: keys[${i}]`);
+      this.#checkValue(values[i], `updateBatch: values[${i}]`);
+    }
+    for (let i = 0; i < keys.length; i++) {
+      U8.set(keys[i]!, this.#k1);
+      U8.set(values[i]!, this.#val);
       BpfMap.#enter();
       const r = this.#impl.sysUpdate(this.#k1, this.#val, f);
       BpfMap.#exit();
@@ -334,12 +391,17 @@ export class BpfMap {
     return keys.length;
   }
 
-  /** BPF_MAP_DELETE_BATCH (generic). Returns the number deleted. */
+  /**
+   * BPF_MAP_DELETE_BATCH (generic_map_delete_batch). Returns the number deleted (all of them). A
+   * malformed key anywhere is EINVAL with nothing deleted; an error of the map op (ENOENT for a
+   * missing key, …) is a BpfBatchError after exactly `processed` deletions.
+   */
   deleteBatch(keys: readonly Uint8Array[]): number {
     this.#write('deleteBatch');
     if (!Array.isArray(keys)) throw new BpfError(EINVAL, 'deleteBatch: keys must be an array');
+    for (let i = 0; i < keys.length; i++) this.#checkKey(keys[i], `deleteBatch: keys[${i}]`);
     for (let i = 0; i < keys.length; i++) {
-      this.#putKey(keys[i], this.#k1, `keys[${i}]`);
+      U8.set(keys[i]!, this.#k1);
       BpfMap.#enter();
       const r = this.#impl.sysDelete(this.#k1);
       BpfMap.#exit();
@@ -348,8 +410,16 @@ export class BpfMap {
     return keys.length;
   }
 
-  /** Keys in kernel order, built on getNextKey (a concurrent delete may restart the walk). */
-  *keys(): IterableIterator<Uint8Array> {
+  /**
+   * Keys in kernel order, built on getNextKey (a concurrent delete may restart the walk). The
+   * handle is checked at the call (EBADF) and again at every step.
+   */
+  keys(): IterableIterator<Uint8Array> {
+    this.#read('keys');
+    return this.#keys();
+  }
+
+  *#keys(): IterableIterator<Uint8Array> {
     let k = this.getNextKey(null);
     while (k !== undefined) {
       yield k;
@@ -358,19 +428,26 @@ export class BpfMap {
   }
 
   /** [key, value] pairs; a key deleted between getNextKey and lookup is skipped. */
-  *entries(): IterableIterator<[Uint8Array, Uint8Array]> {
-    for (const k of this.keys()) {
+  entries(): IterableIterator<[Uint8Array, Uint8Array]> {
+    this.#read('entries');
+    return this.#entries();
+  }
+
+  *#entries(): IterableIterator<[Uint8Array, Uint8Array]> {
+    for (const k of this.#keys()) {
       const v = this.lookup(k);
       if (v !== undefined) yield [k, v];
     }
   }
 
   info(): BpfMapInfo {
+    this.#live('info');
     const m = this.#impl;
     return { id: m.id, type: m.type, name: m.name, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags };
   }
 
   stats(): BpfMapStats {
+    this.#live('stats');
     return this.#impl.stats();
   }
 
@@ -380,11 +457,13 @@ export class BpfMap {
    * may not use such a map (the verifier of that era refused them).
    */
   usesSleepingBucketLock(): boolean {
+    this.#live('usesSleepingBucketLock');
     return (this.#impl.flags & BPF_F_NO_PREALLOC) !== 0 && (hdrFlags & FLAG_PREEMPT_RT) !== 0 && (hdrFlags & FLAG_DYN_KMALLOC) !== 0;
   }
 
   /** The map's invariant check (empty when healthy; call when no operation is in flight). */
   check(): string[] {
+    this.#live('check');
     return this.#impl.check();
   }
 
@@ -393,10 +472,12 @@ export class BpfMap {
    * The promise resolves when the memory of every hash map freed so far is back in the slab:
    * BPF_F_NO_PREALLOC maps finish their map_free later (bpf_mem_alloc_destroy waits for
    * rcu_barrier; legacy kmalloc elements for their grace period). Ignoring it is fine; await it
-   * before comparing memory statistics. Never rejects.
+   * before comparing memory statistics. The promise never rejects; close() itself throws EBADF,
+   * as close(2) on a closed fd, when the handle is already closed or its runtime stopped (then it
+   * frees nothing: the map went with its runtime).
    */
   close(): Promise<void> {
-    if (this.#bounce === 0) return htabFreeIdle();
+    this.#live('close');
     kfree(this.#bounce);
     this.#bounce = 0;
     bpfMapPutWithUref(this.#impl);

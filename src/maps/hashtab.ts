@@ -19,10 +19,13 @@
  *
  * Locking (see bucket_lock.ts for the lock itself and its recursion guard): the bucket lock
  * protects its chain; inserts publish a fully written element at the head with one atomic store;
- * a replace links the new element BEFORE unlinking the old one, so a lockless reader sees at least
- * one of them (the new one first). Lookups take no lock: they walk with plain loads and restart
- * when the walk ends on another bucket's nulls marker, because elements are reused at once (a
- * deleted element may be relinked into another chain while a reader stands on it). Consequence,
+ * a replace links the new element at the head BEFORE unlinking the old one (htab_map_update_elem),
+ * so a lockless reader that starts after the link finds the new one — but a reader already past
+ * the head and standing before the old element misses both: "not found" for a key present before
+ * and after, as in the kernel (docs/KERNEL_PROPERTIES.md). Lookups take no lock: they walk with
+ * plain loads and restart when the walk ends on another bucket's nulls marker, because elements
+ * are reused at once (a deleted element may be relinked into another chain while a reader stands
+ * on it). Consequence,
  * as in the kernel: a value pointer a program holds may change under it, even to another key's
  * data; bpf_spin_lock / BPF_F_LOCK give per-value consistency.
  * Lock order: lru locks -> bucket lock -> percpu_freelist head lock / value bpf_spin_lock /
@@ -37,8 +40,10 @@
  *
  * Windows (interrupts and kprobes arrive here): htab.update.locked (bucket lock held, before the
  * lookup; every update flavour; the only one on the update fast path, a window costs one atomic
- * load), htab.delete.locked, htab.lookup_and_delete.locked, htab.batch.locked, htab.lru_evict.locked,
- * plus the freelist's and the LRU's own; dynamic maps add htab.update.kmalloc.locked (legacy kmalloc
+ * load), htab.lookup.walk (every lock-free chain walk — program lookup, syscall lookup,
+ * get_next_key, the BPF_F_LOCK update path — after each element that is not the key, before its
+ * next link is read: once per element passed, none for a hit on the first), htab.delete.locked,
+ * htab.lookup_and_delete.locked, htab.batch.locked, htab.lru_evict.locked, plus the freelist's and the LRU's own; dynamic maps add htab.update.kmalloc.locked (legacy kmalloc
  * under the bucket lock) and htab.update.unlocked (right after the unlock of an update: where the
  * irq_work self-IPI that bpf_mem_alloc raised under the lock is delivered, as at the kernel's
  * irqrestore; task/softirq callers get their refill there). There is deliberately no window between a replace's
@@ -78,7 +83,7 @@ import {
   MAP_MAX_ENTRIES, MAP_OWNER, MAP_LOCK_OFF,
   BATCH_RES_COUNT, BATCH_RES_OUT, SIZEOF_BPF_MAP, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH,
   BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH, roundUp8,
-  type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, BpfMapHeader } from './map_ops.js';
+  type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, BpfMapHeader, sysLockFlagsCheck } from './map_ops.js';
 import {
   HTAB_BUCKETS, HTAB_N_BUCKETS, HTAB_ELEMS, HTAB_ELEM_SIZE, HTAB_NUM_ELEMS, HTAB_HASHRND,
   HTAB_FREELIST, HTAB_LRU, HTAB_PCPU, HTAB_VALUES, HTAB_VALUES_STRIDE, HTAB_KEY_OFF,
@@ -106,6 +111,8 @@ const SITE_LAD_LOCKED = defineSite('htab.lookup_and_delete.locked');
 const SITE_BATCH_LOCKED = defineSite('htab.batch.locked');
 const SITE_LRU_EVICT_LOCKED = defineSite('htab.lru_evict.locked');
 const SITE_UPDATE_UNLOCKED = defineSite('htab.update.unlocked');
+/** In every lock-free chain walk, after an element that is not the key, before its next link is read. */
+const SITE_LOOKUP_WALK = defineSite('htab.lookup.walk');
 
 const K_HASH = 0;
 const K_PERCPU = 1;
@@ -353,6 +360,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
               if (k0 === POISON_WORD && I32[n >> 2] === POISON_WORD) return this.#metPoison(n, 'key and next pointer');
               return n;
             }
+            window(SITE_LOOKUP_WALK);
             n = I32[n >> 2]!;
           }
           if (n === nulls) return 0;
@@ -369,6 +377,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
               if (k0 === POISON_WORD && I32[n >> 2] === POISON_WORD) return this.#metPoison(n, 'key and next pointer');
               return n;
             }
+            window(SITE_LOOKUP_WALK);
             n = I32[n >> 2]!;
           }
           if (n === nulls) return 0;
@@ -384,6 +393,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
           if (I32[n >> 2] === POISON_WORD) return this.#metPoison(n, 'hash, key and next pointer');
           return n;
         }
+        window(SITE_LOOKUP_WALK);
         n = I32[n >> 2]!;
       }
       if (n === nulls) return 0;
@@ -470,6 +480,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
             if (k0 === POISON_WORD && m[n >> 2] === POISON_WORD) return this.#metPoison(n, 'key and next pointer');
             return n + this.valOff;
           }
+          window(SITE_LOOKUP_WALK); // only past a miss: a hit on the first element passes none
           n = m[n >> 2]!;
         }
         if (n === ((idx << 1) | 1)) return 0;
@@ -761,14 +772,8 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     return 0;
   }
 
-  #sysFlagsOk(flags: number): boolean {
-    if ((flags & ~BPF_F_LOCK) !== 0) return false;
-    if ((flags & BPF_F_LOCK) !== 0 && this.lockOff < 0) return false;
-    return true;
-  }
-
   sysLookup(key: number, out: number, flags: number): number {
-    if (!this.#sysFlagsOk(flags)) return -EINVAL;
+    if (sysLockFlagsCheck(flags, this.lockOff) !== 0) return -EINVAL;
     // map_lookup_elem_sys_only: an LRU lookup from user space does not set the ref bit
     const l = this.lookupNulls(key, this.hash(key));
     if (l === 0) return -ENOENT;
@@ -784,9 +789,12 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     return this.delete(key);
   }
 
-  /** __htab_map_lookup_and_delete_elem */
+  /**
+   * map_lookup_and_delete_elem's flag check (BPF_F_LOCK only, and only with a spin lock: per-CPU
+   * maps never have one), then __htab_map_lookup_and_delete_elem.
+   */
   sysLookupAndDelete(key: number, out: number, flags: number): number {
-    if ((flags & BPF_F_LOCK) !== 0 && (this.lockOff < 0 || this.percpu)) return -EINVAL;
+    if (sysLockFlagsCheck(flags, this.lockOff) !== 0) return -EINVAL;
     const hash = this.hash(key);
     const bi = hash & this.nMask;
     const b = this.buckets + (bi << 2);

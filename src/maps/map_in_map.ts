@@ -35,11 +35,12 @@
  * (`await outer.update(k, inner)`); ctx.sys.* from a CPU worker does not wait (the reference is
  * still put only after a grace period). Creation and free: main thread.
  *
- * Differences from the kernel: the "fd" is the map id; no EBADF: a stale id, a closed handle or a
- * freed map is -EINVAL. hash_of_maps serialises writers with one per-map lock instead of putting the
- * old pointer inside htab_map_update_elem (hashtab.ts stays type-agnostic). lookupAndDelete (both
- * types) is -ENOTSUPP as in the kernel, and so is lookupAndDeleteBatch (the kernel supports it for
- * hash_of_maps). stats().elements of array_of_maps counts occupied slots.
+ * Differences from the kernel: the "fd" is the map id (a stale id or a freed map is -EINVAL); a
+ * closed BpfMap handle, or one of a stopped runtime, is EBADF as a closed fd. hash_of_maps
+ * serialises writers with one per-map lock instead of putting the old pointer inside
+ * htab_map_update_elem (hashtab.ts stays type-agnostic). lookupAndDelete (both types) is -EINVAL
+ * for any flag (no spin lock here), else -ENOTSUPP as in the kernel, and so is
+ * lookupAndDeleteBatch (the kernel supports it for hash_of_maps). stats().elements of array_of_maps counts occupied slots.
  */
 import { I32, U8, U32, nrCpus } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
@@ -49,7 +50,7 @@ import { spinLockIrqsave, spinUnlockIrqrestore, lockWord } from '../locks/raw_sp
 import { LC_MAP_OF_MAPS } from '../locks/lock_classes.js';
 import { callRcu, defineRcuKind, registerRcuCallback, rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';
 import { splat } from '../debug/splat.js';
-import { BpfError, E2BIG, EINVAL, ENOENT, ENOMEM, ENOTSUPP } from '../errno.js';
+import { BpfError, E2BIG, EBADF, EINVAL, ENOENT, ENOMEM, ENOTSUPP } from '../errno.js';
 import {
   BPF_ANY, BPF_F_INNER_MAP, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG, BPF_F_ACCESS_MASK,
   BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_HASH_OF_MAPS,
@@ -57,7 +58,7 @@ import {
   MAP_ID, MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_STATE, MAP_NAME,
   MAP_INNER, MAP_OPS_BASE, MAP_STATE_LIVE, SIZEOF_BPF_MAP, BATCH_RES_COUNT, BATCH_RES_OUT,
   
-  type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, ldU32Unaligned, BpfMapHeader } from './map_ops.js';
+  type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, ldU32Unaligned, BpfMapHeader, sysLockFlagsCheck } from './map_ops.js';
 import { BpfHtab, htabMapAllocCheck, htabMapAlloc } from './hashtab.js';
 import { arrayMapAllocCheck } from './arraymap.js';
 import { openMap, mapById, bpfMapPut } from './registry.js';
@@ -299,7 +300,9 @@ export class BpfMapInMap extends BpfMapHeader implements BpfMapImpl {
     return 0;
   }
 
-  sysLookupAndDelete(_key: number, _out: number, _flags: number): number {
+  /** map_lookup_and_delete_elem: the flag check (EINVAL; no spin lock here) before ENOTSUPP. */
+  sysLookupAndDelete(_key: number, _out: number, flags: number): number {
+    if (sysLockFlagsCheck(flags, -1) !== 0) return -EINVAL;
     return -ENOTSUPP;
   }
 
@@ -449,7 +452,9 @@ function templatePtr(t: unknown): number {
   if (t === undefined || t === null) throw new BpfError(EINVAL, 'innerMap is required for hash_of_maps and array_of_maps (the inner map template)');
   if (typeof t !== 'object') throw new BpfError(EINVAL, `innerMap must be a map (BpfMap or BpfMapImpl); got ${typeof t}`);
   const o = t as { readonly impl?: unknown; readonly closed?: unknown; readonly ptr?: unknown; readonly serial?: unknown };
-  if (o.closed === true) throw new BpfError(EINVAL, 'innerMap: the template map handle is closed');
+  // a BpfMap handle: closed or of a stopped runtime is EBADF (bpf_map_meta_alloc's fdget of the
+  // inner map fd); its `impl` getter throws that
+  if (o.closed === true) throw new BpfError(EBADF, 'innerMap: the template map handle is closed');
   const impl = (o.impl !== undefined ? o.impl : t) as { readonly ptr?: unknown; readonly serial?: unknown };
   const ptr = impl.ptr;
   const serial = impl.serial;

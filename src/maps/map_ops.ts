@@ -125,6 +125,19 @@ export function readMapName(ptr: number): string {
   return s;
 }
 
+/**
+ * The flag check of the syscall commands that accept only BPF_F_LOCK — map_lookup_elem,
+ * map_lookup_and_delete_elem, the batch elem_flags: any other bit, or BPF_F_LOCK on a value without
+ * a bpf_spin_lock (`lockOff` < 0), is -EINVAL; else 0. The kernel makes it in syscall.c before the
+ * map op runs, whatever the map type; here each type's sys* op makes it first (so ctx.sys callers
+ * get it too). Returns 0 or -EINVAL.
+ */
+export function sysLockFlagsCheck(flags: number, lockOff: number): number {
+  if ((flags & ~BPF_F_LOCK) !== 0) return -EINVAL;
+  if ((flags & BPF_F_LOCK) !== 0 && lockOff < 0) return -EINVAL;
+  return 0;
+}
+
 /** A little-endian u32 at any alignment (keys and values come at any offset). */
 export function ldU32Unaligned(p: number): number {
   if ((p & 3) === 0) return U32[p >> 2]!;
@@ -266,6 +279,11 @@ export interface BpfMapImpl {
   /** Per-CPU maps take nrCpus values concatenated. */
   sysUpdate(key: number, value: number, flags: number): number;
   sysDelete(key: number): number;
+  /**
+   * BPF_MAP_LOOKUP_AND_DELETE_ELEM. Every type first refuses flags other than BPF_F_LOCK, and
+   * BPF_F_LOCK without a spin lock (-EINVAL, sysLockFlagsCheck); then hash types do it, the others
+   * return -ENOTSUPP.
+   */
   sysLookupAndDelete(key: number, out: number, flags: number): number;
   /** key 0 = first key. 0 | -ENOENT (no next key). */
   getNextKey(key: number, outKey: number): number;

@@ -4,8 +4,8 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { boot, u32, readU32, splatsOf, Scratch } from './boot.js';
 import { createMap } from '../../src/maps/registry.js';
-import { BpfMap } from '../../src/maps/bpf_map.js';
-import { BPF_NOEXIST, type MapType } from '../../src/maps/map_ops.js';
+import { BpfMap, BpfBatchError } from '../../src/maps/bpf_map.js';
+import { BPF_NOEXIST, BPF_F_LOCK, type MapType } from '../../src/maps/map_ops.js';
 import { BpfError } from '../../src/errno.js';
 import { nrCpus } from '../../src/mem/arena.js';
 
@@ -127,18 +127,72 @@ describe('batch ops', () => {
     m.close();
   });
 
-  it('updateBatch / deleteBatch: generic per-element loops that stop at the first error', () => {
+  it('updateBatch / deleteBatch: generic per-element loops that stop at the first error the map op returns', () => {
     const m = new BpfMap(createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 4 }));
     expect(m.updateBatch([u32(1), u32(2), u32(3)], [u32(10), u32(20), u32(30)])).toBe(3);
     let err: unknown;
-    try { m.updateBatch([u32(4), u32(1)], [u32(40), u32(11)], BPF_NOEXIST); } catch (e: unknown) { err = e; }
-    expect((err as BpfError & { processed: number }).code).toBe('EEXIST');
-    expect((err as { processed: number }).processed).toBe(1);
+    // key 4 fills the map, key 1 is replaced (no new element needed), key 5 does not fit: E2BIG
+    try { m.updateBatch([u32(4), u32(1), u32(5), u32(6)], [u32(40), u32(11), u32(50), u32(60)]); } catch (e: unknown) { err = e; }
+    expect(err).toBeInstanceOf(BpfBatchError);
+    expect((err as BpfBatchError).code).toBe('E2BIG');
+    expect((err as BpfBatchError).processed).toBe(2);
     expect(readU32(m.lookup(u32(4))!)).toBe(40);
+    expect(readU32(m.lookup(u32(1))!)).toBe(11);
+    expect(m.lookup(u32(5))).toBeUndefined();
+    expect(m.lookup(u32(6))).toBeUndefined();
     expect(m.deleteBatch([u32(1), u32(2)])).toBe(2);
-    try { m.deleteBatch([u32(3), u32(1)]); } catch (e: unknown) { err = e; }
-    expect((err as BpfError).code).toBe('ENOENT');
+    err = undefined;
+    try { m.deleteBatch([u32(3), u32(1), u32(4)]); } catch (e: unknown) { err = e; }
+    expect(err).toBeInstanceOf(BpfBatchError);
+    expect((err as BpfBatchError).code).toBe('ENOENT');
+    expect((err as BpfBatchError).processed).toBe(1);
     expect([...m.keys()].map((k) => readU32(k))).toEqual([4]);
+    expect(m.check()).toEqual([]);
+    m.close();
+  });
+
+  for (const type of [...TYPES, 'array', 'percpu_array'] as MapType[]) {
+    it(`${type}: a malformed element anywhere in updateBatch / deleteBatch is EINVAL before the map is touched`, () => {
+      const m = new BpfMap(createMap({ type, keySize: 4, valueSize: 4, maxEntries: 8 }));
+      m.update(u32(1), valueFor(m, 1));
+      m.update(u32(2), valueFor(m, 2));
+      const snapshot = (): string[] => [...m.entries()].map(([k, v]) => `${readU32(k)}:${Buffer.from(v).toString('hex')}`).sort();
+      const before = snapshot();
+      const good = (k: number): [Uint8Array, Uint8Array] => [u32(k), valueFor(m, k)];
+      const [k3, v3] = good(3);
+      const [k4, v4] = good(4);
+      const cases: [string, () => unknown][] = [
+        ['short key in the middle', () => m.updateBatch([k3, new Uint8Array(3), k4], [v3, v3, v4])],
+        ['long value in the middle', () => m.updateBatch([k3, u32(1), k4], [v3, new Uint8Array(m.sysValueSize + 1), v4])],
+        ['a key that is not a Uint8Array', () => m.updateBatch([k3, [1, 0, 0, 0] as unknown as Uint8Array, k4], [v3, v3, v4])],
+        ['a missing value at the end', () => m.updateBatch([k3, k4, u32(5)], [v3, v4, undefined as unknown as Uint8Array])],
+        ['keys and values of different lengths', () => m.updateBatch([k3, k4], [v3])],
+        ['elem_flags BPF_NOEXIST (generic_map_update_batch allows BPF_F_LOCK only)', () => m.updateBatch([k3], [v3], BPF_NOEXIST)],
+        ['elem_flags BPF_F_LOCK without a spin lock', () => m.updateBatch([k3], [v3], BPF_F_LOCK)],
+        ['deleteBatch: a short key after good ones', () => m.deleteBatch([u32(1), u32(2), new Uint8Array(2)])],
+        ['deleteBatch: a string key in the middle', () => m.deleteBatch([u32(1), 'x' as unknown as Uint8Array, u32(2)])],
+      ];
+      for (const [what, call] of cases) {
+        let err: unknown;
+        try { call(); } catch (e: unknown) { err = e; }
+        expect(err, what).toBeInstanceOf(BpfError);
+        expect((err as BpfError).code, what).toBe('EINVAL');
+        expect(err, `${what}: an argument error, not a partial batch`).not.toBeInstanceOf(BpfBatchError);
+        expect(snapshot(), what).toEqual(before);
+      }
+      expect(m.check()).toEqual([]);
+      m.close();
+    });
+  }
+
+  it('arrays: E2BIG from the map op mid-batch leaves exactly the elements before it updated', () => {
+    const m = new BpfMap(createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 4 }));
+    let err: unknown;
+    try { m.updateBatch([u32(0), u32(1), u32(9), u32(2)], [u32(5), u32(6), u32(7), u32(8)]); } catch (e: unknown) { err = e; }
+    expect(err).toBeInstanceOf(BpfBatchError);
+    expect((err as BpfBatchError).code).toBe('E2BIG');
+    expect((err as BpfBatchError).processed).toBe(2);
+    expect([0, 1, 2, 3].map((i) => readU32(m.lookup(u32(i))!))).toEqual([5, 6, 0, 0]);
     m.close();
   });
 });
