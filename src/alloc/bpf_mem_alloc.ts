@@ -52,7 +52,7 @@
  * batch is empty; on RT the kthread's slab allocation happens on the main thread and the splice
  * on the CPU. The _rcu free variants (bpf_mem_free_rcu) are not modelled; hash maps do not use them.
  */
-import { I32, U8, SAB, nrCpuIds } from '../mem/arena.js';
+import { I32, U8, arenaGeneration, nrCpuIds } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
 import { CACHELINE } from '../mem/layout.js';
 import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mem/slab.js';
@@ -590,12 +590,12 @@ function drainMemCache(c: number): void {
 
 let deferred = 0;
 let deferredWaiters: (() => void)[] = [];
-let deferredSab: SharedArrayBuffer | null = null;
+let deferredGen = -1; // arenaGeneration this state belongs to (a number: keeps no arena alive)
 
 /** Deferred-destroy bookkeeping belongs to one arena (main thread). */
 function deferredState(): void {
-  if (deferredSab === SAB) return;
-  deferredSab = SAB;
+  if (deferredGen === arenaGeneration) return;
+  deferredGen = arenaGeneration;
   deferred = 0;
   deferredWaiters = [];
 }
@@ -631,13 +631,13 @@ export function bpfMemAllocDestroy(ma: number): Promise<void> {
   }
   deferredState();
   deferred++;
-  const sab = SAB;
+  const gen = arenaGeneration;
   return (async () => {
     await Promise.all(busy.map((c) => irqWorkSync(c + BMC_IRQ_WORK)));
-    if (SAB !== sab) return; // that arena (runtime) is gone
+    if (arenaGeneration !== gen) return; // that arena (runtime) is gone
     for (const c of caches) drainMemCache(c);
-    await rcuBarrier();
-    if (SAB !== sab) return;
+    try { await rcuBarrier(); } catch { return; } // rejected only when the runtime stops
+    if (arenaGeneration !== gen) return;
     for (const c of caches) drainMemCache(c);
     freeMemAlloc(ma);
     deferred--;

@@ -33,7 +33,7 @@
  * "kthread" is split into a main-thread part and a CPU part so that the CPU-owned cache is still
  * written only by its CPU (DESIGN.md §3).
  */
-import { I32, SAB, nrCpus } from '../mem/arena.js';
+import { I32, nrCpus, arenaGeneration } from '../mem/arena.js';
 import { pcpu, pcpuI, thisCpu, setThisCpu, perCpuBlock } from '../mem/this_cpu.js';
 import { PC_LL_IRQ_WORK, PC_PENDING, PC_WAKE, PEND_IRQ_WORK, RCU_STATE_BASE } from '../mem/layout.js';
 import { isPreemptRt, inInterrupt, irqsDisabled } from '../cpu/context.js';
@@ -188,12 +188,13 @@ export function irqWorkThreadInit(): void {
 
 interface SyncWaiter { readonly work: number; readonly resolve: () => void }
 let syncWaiters: SyncWaiter[] = [];
-let stateSab: SharedArrayBuffer | null = null;
+/** The arena generation the main-thread state below belongs to (a number: no reference kept). */
+let stateGen = -1;
 
 /** Main-thread state belongs to one arena: start afresh when a new one is attached. */
 function mainState(): void {
-  if (stateSab === SAB) return;
-  stateSab = SAB;
+  if (stateGen === arenaGeneration) return;
+  stateGen = arenaGeneration;
   syncWaiters = [];
   rtRequests = 0;
   rtHandbacks = 0;

@@ -62,7 +62,7 @@
  * CPU ids including the housekeeping CPU, while preallocated per-CPU *values* exist for the program
  * CPUs only (dynamic ones come from alloc_percpu: every CPU id).
  */
-import { I32, U8, SAB, nrCpus, nrCpuIds, hdrFlags, headerI32 } from '../mem/arena.js';
+import { I32, U8, arenaGeneration, nrCpus, nrCpuIds, hdrFlags, headerI32 } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
 import { CACHELINE, FLAG_RQSPINLOCK, FLAG_PREEMPT_RT, FLAG_DYN_KMALLOC, HDR_SEED } from '../mem/layout.js';
 import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mem/slab.js';
@@ -1102,12 +1102,12 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
 // map_free's deferred part (main thread)
 
 let teardowns = new Set<Promise<void>>();
-let teardownSab: SharedArrayBuffer | null = null;
+let teardownGen = -1; // arenaGeneration this state belongs to (a number: keeps no arena alive)
 
 /** Teardown bookkeeping belongs to one arena (main thread). */
 function teardownSet(): Set<Promise<void>> {
-  if (teardownSab !== SAB) {
-    teardownSab = SAB;
+  if (teardownGen !== arenaGeneration) {
+    teardownGen = arenaGeneration;
     teardowns = new Set();
   }
   return teardowns;

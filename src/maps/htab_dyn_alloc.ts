@@ -26,7 +26,7 @@
  * overshoot; a map that is not full never reports E2BIG); "online CPUs" = every CPU id; legacy
  * frees call call_rcu after the unlock (the kernel did it inside; an embedded head takes no lock).
  */
-import { I32, SAB, nrCpuIds } from '../mem/arena.js';
+import { I32, arenaGeneration, nrCpuIds } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
 import { CACHELINE } from '../mem/layout.js';
 import { kmalloc, kfree, ksize, kmemOwner, POISON_WORD } from '../mem/slab.js';
@@ -142,13 +142,13 @@ function retireOwner(owner: number, done: () => Promise<unknown>, what: string):
     freeOwner(owner);
     return Promise.resolve();
   }
-  const sab = SAB;
+  const gen = arenaGeneration;
   // from a microtask: map_free may run inside an RCU callback (an inner map's last put), where
   // starting an rcu_barrier re-entered the coordinator
   return Promise.resolve().then(done).then(() => {
-    if (SAB === sab) freeOwner(owner); // 'leak' splat if bytes remain
+    if (arenaGeneration === gen) freeOwner(owner); // 'leak' splat if bytes remain
   }, (e: unknown) => {
-    if (SAB === sab) splat('warn', `${what}: deferred free failed: ${e instanceof Error ? e.message : String(e)}`);
+    if (arenaGeneration === gen) splat('warn', `${what}: deferred free failed: ${e instanceof Error ? e.message : String(e)}`);
   });
 }
 

@@ -14,7 +14,7 @@
  * thread caches one BpfMapImpl per (pointer, serial), so a program's maps are plain objects whose
  * fields the JIT can keep in registers.
  */
-import { I32, U8, SAB } from '../mem/arena.js';
+import { I32, U8, arenaGeneration } from '../mem/arena.js';
 import { MAP_TABLE_BASE, MAP_TABLE_ENTRIES } from '../mem/layout.js';
 import { kzalloc, kfree } from '../mem/slab.js';
 import { allocOwner, freeOwner } from '../mem/owners.js';
@@ -34,7 +34,7 @@ export type { MapSpec } from './map_ops.js';
 
 const TABLE_I = MAP_TABLE_BASE >> 2;
 
-let cacheSab: SharedArrayBuffer | null = null;
+let cacheGen = -1; // arenaGeneration this state belongs to (a number: keeps no arena alive)
 let cache = new Map<number, BpfMapImpl>();
 
 function isHashType(t: number): boolean {
@@ -98,7 +98,7 @@ export function createMap(spec: MapSpec): BpfMapImpl {
 
 /** This thread's handle on the map at `ptr` (any thread; cached per pointer and serial). */
 export function openMap(ptr: number): BpfMapImpl {
-  if (cacheSab !== SAB) { cacheSab = SAB; cache = new Map(); }
+  if (cacheGen !== arenaGeneration) { cacheGen = arenaGeneration; cache = new Map(); }
   const serial = I32[(ptr + MAP_SERIAL) >> 2]!;
   const hit = cache.get(ptr);
   if (hit !== undefined && hit.serial === serial) return hit;

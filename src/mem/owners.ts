@@ -15,7 +15,7 @@
  * Contexts: allocOwner/freeOwner/ownerName on the main thread (syscall side); ownerBytes and
  * memStats anywhere (racy snapshot while CPUs run).
  */
-import { I32, SAB, nrCpus } from './arena.js';
+import { I32, arenaGeneration, nrCpus } from './arena.js';
 import { thisCpu } from './this_cpu.js';
 import { MEM_MAX_OWNERS, MEM_OWNER_BASE } from './layout.js';
 import { pagesFree, pagesTotal, pagesReserved, zoneCheck } from './page_alloc.js';
@@ -29,13 +29,13 @@ const OWNER_I = MEM_OWNER_BASE >> 2;
 const FREE = 0, LIVE = 1, LEAKED = 2;
 
 /** Main-thread registry for the arena it was built for. */
-let regSab: SharedArrayBuffer | null = null;
+let regGen = -1; // arenaGeneration this state belongs to (a number: keeps no arena alive)
 let state = new Uint8Array(MEM_MAX_OWNERS);
 let names: string[] = [];
 
 function registry(): void {
-  if (regSab === SAB) return;
-  regSab = SAB;
+  if (regGen === arenaGeneration) return;
+  regGen = arenaGeneration;
   state = new Uint8Array(MEM_MAX_OWNERS);
   names = new Array<string>(MEM_MAX_OWNERS).fill('');
   state[OWNER_KERNEL] = LIVE;
@@ -82,7 +82,7 @@ export function ownerBytes(id: number): number {
 
 /** Name given to allocOwner (main thread; other threads see `owner#id`). */
 export function ownerName(id: number): string {
-  if (regSab === SAB && state[id] !== FREE) return names[id] ?? `owner#${id}`;
+  if (regGen === arenaGeneration && state[id] !== FREE) return names[id] ?? `owner#${id}`;
   return id === OWNER_KERNEL ? 'kernel' : `owner#${id}`;
 }
 

@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { I32, I64, F64, createArena, detachArena, arenaGeneration } from '../mem/arena.js';
+import { I32, I64, F64, createArena, detachArena, arenaGeneration, nrCpus } from '../mem/arena.js';
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
   computeLayout, MAX_CPUS, FLAG_PREEMPT_RT, FLAG_RQSPINLOCK, FLAG_DYN_KMALLOC, FLAG_LOCKDEP,
@@ -153,6 +153,12 @@ function workerUrl(): URL {
 }
 
 let activeRuntime: Runtime | null = null;
+
+/** The housekeeping CPU (this thread) makes progress at every coordinator poll (lock waiters read it). */
+const housekeepingProgress = {
+  name: 'housekeeping-progress',
+  poll(): number { Atomics.add(I32, (perCpuBlock(nrCpus) + PC_PROGRESS) >> 2, 1); return -1; },
+} as const;
 /** A Runtime.start in progress in this thread (refuses a concurrent one). */
 let starting = false;
 
@@ -457,7 +463,7 @@ export class Runtime {
     coordinator.add(rcuService);
     coordinator.add(irqWorkService);
     coordinator.add(rt.#fleet);
-    coordinator.add({ name: 'housekeeping-progress', poll: () => { const i = (perCpuBlock(o.cpus) + PC_PROGRESS) >> 2; Atomics.add(I32, i, 1); return -1; } });
+    coordinator.add(housekeepingProgress);
     coordinator.start();
     activeRuntime = rt;
     return rt;
