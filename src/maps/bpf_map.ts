@@ -55,6 +55,7 @@ import {
 } from './map_ops.js';
 import { bpfMapPutWithUref, bpfMapIncWithUref } from './registry.js';
 import { htabFreeIdle } from './hashtab.js';
+import { historyOn, recSysLookup, recSysUpdate, recSysDelete, recSysLookupAndDelete } from './map_history.js';
 
 export interface BatchResult {
   readonly keys: Uint8Array[];
@@ -197,7 +198,7 @@ export class BpfMap {
     const f = flagsArg(flags, 'flags');
     this.#putKey(key, this.#k1);
     BpfMap.#enter();
-    const r = this.#impl.sysLookup(this.#k1, this.#val, f);
+    const r = historyOn ? recSysLookup(this.#impl, this.#k1, this.#val, f) : this.#impl.sysLookup(this.#k1, this.#val, f);
     BpfMap.#exit();
     if (r === -ENOENT) return undefined;
     if (r < 0) throw new BpfError(-r, `lookup in map '${this.#impl.name}'`);
@@ -222,7 +223,7 @@ export class BpfMap {
     this.#putKey(key, this.#k1);
     this.#putValue(value, this.#val);
     BpfMap.#enter();
-    const r = this.#impl.sysUpdate(this.#k1, this.#val, f);
+    const r = historyOn ? recSysUpdate(this.#impl, this.#k1, this.#val, f) : this.#impl.sysUpdate(this.#k1, this.#val, f);
     BpfMap.#exit();
     if (r < 0) throw new BpfError(-r, `update of map '${this.#impl.name}'`);
   }
@@ -270,7 +271,7 @@ export class BpfMap {
     }
     I32[this.#val >> 2] = id;
     BpfMap.#enter();
-    const r = this.#impl.sysUpdate(this.#k1, this.#val, f);
+    const r = historyOn ? recSysUpdate(this.#impl, this.#k1, this.#val, f) : this.#impl.sysUpdate(this.#k1, this.#val, f);
     BpfMap.#exit();
     if (r < 0) throw new BpfError(-r, `update of map '${this.#impl.name}' with inner map ${id}`);
   }
@@ -279,7 +280,7 @@ export class BpfMap {
     this.#write('delete');
     this.#putKey(key, this.#k1);
     BpfMap.#enter();
-    const r = this.#impl.sysDelete(this.#k1);
+    const r = historyOn ? recSysDelete(this.#impl, this.#k1) : this.#impl.sysDelete(this.#k1);
     BpfMap.#exit();
     if (r < 0) throw new BpfError(-r, `delete from map '${this.#impl.name}'`);
   }
@@ -295,7 +296,7 @@ export class BpfMap {
     const f = flagsArg(flags, 'flags');
     this.#putKey(key, this.#k1);
     BpfMap.#enter();
-    const r = this.#impl.sysLookupAndDelete(this.#k1, this.#val, f);
+    const r = historyOn ? recSysLookupAndDelete(this.#impl, this.#k1, this.#val, f) : this.#impl.sysLookupAndDelete(this.#k1, this.#val, f);
     BpfMap.#exit();
     if (r === -ENOENT) return undefined;
     if (r < 0) throw new BpfError(-r, `lookupAndDelete in map '${this.#impl.name}'`);
@@ -384,7 +385,7 @@ export class BpfMap {
       U8.set(keys[i]!, this.#k1);
       U8.set(values[i]!, this.#val);
       BpfMap.#enter();
-      const r = this.#impl.sysUpdate(this.#k1, this.#val, f);
+      const r = historyOn ? recSysUpdate(this.#impl, this.#k1, this.#val, f) : this.#impl.sysUpdate(this.#k1, this.#val, f);
       BpfMap.#exit();
       if (r < 0) throw new BpfBatchError(-r, i, `updateBatch on map '${this.#impl.name}' stopped at element ${i}`);
     }
@@ -403,7 +404,7 @@ export class BpfMap {
     for (let i = 0; i < keys.length; i++) {
       U8.set(keys[i]!, this.#k1);
       BpfMap.#enter();
-      const r = this.#impl.sysDelete(this.#k1);
+      const r = historyOn ? recSysDelete(this.#impl, this.#k1) : this.#impl.sysDelete(this.#k1);
       BpfMap.#exit();
       if (r < 0) throw new BpfBatchError(-r, i, `deleteBatch on map '${this.#impl.name}' stopped at element ${i}`);
     }

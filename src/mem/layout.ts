@@ -65,6 +65,10 @@ export const HDR_LOCK_TIMEOUT_MS = 80;
 export const HDR_RCU_STALL_MS = 84;
 export const HDR_FAULTS = 88;        // test-only fault switches (FAULT_*)
 export const HDR_WATCHDOG_MS = 92;   // a CPU whose PC_PROGRESS stands still this long is stuck
+export const HDR_HIST_BASE = 96;     // history rings (map_history.ts), 0 when not recording
+export const HDR_HIST_CLOCK = 100;   // u32: the history's call/return stamp counter
+export const HDR_HIST_ENTRIES = 104; // entries per CPU ring
+export const HDR_HIST_OFF = 108;     // 1: recording stopped (cap reached, or the stamps would wrap)
 
 // HDR_FLAGS bits
 export const FLAG_PREEMPT_RT = 1 << 0;
@@ -72,6 +76,7 @@ export const FLAG_RQSPINLOCK = 1 << 1;   // bucketLock: 'rqspinlock'
 export const FLAG_DYN_KMALLOC = 1 << 2;  // dynAlloc: 'kmalloc'
 export const FLAG_LOCKDEP = 1 << 3;
 export const FLAG_VIRTUAL_CLOCK = 1 << 4;
+export const FLAG_RECORD = 1 << 5;       // record map operations (Runtime.start({ record: true }))
 
 // HDR_FAULTS bits (test-only fault injection; never set by default)
 export const FAULT_DROP_FREELIST_PUSH = 1 << 0;

@@ -12,6 +12,7 @@ import { defineSite } from '../cpu/sites.js';
 import { bpfProgRun } from '../prog/prog_run.js';
 import { rcuThreadInit } from '../rcu/rcu.js';
 import { irqWorkThreadInit } from '../alloc/irq_work.js';
+import { historyThreadInit } from '../maps/map_history.js';
 
 /** Windows of the CPU loop (defined here so the main thread knows them too). */
 export const SITE_WORKLOAD_LOOP = defineSite('cpu.workload.loop');
@@ -24,4 +25,5 @@ export function bootThread(sab: SharedArrayBuffer, cpu: number): void {
   setIrqHooks({ runProg: (id: number) => { bpfProgRun(id); } });
   rcuThreadInit();
   irqWorkThreadInit();
+  historyThreadInit();
 }

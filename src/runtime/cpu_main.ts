@@ -25,6 +25,7 @@ import { windowSlow, processPending } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
 import { errnoName, BpfError, EPERM } from '../errno.js';
 import { openMap } from '../maps/registry.js';
+import { historyOn, recordingMap } from '../maps/map_history.js';
 import { rcuQuiescentState, rcuIdleEnter, rcuIdleExit } from '../rcu/rcu.js';
 import { isDefinedProgram } from '../prog/program.js';
 import {
@@ -102,7 +103,7 @@ export const cpuControl: CpuControl = {
     for (const name of def.maps ?? []) {
       const ptr = req.maps[name];
       if (ptr === undefined) throw new TypeError(`program '${def.name}' uses map '${name}', which was not given to loadProgram`);
-      maps[name] = openMap(ptr);
+      maps[name] = historyOn ? recordingMap(openMap(ptr)) : openMap(ptr);
     }
     registerProgram(req.id, def, Object.freeze(maps), req.statePtr, nrCpuIdsSeen, req.seed, req.args);
     for (const w of def.windows ?? []) defineSite(w);

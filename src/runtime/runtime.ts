@@ -32,7 +32,7 @@ import { I32, I64, F64, createArena, detachArena, arenaGeneration, nrCpus } from
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
   computeLayout, MAX_CPUS, FLAG_PREEMPT_RT, FLAG_RQSPINLOCK, FLAG_DYN_KMALLOC, FLAG_LOCKDEP,
-  FLAG_VIRTUAL_CLOCK, HDR_STOPPING, HDR_VCLOCK_NS, HDR_FAULTS, PC_PENDING, PEND_STOP,
+  FLAG_VIRTUAL_CLOCK, FLAG_RECORD, HDR_STOPPING, HDR_VCLOCK_NS, HDR_FAULTS, PC_PENDING, PEND_STOP,
   PC_STAT_NMI, PC_STAT_HARDIRQ, PC_STAT_SOFTIRQ, PC_STAT_IRQ_WORK, PC_STAT_WINDOW_SLOW,
   PC_STAT_KPROBE, ATTACH_KPROBE, ATTACH_PERF_EVENT, ATTACH_HARDIRQ, ATTACH_SOFTIRQ, PC_RUNNING_PROG,
   PC_CUR_SITE, PC_PROGRESS, FAULT_DROP_FREELIST_PUSH,
@@ -43,7 +43,8 @@ import { readSplats, splatCount, type Splat } from '../debug/splat.js';
 import { memInit } from '../mem/slab.js';
 import { kzalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL, memStats } from '../mem/owners.js';
-import { BpfError, EINVAL, EBADF, EPERM } from '../errno.js';
+import { BpfError, EINVAL, EBADF, EPERM, ENOMEM } from '../errno.js';
+import { historyGlobalInit, historyThreadInit, historyDrain, historyDropped, type HistoryOp } from '../maps/map_history.js';
 import { rcuGlobalInit, rcuService, synchronizeRcu, rcuBarrier, rcuStats, rcuShutdown } from '../rcu/rcu.js';
 import { irqWorkService } from '../alloc/irq_work.js';
 import { createMap as createMapImpl, bpfMapInc, bpfMapPut, type MapSpec } from '../maps/registry.js';
@@ -101,6 +102,12 @@ export interface RuntimeOptions {
    * @defaultValue 2000
    */
   readonly watchdogMs?: number;
+  /**
+   * Record every map operation (programs, workloads, syscall side) for the linearizability
+   * checker: rt.history(). `true`, or the most operations to keep (beyond: counted as dropped).
+   * @defaultValue false
+   */
+  readonly record?: boolean | number;
 }
 
 export type ResolvedRuntimeOptions = { readonly [K in keyof RuntimeOptions]-?: NonNullable<RuntimeOptions[K]> };
@@ -108,11 +115,15 @@ export type ResolvedRuntimeOptions = { readonly [K in keyof RuntimeOptions]-?: N
 const DEFAULTS: Omit<ResolvedRuntimeOptions, 'cpus'> = Object.freeze({
   preemptRt: false, memoryBytes: 256 << 20, dynAlloc: 'bpf_mem_alloc', bucketLock: 'map_locked',
   clock: 'real', seed: 1, lockTimeoutMs: 250, rcuStallMs: 1000, lockdep: true, faults: 0, watchdogMs: 2000,
+  record: false,
 });
+/** Operations rt.history() keeps by default when recording (record: true). */
+const RECORD_DEFAULT_MAX_OPS = 4_000_000;
+const HISTORY_RING_ENTRIES = 16_384;
 
 const OPTION_NAMES: readonly (keyof RuntimeOptions)[] = [
   'cpus', 'preemptRt', 'memoryBytes', 'dynAlloc', 'bucketLock', 'clock', 'seed', 'lockTimeoutMs',
-  'rcuStallMs', 'lockdep', 'faults', 'watchdogMs',
+  'rcuStallMs', 'lockdep', 'faults', 'watchdogMs', 'record',
 ];
 const KNOWN_FAULTS = FAULT_DROP_FREELIST_PUSH;
 
@@ -134,6 +145,7 @@ function resolveOptions(options: unknown): ResolvedRuntimeOptions {
   checkOneOf(what('dynAlloc'), r.dynAlloc, ['bpf_mem_alloc', 'kmalloc']);
   checkOneOf(what('bucketLock'), r.bucketLock, ['map_locked', 'rqspinlock']);
   checkOneOf(what('clock'), r.clock, ['real', 'virtual']);
+  if (typeof r.record !== 'boolean') checkInt(what('record'), r.record, 1, 100_000_000);
   const layout = computeLayout(r.cpus, r.memoryBytes);
   if (layout.npages < 256) throw rangeError(what('memoryBytes'), `large enough for ${r.cpus} CPUs`, r.memoryBytes);
   return r;
@@ -399,6 +411,8 @@ export class Runtime {
   #finalSplats: Splat[] = [];
   #finalStats: RuntimeStats | null = null;
   readonly #errors: Error[] = [];
+  readonly #history: HistoryOp[] = [];
+  readonly #mapInfo = new Map<number, { type: string; keySize: number; valueSize: number; name: string }>();
 
   private constructor(options: ResolvedRuntimeOptions, sab: SharedArrayBuffer, workers: Worker[], controls: Comlink.Remote<CpuControl>[], coordinator: Coordinator, bootMs: number) {
     this.options = options;
@@ -430,12 +444,16 @@ export class Runtime {
     const layout = computeLayout(o.cpus, o.memoryBytes);
     const flags = (o.preemptRt ? FLAG_PREEMPT_RT : 0) | (o.bucketLock === 'rqspinlock' ? FLAG_RQSPINLOCK : 0)
       | (o.dynAlloc === 'kmalloc' ? FLAG_DYN_KMALLOC : 0) | (o.lockdep ? FLAG_LOCKDEP : 0)
-      | (o.clock === 'virtual' ? FLAG_VIRTUAL_CLOCK : 0);
+      | (o.clock === 'virtual' ? FLAG_VIRTUAL_CLOCK : 0) | (o.record !== false ? FLAG_RECORD : 0);
     const sab = createArena({ layout, flags, seed: o.seed, lockTimeoutMs: o.lockTimeoutMs, rcuStallMs: o.rcuStallMs, watchdogMs: o.watchdogMs });
     bootThread(sab, o.cpus);
     I32[HDR_FAULTS >> 2] = o.faults;
     memInit();
     rcuGlobalInit();
+    if (o.record !== false) {
+      if (!historyGlobalInit(HISTORY_RING_ENTRIES)) { detachArena(); throw new BpfError(ENOMEM, 'Runtime.start: no kernel memory for the history rings (record: true); raise memoryBytes'); }
+      historyThreadInit();
+    }
     const coordinator = new Coordinator();
     const url = workerUrl();
     const workers: Worker[] = [];
@@ -464,6 +482,7 @@ export class Runtime {
     coordinator.add(irqWorkService);
     coordinator.add(rt.#fleet);
     coordinator.add(housekeepingProgress);
+    if (o.record !== false) coordinator.add({ name: 'history', poll: () => { rt.#drainHistory(); return 5; } });
     coordinator.start();
     activeRuntime = rt;
     return rt;
@@ -574,8 +593,36 @@ export class Runtime {
     this.#assertRunning('createMap');
     const m = new BpfMap(createMapImpl(spec));
     this.#maps.add(m);
+    this.#mapInfo.set(m.id, { type: m.impl.type, keySize: m.keySize, valueSize: m.valueSize, name: m.name });
     return m;
   }
+
+  #drainHistory(): void {
+    if (this.options.record === false || this.#gen !== arenaGeneration) return;
+    historyDrain(this.#history, this.options.record === true ? RECORD_DEFAULT_MAX_OPS : this.options.record);
+  }
+
+  /**
+   * The recorded map operations so far (Runtime.start({ record: true })), in the format of
+   * bpfsim/check (docs/CHECK.md), ordered by call stamp. After stop(): what was recorded until then.
+   */
+  history(): HistoryOp[] {
+    if (this.options.record === false) throw new Error("history: the runtime was started without record: true");
+    this.#drainHistory();
+    return [...this.#history].sort((a, b) => a.call - b.call);
+  }
+
+  /** What the checker needs to know of each map the history names: its type and sizes. */
+  historyMaps(): Record<number, { type: string; keySize: number; valueSize: number; name: string }> {
+    return Object.fromEntries(this.#mapInfo);
+  }
+
+  /** Operations recorded and lost (a ring was full, or the cap was reached). */
+  historyStats(): { recorded: number; dropped: number } {
+    this.#drainHistory();
+    return { recorded: this.#history.length, dropped: this.#stopped ? this.#histDropped : historyDropped() };
+  }
+  #histDropped = 0;
 
   /**
    * Import a program module in every CPU worker and bind its maps. `args` becomes ctx.args for runs
@@ -743,6 +790,8 @@ export class Runtime {
     await this.#coordinator.stop();
     rcuShutdown(new BpfError(EBADF, 'the runtime was stopped before the grace period ended'));
     await this.#fleet.stop(1000);
+    this.#drainHistory();
+    this.#histDropped = this.options.record === false ? 0 : historyDropped();
     this.#finalSplats = readSplats(0);
     this.#maps.clear();
     this.#programs.length = 0;

@@ -1,0 +1,244 @@
+/*
+ * map_history.ts — opt-in recording of map operations (Runtime.start({ record: true })), the input
+ * of the linearizability checker (bpfsim/check, docs/CHECK.md).
+ *
+ * Every lookup / update / delete / lookup_and_delete a program, a workload (ctx.sys.*) or the
+ * syscall side (BpfMap on the main thread) performs is one entry: op, map id, key, value (updates)
+ * or the value found (lookups), flags, result, CPU, context, and call / return stamps taken from
+ * one shared counter (HDR_HIST_CLOCK, Atomics.add) just before and just after the operation. No
+ * message per op: entries go to a per-CPU ring in kernel memory; the main thread drains the rings
+ * (a coordinator service, and rt.history()).
+ *
+ * Ring (one per CPU id, main thread included; HIST_RING_HDR bytes of control, then entries):
+ *   +0  head      next slot to reserve (owner only: plain read, Atomics.store)
+ *   +64 tail      next slot the drainer reads (main thread only)
+ *   +128 dropped  entries lost: ring full, or the history cap reached (Atomics.add)
+ * A writer reserves its slot (head + 1) before filling it and publishes it by writing the slot's
+ * seq word (ticket + 1) last; the drainer stops at the first slot not yet published. An interrupt
+ * on the same CPU cannot land between the reservation and the publication: there is no window in
+ * here (an NMI program's own operations are recorded before or after, in their own slots). Entry (HIST_ENTRY = 64 bytes):
+ *   +0 seq  +4 op|ctx<<8  +8 map id  +12 flags  +16 call (u32)  +20 ret (u32)  +24 result
+ *   +28 key length  +32 value length  +36 value digest or inline value (8 bytes)
+ *   +44 key inline (<= 16 bytes) or its digest (8 bytes)  +60 found (lookups: 1 = a value)
+ * Values longer than 8 bytes and keys longer than 16 are stored as a 64-bit FNV-1a digest: the
+ * checker compares them for equality only. Stamps are u32: recording stops (everything after
+ * counted as dropped) before the counter wraps.
+ *
+ * Cost when off: none on the program path (maps are wrapped only when recording), one boolean
+ * test per syscall-side op.
+ */
+import { I32, U8, U32, hdrFlags, nrCpuIds } from '../mem/arena.js';
+import { pcpuI, thisCpu } from '../mem/this_cpu.js';
+import { FLAG_RECORD, HDR_HIST_BASE, HDR_HIST_CLOCK, HDR_HIST_ENTRIES, HDR_HIST_OFF, PC_CTX_MASK } from '../mem/layout.js';
+import { kzalloc } from '../mem/slab.js';
+import { OWNER_KERNEL } from '../mem/owners.js';
+import type { BpfMapImpl } from './map_ops.js';
+
+export const HIST_ENTRY = 64;
+export const HIST_RING_HDR = 192;
+const OPS = ['lookup', 'update', 'delete', 'lookup_and_delete'] as const;
+export type HistoryOpName = (typeof OPS)[number];
+const OP_LOOKUP = 0, OP_UPDATE = 1, OP_DELETE = 2, OP_LOOKUP_AND_DELETE = 3;
+const CTX_NAMES = ['task', 'softirq', 'hardirq', 'nmi'] as const;
+const STAMP_LIMIT = 0xffff_0000;
+
+/** One recorded operation (API.md "Checking and replay"). */
+export interface HistoryOp {
+  readonly cpu: number;
+  readonly context: 'task' | 'softirq' | 'hardirq' | 'nmi';
+  readonly op: HistoryOpName;
+  readonly map: number;
+  /** lowercase hex (a 16-hex-digit digest for keys over 16 bytes) */
+  readonly key: string;
+  /** updates: the value written (hex; a digest for values over 8 bytes) */
+  readonly value?: string;
+  readonly flags: number;
+  /** updates and deletes: 0 or -errno; lookups: the value found (hex) or -2 (ENOENT) */
+  readonly result: number | string;
+  readonly call: number;
+  readonly ret: number;
+}
+
+/** This thread records (FLAG_RECORD): set by historyThreadInit at boot. */
+export let historyOn = false;
+let ringBase = 0;
+let ringEntries = 0;
+
+export function historyThreadInit(): void {
+  historyOn = (hdrFlags & FLAG_RECORD) !== 0 && I32[HDR_HIST_BASE >> 2] !== 0;
+  ringBase = I32[HDR_HIST_BASE >> 2]!;
+  ringEntries = I32[HDR_HIST_ENTRIES >> 2]!;
+}
+
+/** Main thread, at boot: allocate one ring per CPU id. Returns false if memory is short. */
+export function historyGlobalInit(entries: number): boolean {
+  const bytes = HIST_RING_HDR + entries * HIST_ENTRY;
+  const base = kzalloc(bytes * nrCpuIds, OWNER_KERNEL);
+  if (base === 0) return false;
+  I32[HDR_HIST_ENTRIES >> 2] = entries;
+  Atomics.store(I32, HDR_HIST_BASE >> 2, base);
+  return true;
+}
+
+function ringOf(cpu: number): number { return ringBase + cpu * (HIST_RING_HDR + ringEntries * HIST_ENTRY); }
+
+function stamp(): number { return Atomics.add(U32, HDR_HIST_CLOCK >> 2, 1); }
+
+function fnv(p: number, n: number, out: number): void {
+  let h1 = 0x811c9dc5, h2 = 0xcbf29ce4;
+  for (let i = 0; i < n; i++) {
+    const b = U8[p + i]!;
+    h1 = Math.imul(h1 ^ b, 0x01000193);
+    h2 = Math.imul(h2 ^ b ^ (h1 >>> 24), 0x01000193);
+  }
+  U32[out >> 2] = h1 >>> 0;
+  U32[(out + 4) >> 2] = h2 >>> 0;
+}
+
+function record(op: number, m: BpfMapImpl, kp: number, vp: number, vlen: number, flags: number, result: number, found: boolean, call: number, ret: number): void {
+  const ring = ringOf(thisCpu);
+  const ri = ring >> 2;
+  if (Atomics.load(I32, HDR_HIST_OFF >> 2) !== 0 || ret >= STAMP_LIMIT) { Atomics.store(I32, HDR_HIST_OFF >> 2, 1); Atomics.add(I32, ri + 32, 1); return; }
+  const head = I32[ri]!;
+  if (head - Atomics.load(I32, ri + 16) >= ringEntries) { Atomics.add(I32, ri + 32, 1); return; }
+  Atomics.store(I32, ri, head + 1);
+  const e = ring + HIST_RING_HDR + (head % ringEntries) * HIST_ENTRY;
+  const ei = e >> 2;
+  Atomics.store(I32, ei, 0);
+  const ctx = 31 - Math.clz32(I32[pcpuI + (PC_CTX_MASK >> 2)]! | 1);
+  I32[ei + 1] = op | (ctx << 8);
+  I32[ei + 2] = m.id;
+  I32[ei + 3] = flags;
+  U32[ei + 4] = call;
+  U32[ei + 5] = ret;
+  I32[ei + 6] = result;
+  const klen = m.keySize;
+  I32[ei + 7] = klen;
+  I32[ei + 8] = vlen;
+  I32[ei + 15] = found ? 1 : 0;
+  if (vlen > 0) {
+    if (vlen <= 8) { U32[ei + 9] = 0; U32[ei + 10] = 0; U8.copyWithin(e + 36, vp, vp + vlen); } else fnv(vp, vlen, e + 36);
+  }
+  if (klen <= 16) U8.copyWithin(e + 44, kp, kp + klen); else fnv(kp, klen, e + 44);
+  Atomics.store(I32, ei, head + 1);
+}
+
+// ---- the syscall path (BpfMap, main thread; ctx.sys.* through the recording wrapper) ----
+
+export function recSysLookup(m: BpfMapImpl, kp: number, out: number, flags: number): number {
+  const call = stamp();
+  const r = m.sysLookup(kp, out, flags);
+  record(OP_LOOKUP, m, kp, out, r === 0 ? m.sysValueSize : 0, flags, r, r === 0, call, stamp());
+  return r;
+}
+export function recSysUpdate(m: BpfMapImpl, kp: number, vp: number, flags: number): number {
+  const call = stamp();
+  const r = m.sysUpdate(kp, vp, flags);
+  record(OP_UPDATE, m, kp, vp, m.sysValueSize, flags, r, false, call, stamp());
+  return r;
+}
+export function recSysDelete(m: BpfMapImpl, kp: number): number {
+  const call = stamp();
+  const r = m.sysDelete(kp);
+  record(OP_DELETE, m, kp, 0, 0, 0, r, false, call, stamp());
+  return r;
+}
+export function recSysLookupAndDelete(m: BpfMapImpl, kp: number, out: number, flags: number): number {
+  const call = stamp();
+  const r = m.sysLookupAndDelete(kp, out, flags);
+  record(OP_LOOKUP_AND_DELETE, m, kp, out, r === 0 ? m.sysValueSize : 0, flags, r, r === 0, call, stamp());
+  return r;
+}
+
+/**
+ * The map a program sees while recording: every member forwards to `impl` (bound to it), except
+ * the operations, which record. A Proxy: it costs, but only in recording runs.
+ */
+export function recordingMap(impl: BpfMapImpl): BpfMapImpl {
+  const ops: Partial<Record<keyof BpfMapImpl, unknown>> = {
+    lookup: (kp: number): number => {
+      const call = stamp();
+      const p = impl.lookup(kp);
+      record(OP_LOOKUP, impl, kp, p, p !== 0 ? impl.valueSize : 0, 0, p !== 0 ? 0 : -2, p !== 0, call, stamp());
+      return p;
+    },
+    update: (kp: number, vp: number, flags: number): number => {
+      const call = stamp();
+      const r = impl.update(kp, vp, flags);
+      record(OP_UPDATE, impl, kp, vp, impl.valueSize, flags, r, false, call, stamp());
+      return r;
+    },
+    delete: (kp: number): number => {
+      const call = stamp();
+      const r = impl.delete(kp);
+      record(OP_DELETE, impl, kp, 0, 0, 0, r, false, call, stamp());
+      return r;
+    },
+    sysLookup: (kp: number, out: number, flags: number): number => recSysLookup(impl, kp, out, flags),
+    sysUpdate: (kp: number, vp: number, flags: number): number => recSysUpdate(impl, kp, vp, flags),
+    sysDelete: (kp: number): number => recSysDelete(impl, kp),
+    sysLookupAndDelete: (kp: number, out: number, flags: number): number => recSysLookupAndDelete(impl, kp, out, flags),
+  };
+  const bound = new Map<PropertyKey, unknown>();
+  return new Proxy(impl, {
+    get(target, p) {
+      if (Object.prototype.hasOwnProperty.call(ops, p)) return ops[p as keyof BpfMapImpl];
+      const v: unknown = Reflect.get(target, p, target);
+      if (typeof v !== 'function') return v;
+      let b = bound.get(p);
+      if (b === undefined) { b = (v as (...a: unknown[]) => unknown).bind(target); bound.set(p, b); }
+      return b;
+    },
+  });
+}
+
+// ---- main thread: draining ----
+
+const hex = (p: number, n: number): string => {
+  let s = '';
+  for (let i = 0; i < n; i++) s += U8[p + i]!.toString(16).padStart(2, '0');
+  return s;
+};
+
+/** Move every published entry of every ring to `out` (main thread). Returns how many. */
+export function historyDrain(out: HistoryOp[], maxOps: number): number {
+  if (ringBase === 0) return 0;
+  let n = 0;
+  for (let cpu = 0; cpu < nrCpuIds; cpu++) {
+    const ring = ringOf(cpu);
+    const ri = ring >> 2;
+    let tail = I32[ri + 16]!;
+    const head = Atomics.load(I32, ri);
+    for (; tail < head; tail++) {
+      const e = ring + HIST_RING_HDR + (tail % ringEntries) * HIST_ENTRY;
+      const ei = e >> 2;
+      if (Atomics.load(I32, ei) !== tail + 1) break; // reserved, not yet published
+      if (out.length >= maxOps) { Atomics.store(I32, HDR_HIST_OFF >> 2, 1); Atomics.add(I32, ri + 32, 1); continue; }
+      const opc = I32[ei + 1]! & 0xff;
+      const klen = I32[ei + 7]!;
+      const vlen = I32[ei + 8]!;
+      const result = I32[ei + 6]!;
+      const vhex = vlen <= 8 ? hex(e + 36, vlen) : hex(e + 36, 8);
+      const isLookup = opc === OP_LOOKUP || opc === OP_LOOKUP_AND_DELETE;
+      out.push({
+        cpu, context: CTX_NAMES[(I32[ei + 1]! >> 8) & 3]!, op: OPS[opc]!, map: I32[ei + 2]!,
+        key: klen <= 16 ? hex(e + 44, klen) : hex(e + 44, 8),
+        ...(opc === OP_UPDATE ? { value: vhex } : {}),
+        flags: I32[ei + 3]!,
+        result: isLookup ? (I32[ei + 15] === 1 ? vhex : result < 0 ? result : -2) : result,
+        call: U32[ei + 4]!, ret: U32[ei + 5]!,
+      });
+      n++;
+    }
+    Atomics.store(I32, ri + 16, tail);
+  }
+  return n;
+}
+
+/** Entries lost (ring full or cap reached), over all CPUs (main thread). */
+export function historyDropped(): number {
+  if (ringBase === 0) return 0;
+  let d = 0;
+  for (let cpu = 0; cpu < nrCpuIds; cpu++) d += Atomics.load(I32, (ringOf(cpu) >> 2) + 32);
+  return d;
+}
