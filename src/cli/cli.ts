@@ -4,7 +4,7 @@
  *   0  success                         1  splat / violated invariant / leak / failed scenario
  *   2  bad command line (one line on stderr, never a stack trace)
  *   3  internal error (engine missing or crashed, results failing their schema)
- *   130 interrupted twice (Ctrl-C)
+ *   130 interrupted (Ctrl-C): the run stopped early; what ran is checked and reported as INTERRUPTED
  *
  * main() takes its streams, environment and engine loader as parameters, so tests run the
  * commands in-process with a fake engine; main.ts is the thin executable around it. The engine
@@ -15,7 +15,7 @@ import { randomInt } from 'node:crypto';
 import type { Engine } from './engine_api.js';
 import { EngineUsageError } from './engine_api.js';
 import { UsageError, wantsHelp } from './args.js';
-import { EXIT_INTERNAL, EXIT_USAGE } from './limits.js';
+import { EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_SIGINT, EXIT_USAGE } from './limits.js';
 import type { OutStream } from './progress.js';
 import { toolVersion } from './output.js';
 import { demoCommand } from './cmd_demo.js';
@@ -74,7 +74,8 @@ Run 'bpfsim <command> --help' for a command's options.
 Every run writes bpfsim-report/results.json and bpfsim-report/report.html (see docs/RESULTS.md).
 
 Exit codes: 0 ok · 1 splat, violated invariant, leak or failed scenario · 2 bad arguments
-            3 internal error · 130 interrupted
+            3 internal error · 130 interrupted (Ctrl-C: what ran is checked and reported as
+            INTERRUPTED; a second Ctrl-C quits at once)
 `;
 }
 
@@ -136,7 +137,9 @@ export async function main(argv: readonly string[], ioIn: Partial<CliIo> = {}): 
         throw new EngineLoadError(`cannot load the simulation engine: ${e instanceof Error ? e.message : String(e)}`);
       })),
     };
-    return await cmd.run(rest, ctx);
+    const code = await cmd.run(rest, ctx);
+    // Ctrl-C during any command: never 0 (or 1) as if the run had completed
+    return io.signal?.aborted === true && (code === EXIT_OK || code === EXIT_FAILED) ? EXIT_SIGINT : code;
   } catch (e: unknown) {
     if (e instanceof UsageError || e instanceof EngineUsageError) {
       io.stderr.write(`${who}: ${oneLine(e.message)} (${hint})\n`);

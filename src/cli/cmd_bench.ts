@@ -11,14 +11,21 @@
 import type { Command, CommandContext } from './cli.js';
 import { parseCommandLine, parseCpus, parseSeconds, parsePositiveInt, parseMaps, parseAlloc, parseBenchNames } from './args.js';
 import { COMMON_HELP, COMMON_OPTIONS, RT_OPTION, commonOptions, finish, humanStream, progressFor, type Common } from './common.js';
-import { MAX_CPUS, EXIT_OK, defaultCpus } from './limits.js';
+import { MAX_CPUS, EXIT_OK, EXIT_SIGINT, defaultCpus } from './limits.js';
 import { BENCH_NAMES, MAP_TYPES, ALLOC_MODES, type BenchRequest, type MapType } from './engine_api.js';
 import { runRounds, formatFigureTable, benchEnvironment, formatRate } from '../../bench/harness.js';
 import type { BenchSection } from './results.js';
-import { makeResults } from './output.js';
+import { formatFailures, makeResults } from './output.js';
 
 export const BENCH_DEFAULTS = Object.freeze({ seconds: 1, rounds: 5, seed: 1 });
 export const BENCH_DEFAULT_MAPS: readonly MapType[] = ['hash', 'percpu_hash', 'lru_hash', 'array'];
+
+/**
+ * After Ctrl-C the harness still measures every case that has no sample yet, once (so every figure
+ * keeps its same-run baseline); those measurements are cut to this length, and the figures are
+ * listed in bench.shortened.
+ */
+export const SHORT_ROUND_SECONDS = 0.05;
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
@@ -51,6 +58,11 @@ Options:
 
 ${COMMON_HELP}
 
+Exit codes: 0 done (missed targets are shown, not failed) · 2 bad arguments · 3 internal error
+            130 interrupted: after the first Ctrl-C every case not yet measured gets one
+            ${SHORT_ROUND_SECONDS} s measurement (listed in bench.shortened), then the table and report
+            are written as INTERRUPTED; a second Ctrl-C quits at once
+
 Examples:
   bpfsim bench map_perf --seconds 2 --rounds 5
   bpfsim bench --json --seconds 1 > bench.json
@@ -62,14 +74,30 @@ export interface BenchRun { readonly req: BenchRequest; readonly rounds: number;
 export async function runBench(run: BenchRun, common: Common, ctx: CommandContext, title: string): Promise<BenchSection> {
   const engine = await ctx.engine();
   const suite = await engine.benchSuite(run.req);
-  const progress = progressFor(common, ctx, title);
+  const progress = await progressFor(common, ctx, title);
+  const shortened = new Set<string>();
+  const aborted = (): boolean => ctx.signal?.aborted === true;
+  const cases = suite.cases.map((c) => ({
+    ...c,
+    run: (seconds: number) => {
+      if (!aborted()) return c.run(seconds);
+      shortened.add(c.id);
+      return c.run(Math.min(seconds, SHORT_ROUND_SECONDS));
+    },
+  }));
   try {
-    const figures = await runRounds(suite.cases, {
+    const figures = await runRounds(cases, {
       rounds: run.rounds, seconds: run.seconds,
       onRound: (e) => progress.status(`${e.warmup ? 'warm-up' : `round ${e.round}/${e.rounds}`}  ${e.label}: ${formatRate(e.opsPerSec)}`),
       ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
     });
-    return { names: [...run.req.names], rounds: run.rounds, seconds: run.seconds, cpus: run.req.cpus, figures, skipped: suite.skipped.map((x) => ({ ...x })) };
+    // a figure with a full-length sample from before the interrupt keeps it; only figures whose
+    // sole sample is short are listed
+    const short = figures.filter((f) => shortened.has(f.id) && f.samples.length === 1).map((f) => f.id);
+    return {
+      names: [...run.req.names], rounds: run.rounds, seconds: run.seconds, cpus: run.req.cpus, figures,
+      skipped: suite.skipped.map((x) => ({ ...x })), interrupted: aborted(), shortened: short,
+    };
   } finally {
     progress.stop();
     await suite.close();
@@ -79,6 +107,17 @@ export async function runBench(run: BenchRun, common: Common, ctx: CommandContex
 export function printBenchTable(b: BenchSection, out: CommandContext['stdout']): void {
   out.write(`${formatFigureTable(b.figures, benchEnvironment(), { rounds: b.rounds, seconds: b.seconds })}\n`);
   for (const x of b.skipped) out.write(`skipped ${x.id}: ${x.reason}\n`);
+  if (b.shortened.length > 0) {
+    const shown = b.shortened.slice(0, 6).join(', ');
+    const more = b.shortened.length > 6 ? ` (+${b.shortened.length - 6} more: results.json bench.shortened)` : '';
+    out.write(`interrupted: ${b.shortened.length} figure(s) rest on one ${SHORT_ROUND_SECONDS} s measurement taken after Ctrl-C: ${shown}${more}\n`);
+  }
+}
+
+/** What an interrupted bench covers: "12 of 40 figures with every round; 28 on one short measurement". */
+export function benchCoverage(b: BenchSection): string {
+  const full = b.figures.filter((f) => f.samples.length === b.rounds).length;
+  return `${full} of ${b.figures.length} figures have all ${b.rounds} round(s)${b.shortened.length > 0 ? `, ${b.shortened.length} rest on one short measurement` : ''}`;
 }
 
 export const benchCommand: Command = {
@@ -104,11 +143,17 @@ export const benchCommand: Command = {
     out.write(`bpfsim bench ${names.join(' ')}: up to ${run.req.cpus} CPUs · ${run.rounds} rounds × ${run.seconds} s · seed ${common.seed}\n`);
     const section = await runBench(run, common, ctx, `bpfsim bench ${names.join(' ')}`);
     printBenchTable(section, out);
+    const interrupted = section.interrupted || ctx.signal?.aborted === true;
+    if (interrupted) out.write(`${formatFailures([], benchCoverage(section))}\n`);
     const results = makeResults({
       command: 'bench', argv, startedAt: started, durationMs: performance.now() - t0, seed: common.seed,
-      cpus: run.req.cpus, preemptRt: common.preemptRt, failures: [], bench: section,
+      cpus: run.req.cpus, preemptRt: common.preemptRt, failures: [], interrupted, bench: section,
     });
     finish(results, common, ctx);
+    if (interrupted) {
+      ctx.stderr.write(`bpfsim bench: INTERRUPTED: partial run, ${benchCoverage(section)}\n`);
+      return EXIT_SIGINT;
+    }
     return EXIT_OK;
   },
 };

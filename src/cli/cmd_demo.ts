@@ -11,14 +11,15 @@
 import type { Command } from './cli.js';
 import { parseCommandLine, parseCpus, parseSeconds } from './args.js';
 import { COMMON_HELP, COMMON_OPTIONS, RT_OPTION, commonOptions, finish, humanStream } from './common.js';
-import { EXIT_FAILED, EXIT_OK, MAX_CPUS } from './limits.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_SIGINT, MAX_CPUS } from './limits.js';
 import { MAP_TYPES, ALLOC_MODES, type StressOptions } from './engine_api.js';
 import { DEFAULT_MIX } from './args.js';
 import { runStressRound } from './cmd_stress.js';
 import { runScenarios } from './cmd_scenario.js';
-import { runBench, printBenchTable } from './cmd_bench.js';
+import { runBench, printBenchTable, benchCoverage } from './cmd_bench.js';
 import { stressFailures, scenarioFailures } from './results.js';
-import { formatFailures, formatStressSummary, makeResults } from './output.js';
+import { formatFailures, formatStressSummary, makeResults, stressCoverage } from './output.js';
+import type { BenchSection } from './results.js';
 import { formatRate, formatRatio } from './format.js';
 
 /** The demo's time budget; tuned so the whole tour takes about a minute on 2 cores. */
@@ -54,6 +55,10 @@ Options:
   --seed X        u32 seed (default ${DEMO.seed})
 
 ${COMMON_HELP}
+
+Exit codes: 0 pass · 1 splat, violated invariant, leak or failed scenario · 2 bad arguments
+            3 internal error · 130 interrupted (first Ctrl-C: the step running stops, the rest
+            is skipped, what ran is checked and reported as INTERRUPTED; a second quits at once)
 `;
 
 export const demoCommand: Command = {
@@ -78,31 +83,55 @@ export const demoCommand: Command = {
     const stress = await runStressRound(stressOpts, common, ctx, `bpfsim demo — stress (seed ${common.seed})`);
     out.write(`${formatStressSummary(stress)}\n\n`);
 
+    const aborted = (): boolean => ctx.signal?.aborted === true;
+    /** What ran, for the INTERRUPTED verdict. */
+    const covered: string[] = [`stress ${stress.interrupted ? `partly (${stressCoverage(stress)})` : 'complete'}`];
+
     out.write('== 2/3 seed scenarios\n');
-    const scenarios = await runScenarios(null, { seed: common.seed }, common, ctx);
-    out.write(`${scenarios.filter((s) => s.verdict.ok).length}/${scenarios.length} scenarios passed\n\n`);
+    let scenarios: Awaited<ReturnType<typeof runScenarios>> = [];
+    if (aborted()) {
+      out.write('skipped: interrupted (Ctrl-C)\n\n');
+      covered.push('scenarios not run');
+    } else {
+      const total = (await (await ctx.engine()).listScenarios()).length;
+      scenarios = await runScenarios(null, { seed: common.seed }, common, ctx);
+      out.write(`${scenarios.filter((s) => s.verdict.ok).length}/${scenarios.length} scenarios passed${scenarios.length < total ? ` (${total - scenarios.length} not run: interrupted)` : ''}\n\n`);
+      if (aborted()) covered.push(`${scenarios.length} of ${total} scenarios ran`);
+    }
 
     out.write(`== 3/3 benchmarks: preallocated vs bpf_mem_alloc vs kmalloc, and CPU scaling (${DEMO.benchRounds} rounds × ${DEMO.benchSeconds} s)\n`);
-    const bench = await runBench({
-      req: { names: ['map_perf', 'scaling'], cpus, maps: [...DEMO.scalingMaps], alloc: [...ALLOC_MODES], preemptRt: common.preemptRt, seed: common.seed },
-      rounds: DEMO.benchRounds, seconds: DEMO.benchSeconds,
-    }, common, ctx, 'bpfsim demo — benchmarks');
-    printBenchTable(bench, out);
+    let bench: BenchSection | null = null;
+    if (aborted()) {
+      out.write('skipped: interrupted (Ctrl-C)\n');
+      covered.push('benchmarks not run');
+    } else {
+      bench = await runBench({
+        req: { names: ['map_perf', 'scaling'], cpus, maps: [...DEMO.scalingMaps], alloc: [...ALLOC_MODES], preemptRt: common.preemptRt, seed: common.seed },
+        rounds: DEMO.benchRounds, seconds: DEMO.benchSeconds,
+      }, common, ctx, 'bpfsim demo — benchmarks');
+      printBenchTable(bench, out);
+      if (bench.interrupted) covered.push(`benchmarks partly (${benchCoverage(bench)})`);
+    }
 
+    const interrupted = aborted();
     const failures = [...stressFailures(stress), ...scenarioFailures(scenarios)];
     const results = makeResults({
       command: 'demo', argv, startedAt: started, durationMs: performance.now() - t0, seed: common.seed, cpus,
-      preemptRt: common.preemptRt, failures, stress, bench, scenarios,
+      preemptRt: common.preemptRt, failures, interrupted, stress, scenarios, ...(bench !== null ? { bench } : {}),
     });
     out.write('\n== summary\n');
     out.write(`stress: ${stress.cells.filter((c) => c.status === 'ran').length} cells, ${formatRate(stress.totals.opsPerSec)}, ${stress.splats.length} splats, `
       + `${stress.invariants.filter((i) => i.ok).length}/${stress.invariants.length} invariants held, leak check ${stress.leak.ok ? 'ok' : 'FAILED'}\n`);
     out.write(`scenarios: ${scenarios.filter((s) => s.verdict.ok).length}/${scenarios.length} passed\n`);
-    for (const f of bench.figures.filter((x) => x.bench === 'map_perf' && x.baseline !== x.id)) {
+    for (const f of (bench?.figures ?? []).filter((x) => x.bench === 'map_perf' && x.baseline !== x.id)) {
       out.write(`map_perf: ${f.label} ${formatRate(f.median)} = ${formatRatio(f.ratio)} of ${f.baselineLabel}\n`);
     }
-    out.write(`${formatFailures(failures)}\n`);
+    out.write(`${formatFailures(failures, interrupted ? `${covered.join('; ')}; the checks cover only what ran` : null)}\n`);
     finish(results, common, ctx);
+    if (interrupted) {
+      ctx.stderr.write(`bpfsim demo: INTERRUPTED (seed ${common.seed}): partial run, ${covered.join('; ')}\n`);
+      return EXIT_SIGINT;
+    }
     if (failures.length > 0) ctx.stderr.write(`bpfsim demo: FAIL (seed ${common.seed}): ${failures[0]!}${failures.length > 1 ? ` (+${failures.length - 1} more)` : ''}\n`);
     return failures.length === 0 ? EXIT_OK : EXIT_FAILED;
   },

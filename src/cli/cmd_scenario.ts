@@ -8,7 +8,7 @@ import Table from 'cli-table3';
 import type { Command, CommandContext } from './cli.js';
 import { flag, parseCommandLine, UsageError } from './args.js';
 import { COMMON_HELP, COMMON_OPTIONS, commonOptions, finish, humanStream, progressFor, type Common } from './common.js';
-import { EXIT_FAILED, EXIT_OK } from './limits.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_SIGINT } from './limits.js';
 import { EngineUsageError, type Engine, type ScenarioInfo, type ScenarioOptions, type ScenarioResult } from './engine_api.js';
 import { scenarioFailures, toScenarioRecord, type ScenarioRecord } from './results.js';
 import { formatScenario, makeResults, formatFailures } from './output.js';
@@ -69,7 +69,7 @@ export async function runScenarios(names: readonly string[] | null, opts: Scenar
   for (const n of chosen) {
     if (!known.some((s) => s.name === n)) throw new UsageError(`unknown scenario '${n}' (known: ${known.map((s) => s.name).join(', ') || 'none'}; bpfsim scenario --list)`);
   }
-  const progress = progressFor(common, ctx, 'bpfsim scenario');
+  const progress = await progressFor(common, ctx, 'bpfsim scenario');
   const records: ScenarioRecord[] = [];
   try {
     for (const n of chosen) {
@@ -105,14 +105,21 @@ export const scenarioCommand: Command = {
       else ctx.stdout.write(`${formatScenarioList(scenarios)}\nRun one with: bpfsim scenario NAME   (or --all)\n`);
       return EXIT_OK;
     }
+    const wanted = all ? (await (await ctx.engine()).listScenarios()).length : p.positionals.length;
     const records = await runScenarios(all ? null : p.positionals, { seed: common.seed }, common, ctx);
     const failures = scenarioFailures(records);
-    humanStream(common, ctx).write(`${formatFailures(failures)}\n`);
+    const interrupted = ctx.signal?.aborted === true;
+    const coverage = `${records.length} of ${wanted} scenario(s) ran`;
+    humanStream(common, ctx).write(`${formatFailures(failures, interrupted ? coverage : null)}\n`);
     const results = makeResults({
       command: 'scenario', argv, startedAt: started, durationMs: performance.now() - t0, seed: common.seed,
-      cpus: 0, preemptRt: false, failures, scenarios: records,
+      cpus: 0, preemptRt: false, failures, interrupted, scenarios: records,
     });
     finish(results, common, ctx);
+    if (interrupted) {
+      ctx.stderr.write(`bpfsim scenario: INTERRUPTED: partial run, ${coverage}\n`);
+      return EXIT_SIGINT;
+    }
     return failures.length === 0 ? EXIT_OK : EXIT_FAILED;
   },
 };

@@ -10,13 +10,22 @@ import {
   DEFAULT_MIX,
 } from './args.js';
 import { COMMON_HELP, COMMON_OPTIONS, RT_OPTION, commonOptions, finish, humanStream, progressFor, type Common } from './common.js';
-import { MAX_CPUS, EXIT_FAILED, EXIT_OK } from './limits.js';
+import { MAX_CPUS, EXIT_FAILED, EXIT_OK, EXIT_SIGINT } from './limits.js';
 import { defaultCpus } from './limits.js';
 import { MAP_TYPES, ALLOC_MODES, MIX_OPS, FAULT_NAMES, type StressOptions } from './engine_api.js';
 import { toStressSection, stressFailures, type StressSection } from './results.js';
-import { formatFailures, formatStressSummary, makeResults } from './output.js';
+import { formatFailures, formatStressSummary, makeResults, stressCoverage } from './output.js';
 
 export const STRESS_DEFAULTS = Object.freeze({ seconds: 10, nmiRate: 1000, irqRate: 1000, sampleIntervalMs: 250 });
+
+/**
+ * What a stress command takes on top of --seconds, as stated in --help and the README. Measured on
+ * a 2-core machine (--cpus 4, every cell, other jobs running): node start-up, loading the library
+ * and writing the report 0.5–1 s (fixed); Runtime.start 0.5–1.2 s per runtime (worker start-up:
+ * it grows with the machine's load); per cell program loads, map check(), grace periods and its
+ * share of teardown 30–70 ms. Each run's split is in results.json (stress.phasesMs).
+ */
+export const STRESS_OVERHEAD = Object.freeze({ fixedSeconds: 1, perRuntimeSeconds: 1.2, perCellSeconds: 0.05 });
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
@@ -40,7 +49,12 @@ is back to its starting state after teardown. Exits 1 naming any splat or violat
 
 Options:
   --cpus N          simulated CPUs, 1..${MAX_CPUS} (default: this machine's cores)
-  --seconds S       total run time, split over the cells (default ${STRESS_DEFAULTS.seconds})
+  --seconds S       length of the measured phase (workloads running), split over the cells
+                    (default ${STRESS_DEFAULTS.seconds}); the panel's clock counts it and ends within ${STRESS_DEFAULTS.sampleIntervalMs / 1000} s of S.
+                    The whole command takes S plus a fixed overhead: start-up ~${STRESS_OVERHEAD.fixedSeconds} s, one
+                    runtime boot per allocator group ~${STRESS_OVERHEAD.perRuntimeSeconds} s (two when kmalloc cells run),
+                    ~${STRESS_OVERHEAD.perCellSeconds * 1000} ms per cell — about 4 s for all cells on 2 cores, more on a
+                    busy machine; results.json splits it (stress.phasesMs)
   --maps LIST       comma-separated map types or 'all' (default all):
                     ${MAP_TYPES.join(', ')}
   --alloc LIST      allocation modes or 'all' (default all): ${ALLOC_MODES.join(', ')}
@@ -53,6 +67,10 @@ Options:
   --fault NAME      TEST ONLY: switch on a fault (${FAULT_NAMES.join(', ')}) to see the checks fire
 
 ${COMMON_HELP}
+
+Exit codes: 0 pass · 1 splat, violated invariant or leak · 2 bad arguments · 3 internal error
+            130 interrupted: the first Ctrl-C stops the workloads at once, checks and reports what
+            ran (verdict INTERRUPTED, "interrupted": true in results.json); a second quits at once
 
 Examples:
   bpfsim stress --seconds 3 --cpus 4 --seed 1
@@ -91,7 +109,7 @@ export function parseStress(argv: readonly string[], ctx: CommandContext): { opt
 /** Run a stress round through the engine with the live display; shared with `demo`. */
 export async function runStressRound(opts: StressOptions, common: Common, ctx: CommandContext, title: string): Promise<StressSection> {
   const engine = await ctx.engine();
-  const progress = progressFor(common, ctx, title);
+  const progress = await progressFor(common, ctx, title);
   try {
     const r = await engine.runStress(opts, (s) => progress.update(s));
     return toStressSection(opts, r);
@@ -113,13 +131,20 @@ export const stressCommand: Command = {
     if (opts.faults.length > 0) out.write(`bpfsim stress: TEST FAULTS ON: ${opts.faults.join(', ')} — this run is expected to fail\n`);
     const section = await runStressRound(opts, common, ctx, `bpfsim stress (seed ${opts.seed})`);
     const failures = stressFailures(section);
-    out.write(`${formatStressSummary(section)}\n${formatFailures(failures)}\n`);
+    // Ctrl-C at any point before the verdict: exit 130 and say what the run covers
+    const interrupted = section.interrupted || ctx.signal?.aborted === true;
+    const coverage = interrupted ? stressCoverage(section) : null;
+    out.write(`${formatStressSummary(section)}\n${formatFailures(failures, coverage === null ? null : `${coverage}; the checks cover only what ran`)}\n`);
     out.write(`seed ${opts.seed} — rerun: ${rerunCommand(opts)}\n`);
     const results = makeResults({
       command: 'stress', argv, startedAt: started, durationMs: performance.now() - t0, seed: opts.seed,
-      cpus: opts.cpus, preemptRt: opts.preemptRt, failures, stress: section,
+      cpus: opts.cpus, preemptRt: opts.preemptRt, failures, interrupted, stress: section,
     });
     finish(results, common, ctx);
+    if (interrupted) {
+      ctx.stderr.write(`bpfsim stress: INTERRUPTED (seed ${opts.seed}): partial run, ${coverage!}${failures.length > 0 ? `; ${failures.length} failure(s) in what ran: ${failures[0]!}` : ''}\n`);
+      return EXIT_SIGINT;
+    }
     if (failures.length > 0) ctx.stderr.write(`bpfsim stress: FAIL (seed ${opts.seed}): ${failures[0]!}${failures.length > 1 ? ` (+${failures.length - 1} more)` : ''}\n`);
     return failures.length === 0 ? EXIT_OK : EXIT_FAILED;
   },

@@ -8,7 +8,7 @@ import { DEFAULT_OUT_DIR } from './limits.js';
 import type { CommandContext } from './cli.js';
 import type { Results } from './results.js';
 import { writeOutputs } from './output.js';
-import { createProgress, type Progress } from './progress.js';
+import { createProgress, loadLiveDisplay, wantsLive, type Progress } from './progress.js';
 
 export const COMMON_OPTIONS: OptionSpec = {
   seed: { type: 'string' },
@@ -51,8 +51,9 @@ export function humanStream(c: Common, ctx: CommandContext): CommandContext['std
   return c.json ? ctx.stderr : ctx.stdout;
 }
 
-export function progressFor(c: Common, ctx: CommandContext, title: string): Progress {
+export async function progressFor(c: Common, ctx: CommandContext, title: string): Promise<Progress> {
   const stream = humanStream(c, ctx);
+  if (wantsLive({ stream, ...(ctx.tty !== undefined ? { tty: ctx.tty } : {}) })) await loadLiveDisplay();
   return createProgress({
     stream, title,
     ...(ctx.tty !== undefined ? { tty: ctx.tty } : {}),

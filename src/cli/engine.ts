@@ -34,8 +34,9 @@ import {
   EngineUsageError, unsupportedReason, type Engine, type StressOptions, type StressResult, type LiveStats,
   type StressCell, type InvariantCheck, type CacheSeries, type TimelineSample, type SplatRecord,
   type Interrupts, type MapType, type AllocMode, type BenchRequest, type BenchSuite, type ScenarioInfo,
-  type ScenarioOptions, type ScenarioResult, type ContextName, type FaultName,
+  type ScenarioOptions, type ScenarioResult, type ContextName, type FaultName, type StressPhases,
 } from './engine_api.js';
+import { readInterrupts, addInterrupts, ZERO_INTERRUPTS } from './irq_stats.js';
 import type { StressMixArgs } from './programs/stress_mix.js';
 import { ERRS_SLOTS } from './programs/stress_irq.js';
 import type { BenchArgs, BenchOp } from './programs/bench_ops.js';
@@ -66,16 +67,8 @@ function dynAllocOf(alloc: AllocMode): 'bpf_mem_alloc' | 'kmalloc' {
 }
 
 function sumInterrupts(rt: Runtime): Interrupts {
-  let nmi = 0, hardirq = 0, softirq = 0, irqWork = 0;
-  for (const c of rt.stats().cpus) { nmi += c.nmi; hardirq += c.hardirq; softirq += c.softirq; irqWork += c.irqWork; }
-  return { nmi, hardirq, softirq, irqWork };
+  return readInterrupts(rt.stats());
 }
-
-function addInterrupts(a: Interrupts, b: Interrupts): Interrupts {
-  return { nmi: a.nmi + b.nmi, hardirq: a.hardirq + b.hardirq, softirq: a.softirq + b.softirq, irqWork: a.irqWork + b.irqWork };
-}
-
-const ZERO_IRQS: Interrupts = { nmi: 0, hardirq: 0, softirq: 0, irqWork: 0 };
 
 function toSplatRecord(s: ReturnType<Runtime['splats']>[number]): SplatRecord {
   return { kind: s.kind, cpu: s.cpu, context: s.context as ContextName, site: s.site, heldLocks: [...s.heldLocks], message: s.message, timeNs: s.timeNs };
@@ -194,16 +187,36 @@ function isAborted(o: StressOptions): boolean { return o.signal?.aborted === tru
 
 interface CellPlan { readonly map: MapType; readonly alloc: AllocMode }
 
+type Phase = keyof StressPhases;
+
+function skippedCell(plan: CellPlan, why: string): StressCell {
+  return { map: plan.map, alloc: plan.alloc, status: 'skipped', skipReason: why, ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0, measuredMs: 0 };
+}
+
+const INTERRUPTED = 'interrupted (Ctrl-C) before this cell ran';
+
+/**
+ * One stress run. Time: the measured phase (workloads running) is what --seconds bounds. Each
+ * cell's share is what is left of it divided by the cells left, so a slice that overran shortens
+ * the next cells instead of the run; a cell runs in slices of at most sampleIntervalMs, so the
+ * measured phase ends within one slice of --seconds. Everything else (boot, setup, checks,
+ * teardown) is counted per phase in `phases`.
+ */
 class StressRun {
   readonly o: StressOptions;
   readonly onProgress: (s: LiveStats) => void;
   readonly t0 = performance.now();
   readonly totalMs: number;
+  readonly phases: Record<Phase, number> = { boot: 0, setup: 0, measured: 0, sampling: 0, checks: 0, teardown: 0 };
+  #lapT = performance.now();
+  /** Wall time workloads have run so far (the measured phase). */
+  measuredMs = 0;
+  cellsLeft: number;
   ops = 0;
   errors: Record<string, number> = {};
   splats: SplatRecord[] = [];
   gracePeriods = 0;
-  interrupts: Interrupts = ZERO_IRQS;
+  interrupts: Interrupts = ZERO_INTERRUPTS;
   timeline: TimelineSample[] = [];
   caches = new Map<string, { cache: string; cpu: number; unitSize: number; low: number; high: number; points: [number, number][] }>();
   gpLatencyMs: number[] = [];
@@ -214,16 +227,40 @@ class StressRun {
   lastSampleMs = 0;
   lastSampleOps = 0;
 
-  constructor(o: StressOptions, onProgress: (s: LiveStats) => void) {
+  constructor(o: StressOptions, onProgress: (s: LiveStats) => void, cells: number) {
     this.o = o;
     this.onProgress = onProgress;
     this.totalMs = o.seconds * 1000;
+    this.cellsLeft = cells;
   }
 
   elapsed(): number { return performance.now() - this.t0; }
 
+  /** Charge the time since the previous lap to `phase`. */
+  lap(phase: Phase): void {
+    const t = performance.now();
+    this.phases[phase] += t - this.#lapT;
+    this.#lapT = t;
+  }
+
+  /** A workload slice ran from `ts` to `te`: the measured phase, exactly; the gap before it is sampling. */
+  measured(ts: number, te: number): void {
+    this.phases.sampling += ts - this.#lapT;
+    this.phases.measured += te - ts;
+    this.measuredMs += te - ts;
+    this.#lapT = te;
+  }
+
+  /** A progress snapshot outside the measured phase (boot, teardown): figures as they stand. */
+  status(phase: string): void {
+    this.onProgress({
+      phase, elapsedMs: this.measuredMs, totalMs: this.totalMs, wallMs: this.elapsed(), ops: this.ops, opsPerSec: 0,
+      errors: { ...this.errors }, splats: this.splats.length, gracePeriods: this.gracePeriods, memoryBytes: 0, interrupts: this.interrupts,
+    });
+  }
+
   sample(rt: Runtime, phase: string, gpsBase: number, irqBase: Interrupts, cell: MapSet | null, cellName: string): void {
-    const t = this.elapsed();
+    const t = this.measuredMs;
     const dt = Math.max(1, t - this.lastSampleMs);
     const rate = ((this.ops - this.lastSampleOps) * 1000) / dt;
     this.lastSampleMs = t; this.lastSampleOps = this.ops;
@@ -243,26 +280,35 @@ class StressRun {
       }
     }
     this.onProgress({
-      phase, elapsedMs: t, totalMs: this.totalMs, ops: this.ops, opsPerSec: rate, errors: { ...this.errors },
+      phase, elapsedMs: t, totalMs: this.totalMs, wallMs: this.elapsed(), ops: this.ops, opsPerSec: rate, errors: { ...this.errors },
       splats: this.splats.length + rt.splatCount(), gracePeriods: gps, memoryBytes: st.memory.bytesInUse, interrupts: irqs,
     });
   }
 
-  async runGroup(dynAlloc: 'bpf_mem_alloc' | 'kmalloc', cells: readonly CellPlan[], msPerCell: number, out: StressCell[]): Promise<void> {
+  async runGroup(dynAlloc: 'bpf_mem_alloc' | 'kmalloc', cells: readonly CellPlan[], out: StressCell[]): Promise<void> {
     const o = this.o;
     const faults = o.faults.reduce((a, f) => a | FAULT_BITS[f], 0);
+    this.status(`booting runtime (${dynAlloc})`);
+    this.lap('setup');
     const rt = await Runtime.start({ cpus: o.cpus, preemptRt: o.preemptRt, dynAlloc, seed: o.seed, memoryBytes: MEMORY_BYTES, faults });
+    this.lap('boot');
     const gpsBase = this.gracePeriods;
     const irqBase = this.interrupts;
+    // Ctrl-C: end the running slice at its next window, not at its deadline
+    const onAbort = (): void => rt.stopWorkloads();
+    o.signal?.addEventListener('abort', onAbort);
+    // A cell's teardown (unload its programs, then free its maps after their grace periods) runs
+    // in the background while the next cell runs; the group waits for all of them at its end.
+    // programs/maps: what the current cell holds until its teardown starts (for the error path).
+    const programs: Program[] = [];
+    const maps: BpfMap[] = [];
+    const teardowns: Promise<void>[] = [];
     try {
       this.leakStart = memStats().bytesInUse;
       const ownersBefore = ownerSnapshot();
       const errs = rt.createMap({ type: 'percpu_array', name: 'stress_errs', keySize: 4, valueSize: 8, maxEntries: ERRS_SLOTS });
       for (const plan of cells) {
-        if (isAborted(o)) {
-          out.push({ map: plan.map, alloc: plan.alloc, status: 'skipped', skipReason: 'interrupted', ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0 });
-          continue;
-        }
+        if (isAborted(o)) { out.push(skippedCell(plan, INTERRUPTED)); this.cellsLeft--; continue; }
         const name = `${plan.map}/${plan.alloc}`;
         let set: MapSet;
         try {
@@ -270,10 +316,11 @@ class StressRun {
         } catch (e: unknown) {
           // map_create refused (e.g. a mode the library does not implement): report, do not abort
           const why = e instanceof Error ? e.message : String(e);
-          out.push({ map: plan.map, alloc: plan.alloc, status: 'skipped', skipReason: `map_create failed: ${why}`, ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0 });
+          out.push(skippedCell(plan, `map_create failed: ${why}`));
+          this.cellsLeft--;
           continue;
         }
-        const mix = await rt.loadProgram(PROG.mix, { maps: { m: set.m } });
+        maps.push(set.m, ...set.extra);
         // Interrupt programs update only maps the modelled kernel (the map_locked era, before the
         // 2025 rqspinlock conversion) can update from NMI without deadlocking: arrays (no lock) and
         // bpf_mem_alloc hash maps (per-CPU caches, seed 001). Elsewhere they only read, because an
@@ -284,8 +331,17 @@ class StressRun {
         const nmiReadOnly = hashLike && plan.alloc !== 'bpf_mem_alloc';
         // On PREEMPT_RT a legacy (kmalloc) dynamic map takes a sleeping bucket lock, and the verifier
         // of that era refused tracing programs on it: such cells take their interrupts bare.
-        const irq = set.m.usesSleepingBucketLock() ? null
-          : await rt.loadProgram(PROG.irq, { maps: { m: set.m, errs }, args: { keys: set.kind === 'hash' ? STRESS_KEYS : STRESS_MAX_ENTRIES, readOnly: nmiReadOnly } });
+        const bareIrqs = set.m.usesSleepingBucketLock();
+        // both programs load at once (each load is a round trip to every CPU)
+        const loads = await Promise.allSettled([
+          rt.loadProgram(PROG.mix, { maps: { m: set.m } }),
+          bareIrqs ? Promise.resolve(null)
+            : rt.loadProgram(PROG.irq, { maps: { m: set.m, errs }, args: { keys: set.kind === 'hash' ? STRESS_KEYS : STRESS_MAX_ENTRIES, readOnly: nmiReadOnly } }),
+        ]);
+        for (const l of loads) if (l.status === 'fulfilled' && l.value !== null) programs.push(l.value);
+        for (const l of loads) if (l.status === 'rejected') throw l.reason;
+        const mix = (loads[0] as PromiseFulfilledResult<Program>).value;
+        const irq = (loads[1] as PromiseFulfilledResult<Program | null>).value;
         const withProg = irq !== null ? { program: irq } : {};
         const injections = [
           ...(o.nmiRate > 0 ? [rt.inject({ kind: 'nmi', cpus: 'all', ratePerSec: o.nmiRate, ...withProg })] : []),
@@ -299,18 +355,27 @@ class StressRun {
         const errsBefore = readErrs(errs, o.cpus);
         const cellErrors: Record<string, number> = {};
         let cellOps = 0;
-        const cellT0 = performance.now();
-        while (performance.now() - cellT0 < msPerCell && !isAborted(o)) {
-          const slice = Math.min(o.sampleIntervalMs, msPerCell - (performance.now() - cellT0));
-          const r = await rt.runWorkload({ cpus: 'all', context: 'task', program: mix, seconds: Math.max(slice, 10) / 1000, args });
+        let cellMs = 0;
+        // this cell's share of what is left of the measured phase
+        const budget = Math.max(0, this.totalMs - this.measuredMs) / Math.max(1, this.cellsLeft);
+        this.lap('setup');
+        // at least one slice per cell (1 ms when nothing is left), so every cell that ran did run
+        for (let first = true; (first || budget - cellMs >= 1) && !isAborted(o); first = false) {
+          const slice = Math.max(1, Math.min(o.sampleIntervalMs, budget - cellMs));
+          const ts = performance.now();
+          const r = await rt.runWorkload({ cpus: 'all', context: 'task', program: mix, seconds: slice / 1000, args });
+          const te = performance.now();
+          cellMs += te - ts;
+          this.measured(ts, te);
           cellOps += r.ops; this.ops += r.ops;
           mergeErrors(cellErrors, r.errors); mergeErrors(this.errors, r.errors);
           this.sample(rt, name, gpsBase, irqBase, plan.alloc === 'bpf_mem_alloc' ? set : null, name);
-          // a BPF_SYNCHRONIZE from "user space" between slices: grace periods happen under load
+          // a BPF_SYNCHRONIZE from "user space" between slices: grace periods keep happening
           // even for preallocated maps (their durations come from the RCU coordinator's samples)
           await rt.synchronizeRcu();
+          this.lap('sampling');
         }
-        const cellMs = performance.now() - cellT0;
+        this.cellsLeft--;
         for (const inj of injections) inj.cancel();
         await rt.synchronizeRcu();
         const irqErrors = diffErrors(readErrs(errs, o.cpus), errsBefore);
@@ -319,12 +384,22 @@ class StressRun {
         this.invariants.push({ name: 'map check()', scope: name, ok: violations.length === 0, details: violations });
         out.push({
           map: plan.map, alloc: plan.alloc, status: 'ran', ops: cellOps, opsPerSec: cellMs > 0 ? (cellOps * 1000) / cellMs : 0,
-          errors: cellErrors, recursionMisses: mix.stats().recursionMisses + (irq?.stats().recursionMisses ?? 0),
+          errors: cellErrors, recursionMisses: mix.stats().recursionMisses + (irq?.stats().recursionMisses ?? 0), measuredMs: cellMs,
         });
-        await unload(mix); if (irq !== null) await unload(irq);
-        await closeAll([set.m, ...set.extra]);
+        const cellProgs = programs.splice(0);
+        const cellMaps = maps.splice(0);
+        const teardown = (async () => {
+          await Promise.all(cellProgs.map((p) => unload(p)));
+          await Promise.all(cellMaps.map((m) => m.close()));
+        })();
+        teardown.catch(() => undefined); // handled: the group awaits it (and rethrows) at its end
+        teardowns.push(teardown);
+        this.lap('checks');
       }
-      await closeAll([errs]);
+      this.status(isAborted(o) ? 'interrupted: checks and teardown' : 'checks and teardown');
+      await Promise.all(teardowns.splice(0));
+      await errs.close();
+      this.lap('teardown');
       await rt.rcuBarrier();
       await rt.synchronizeRcu();
       await rt.rcuBarrier();
@@ -343,24 +418,30 @@ class StressRun {
       this.interrupts = addInterrupts(irqBase, sumInterrupts(rt));
       this.gpLatencyMs.push(...rcuGpLatencySamples('rcu'));
       this.splats.push(...rt.splats().map(toSplatRecord));
+      this.lap('checks');
     } finally {
+      o.signal?.removeEventListener('abort', onAbort);
+      // after an exception: whatever is still loaded or open goes with the runtime
+      await Promise.allSettled(teardowns);
+      await Promise.allSettled(programs.map((p) => unload(p)));
+      await Promise.allSettled(maps.map((m) => m.close()));
       await rt.stop();
+      this.lap('teardown');
     }
   }
 }
 
 async function runStress(o: StressOptions, onProgress: (s: LiveStats) => void): Promise<StressResult> {
-  const run = new StressRun(o, onProgress);
   const plans: CellPlan[] = [];
   const skipped: StressCell[] = [];
   for (const map of o.maps) {
     for (const alloc of o.alloc) {
       const why = unsupportedReason(map, alloc);
       if (why === null) plans.push({ map, alloc });
-      else skipped.push({ map, alloc, status: 'skipped', skipReason: why, ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0 });
+      else skipped.push(skippedCell({ map, alloc }, why));
     }
   }
-  const msPerCell = plans.length > 0 ? (o.seconds * 1000) / plans.length : 0;
+  const run = new StressRun(o, onProgress, plans.length);
   const cells: StressCell[] = [];
   const groups: ['bpf_mem_alloc' | 'kmalloc', CellPlan[]][] = [
     ['bpf_mem_alloc', plans.filter((p) => dynAllocOf(p.alloc) === 'bpf_mem_alloc')],
@@ -369,13 +450,20 @@ async function runStress(o: StressOptions, onProgress: (s: LiveStats) => void): 
   let leakStartTotal = 0;
   for (const [dyn, list] of groups) {
     if (list.length === 0) continue;
-    await run.runGroup(dyn, list, msPerCell, cells);
+    if (isAborted(o)) { // no runtime boots after Ctrl-C
+      for (const p of list) cells.push(skippedCell(p, INTERRUPTED));
+      continue;
+    }
+    await run.runGroup(dyn, list, cells);
     leakStartTotal += run.leakStart;
   }
   const leaked = run.leakEnd;
   return {
     seed: o.seed,
     elapsedMs: run.elapsed(),
+    measuredMs: run.measuredMs,
+    phasesMs: { ...run.phases },
+    interrupted: isAborted(o),
     cells: [...cells, ...skipped],
     interrupts: run.interrupts,
     gracePeriods: run.gracePeriods,

@@ -58,6 +58,8 @@ export function unsupportedReason(map: MapType, alloc: AllocMode): string | null
 
 export interface StressOptions {
   readonly cpus: number;
+  /** Length of the measured phase (workloads running), shared over the cells; boot, setup, checks
+   * and teardown come on top. */
   readonly seconds: number;
   readonly maps: readonly MapType[];
   readonly alloc: readonly AllocMode[];
@@ -69,18 +71,24 @@ export interface StressOptions {
   readonly seed: number;
   readonly mix: Mix;
   readonly faults: readonly FaultName[];
-  /** How often the engine calls onProgress (and samples the timeline). */
+  /** How often the engine calls onProgress (and samples the timeline); also the longest workload
+   * slice, so the measured phase overruns --seconds by at most about this much. */
   readonly sampleIntervalMs: number;
-  /** Aborted (Ctrl-C): stop the workload early; teardown, checks and the leak check still run. */
+  /** Aborted (Ctrl-C): the running workload stops at once, no further cell starts; the checks,
+   * the leak check and teardown still run over what ran. */
   readonly signal?: AbortSignal;
 }
 
 /** A snapshot for the live display; cumulative counters since the start of the run. */
 export interface LiveStats {
-  /** What runs now, e.g. "hash/bpf_mem_alloc". */
+  /** What runs now, e.g. "hash/bpf_mem_alloc", "booting runtime (kmalloc)", "checks and teardown". */
   readonly phase: string;
+  /** The measured phase so far: wall time workloads have been running (the panel's clock). */
   readonly elapsedMs: number;
+  /** Length of the measured phase (--seconds). */
   readonly totalMs: number;
+  /** Wall time since the run began (boot, setup, checks and teardown included). */
+  readonly wallMs: number;
   readonly ops: number;
   /** Throughput over the last sample interval. */
   readonly opsPerSec: number;
@@ -92,10 +100,25 @@ export interface LiveStats {
   readonly interrupts: Interrupts;
 }
 
+/**
+ * One interrupt kind, summed over CPUs. Invariant where all three are known:
+ * requested = delivered + coalesced (+ at most one still pending per CPU).
+ */
+export interface IrqFlow {
+  /** Asked for by random injection and perf_event sampling; null where the runtime does not count it. */
+  readonly requested: number | null;
+  /** Handled by a CPU. */
+  readonly delivered: number;
+  /** Raised while one was already pending or while the CPU could not take it (merged, as hardware
+   * does); null where the runtime does not count it. */
+  readonly coalesced: number | null;
+}
+
 export interface Interrupts {
-  readonly nmi: number;
-  readonly hardirq: number;
-  readonly softirq: number;
+  readonly nmi: IrqFlow;
+  readonly hardirq: IrqFlow;
+  readonly softirq: IrqFlow;
+  /** irq_work items run. */
   readonly irqWork: number;
 }
 
@@ -120,6 +143,8 @@ export interface StressCell {
   readonly errors: Readonly<Record<string, number>>;
   /** Program runs skipped by the recursion guard (bpf_prog_active / prog->active). */
   readonly recursionMisses: number;
+  /** Wall time this cell's workload ran (its share of the measured phase); 0 when skipped. */
+  readonly measuredMs: number;
 }
 
 export interface InvariantCheck {
@@ -160,9 +185,31 @@ export interface CacheSeries {
   readonly points: readonly (readonly [number, number])[];
 }
 
+/** Where the wall time of a stress run went, milliseconds. */
+export interface StressPhases {
+  /** Runtime.start: one runtime per allocator group (prealloc + bpf_mem_alloc, then kmalloc). */
+  readonly boot: number;
+  /** Per cell: map creation, program loads, arming the interrupt sources. */
+  readonly setup: number;
+  /** Workloads running: the measured phase (bounded by --seconds). */
+  readonly measured: number;
+  /** Between slices: progress samples and the BPF_SYNCHRONIZE after each slice. */
+  readonly sampling: number;
+  /** Grace period after a cell, map check(), rcu_barrier, global invariants, leak check. */
+  readonly checks: number;
+  /** Program unloads, map frees (after their grace periods) and Runtime.stop. */
+  readonly teardown: number;
+}
+
 export interface StressResult {
   readonly seed: number;
+  /** Wall time of the whole run (every phase). */
   readonly elapsedMs: number;
+  /** The measured phase: wall time workloads ran, over all cells (at most --seconds plus one slice). */
+  readonly measuredMs: number;
+  readonly phasesMs: StressPhases;
+  /** Ctrl-C cut the run short: cells after it were not run (status 'skipped'), the current one ran partly. */
+  readonly interrupted: boolean;
   readonly cells: readonly StressCell[];
   readonly interrupts: Interrupts;
   readonly gracePeriods: number;

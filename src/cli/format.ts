@@ -3,6 +3,7 @@
  * (12.3 MiB), durations. One place, so the live display, the summaries and the tables agree.
  */
 export { formatRate, formatRatio } from '../../bench/harness.js';
+import type { StressSection } from './results.js';
 
 export function formatCount(n: number): string {
   if (!Number.isFinite(n)) return '–';
@@ -37,3 +38,23 @@ export function formatErrors(errors: Readonly<Record<string, number>>, skip: rea
   const e = Object.entries(errors).filter(([k, v]) => v > 0 && !skip.includes(k)).sort((a, b) => b[1] - a[1]);
   return e.length === 0 ? 'none' : e.map(([k, v]) => `${k} ${formatCount(v)}`).join(', ');
 }
+
+/** An interrupt flow as "requested / delivered / coalesced"; '?' where the runtime does not count it. */
+export function formatIrqFlow(f: { readonly requested: number | null; readonly delivered: number; readonly coalesced: number | null }): string {
+  const n = (v: number | null): string => (v === null ? '?' : formatCount(v));
+  return `${n(f.requested)} / ${n(f.delivered)} / ${n(f.coalesced)}`;
+}
+
+/** Where the round's wall time went: "boot 1.81 s, setup 210 ms, …". */
+export function formatPhases(s: StressSection): string {
+  const p = s.phasesMs;
+  return `boot ${formatMs(p.boot)}, setup ${formatMs(p.setup)}, measured ${formatMs(p.measured)}, sampling ${formatMs(p.sampling)}, checks ${formatMs(p.checks)}, teardown ${formatMs(p.teardown)}`;
+}
+
+/** What an interrupted stress round covers: "measured 2.1 s of 5 s; 6 of 14 cells ran, 8 not run". */
+export function stressCoverage(s: StressSection): string {
+  const ran = s.cells.filter((c) => c.status === 'ran').length;
+  const notRun = s.cells.filter((c) => c.status === 'skipped' && (c.skipReason ?? '').startsWith('interrupted')).length;
+  return `measured ${(s.measuredMs / 1000).toFixed(1)} s of ${s.options.seconds} s; ${ran} of ${ran + notRun} cells ran${notRun > 0 ? `, ${notRun} not run` : ''}`;
+}
+

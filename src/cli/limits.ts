@@ -26,5 +26,5 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 /** The engine could not run (library missing or crashed) or wrote results that fail the schema. */
 export const EXIT_INTERNAL = 3;
-/** Interrupted twice with Ctrl-C. */
+/** Interrupted with Ctrl-C (the first stops the run early and still reports it; a second quits at once). */
 export const EXIT_SIGINT = 130;

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /*
  * main.ts — the `bpfsim` executable (package.json "bin"). Everything happens in cli.ts; this file
- * only wires the process to it: argv, Ctrl-C (first: stop the run early but still check and
- * report; second: exit 130), and the exit code. Unexpected failures print one line, never a stack
+ * only wires the process to it: argv, Ctrl-C (first: stop the run early, check and report what
+ * ran as INTERRUPTED, exit 130; second: exit 130 at once), and the exit code. Unexpected failures print one line, never a stack
  * trace, unless BPFSIM_DEBUG=1.
  */
 import { main } from './cli.js';
@@ -21,7 +21,7 @@ process.on('unhandledRejection', last);
 const ac = new AbortController();
 process.on('SIGINT', () => {
   if (ac.signal.aborted) process.exit(EXIT_SIGINT);
-  process.stderr.write('\nbpfsim: interrupted — finishing this step, then checking and reporting (Ctrl-C again to quit)\n');
+  process.stderr.write('\nbpfsim: interrupted — stopping; checking and reporting what ran as a partial run (Ctrl-C again to quit at once)\n');
   ac.abort();
 });
 

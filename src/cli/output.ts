@@ -12,8 +12,10 @@ import {
   type ScenarioRecord,
 } from './results.js';
 import { renderReport } from './report/html.js';
-import { EXIT_FAILED, EXIT_OK } from './limits.js';
-import { formatBytes, formatCount, formatErrors, formatMs, formatRate } from './format.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_SIGINT } from './limits.js';
+import { formatBytes, formatCount, formatErrors, formatIrqFlow, formatMs, formatPhases, formatRate } from './format.js';
+export { stressCoverage } from './format.js';
+import { IRQ_KINDS_SHOWN, IRQ_LABEL } from './irq_stats.js';
 
 /** The results document failed its own schema: a bug in bpfsim, reported as an internal error. */
 export class ResultsSchemaError extends Error {
@@ -48,6 +50,8 @@ export interface ResultsInput {
   readonly cpus: number;
   readonly preemptRt: boolean;
   readonly failures: readonly string[];
+  /** Ctrl-C cut the run short: exit code 130, verdict not ok. */
+  readonly interrupted?: boolean;
   readonly stress?: StressSection;
   readonly bench?: BenchSection;
   readonly scenarios?: readonly ScenarioRecord[];
@@ -65,7 +69,12 @@ export function makeResults(i: ResultsInput): Results {
     seed: i.seed,
     cpus: i.cpus,
     preemptRt: i.preemptRt,
-    verdict: { ok: i.failures.length === 0, exitCode: i.failures.length === 0 ? EXIT_OK : EXIT_FAILED, failures: [...i.failures] },
+    verdict: {
+      ok: i.failures.length === 0 && i.interrupted !== true,
+      exitCode: i.interrupted === true ? EXIT_SIGINT : i.failures.length === 0 ? EXIT_OK : EXIT_FAILED,
+      interrupted: i.interrupted === true,
+      failures: [...i.failures],
+    },
     stress: i.stress ?? null,
     bench: i.bench ?? null,
     scenarios: i.scenarios === undefined ? null : [...i.scenarios],
@@ -105,7 +114,8 @@ export function formatStressSummary(s: StressSection): string {
   const t = s.totals;
   const lines = [
     cells.toString(),
-    `total ${formatCount(t.ops)} ops in ${formatMs(s.elapsedMs)} (${formatRate(t.opsPerSec)}); interrupts NMI ${formatCount(t.interrupts.nmi)}, hardirq ${formatCount(t.interrupts.hardirq)}, irq_work ${formatCount(t.interrupts.irqWork)}; grace periods ${formatCount(t.gracePeriods)} (p50 ${s.gpLatency.p50Ms.toFixed(2)} ms, p99 ${s.gpLatency.p99Ms.toFixed(2)} ms)`,
+    `total ${formatCount(t.ops)} ops in ${formatMs(s.measuredMs)} measured (${formatRate(t.opsPerSec)}); whole round ${formatMs(s.elapsedMs)} (${formatPhases(s)}); grace periods ${formatCount(t.gracePeriods)} (p50 ${s.gpLatency.p50Ms.toFixed(2)} ms, p99 ${s.gpLatency.p99Ms.toFixed(2)} ms)`,
+    `interrupts (requested / delivered / coalesced): ${IRQ_KINDS_SHOWN.map((k) => `${IRQ_LABEL[k]} ${formatIrqFlow(t.interrupts[k])}`).join(' · ')} · irq_work ${formatCount(t.interrupts.irqWork)}${IRQ_KINDS_SHOWN.some((k) => t.interrupts[k].requested === null) ? " ('?': not counted by this runtime)" : ''}`,
   ];
   const bad = s.invariants.filter((i) => !i.ok);
   lines.push(`invariants: ${s.invariants.length - bad.length}/${s.invariants.length} held${bad.length > 0 ? ` — VIOLATED: ${bad.map((b) => `${b.name} [${b.scope}]`).join(', ')}` : ''}`);
@@ -123,6 +133,13 @@ export function formatScenario(s: ScenarioRecord): string {
   return out.join('\n');
 }
 
-export function formatFailures(failures: readonly string[]): string {
+/**
+ * The verdict as text. Interrupted: "verdict: INTERRUPTED — partial run (Ctrl-C): <what ran>",
+ * then any failures seen in what ran.
+ */
+export function formatFailures(failures: readonly string[], interrupted: string | null = null): string {
+  if (interrupted !== null) {
+    return [`verdict: INTERRUPTED — partial run (Ctrl-C): ${interrupted}`, ...failures.map((f) => `  - ${f}`)].join('\n');
+  }
   return failures.length === 0 ? 'verdict: PASS' : ['verdict: FAIL', ...failures.map((f) => `  - ${f}`)].join('\n');
 }

@@ -2,17 +2,18 @@
  * progress.ts — what a long run shows while it runs.
  *
  * On a TTY: a live panel redrawn in place (log-update) holding a table (cli-table3) with ops/s,
- * errors by errno, EBUSY/ENOMEM counts, splats, grace periods, memory and interrupts; redrawn at
- * most every `redrawMs`. Lines logged meanwhile (log()) scroll above the panel.
+ * errors by errno, EBUSY/ENOMEM counts, splats, grace periods, memory and interrupts (requested /
+ * delivered / coalesced per kind); redrawn at most every `redrawMs`. Its clock is the measured
+ * phase (what --seconds bounds); wall time, boot and checks included, is shown beside it. Lines logged meanwhile (log()) scroll above the panel.
  * Not a TTY (CI logs, pipes): one plain line every `intervalMs` (default 2 s) and nothing else,
  * so logs stay short and greppable.
  *
  * The display never decides anything; it only renders LiveStats snapshots from the engine.
  */
-import { createLogUpdate } from 'log-update';
 import Table from 'cli-table3';
 import type { LiveStats } from './engine_api.js';
-import { formatBytes, formatCount, formatErrors, formatRate } from './format.js';
+import { formatBytes, formatCount, formatErrors, formatIrqFlow, formatRate } from './format.js';
+import { IRQ_KINDS_SHOWN, IRQ_LABEL } from './irq_stats.js';
 
 export interface OutStream {
   write(s: string): unknown;
@@ -64,11 +65,12 @@ function bar(frac: number, width = 20): string {
 
 /** The live panel for a snapshot: a title line and a table. */
 export function panel(title: string, s: LiveStats): string {
-  const t = new Table({ style: { head: [], border: [], compact: false }, colWidths: [16, 52], wordWrap: true });
+  const t = new Table({ style: { head: [], border: [], compact: true }, colWidths: [16, 52], wordWrap: true }); // compact: fits a 24-line terminal
   const i = s.interrupts;
   t.push(
     ['phase', s.phase],
-    ['elapsed', `${bar(s.totalMs > 0 ? s.elapsedMs / s.totalMs : 0)} ${(s.elapsedMs / 1000).toFixed(1)} / ${(s.totalMs / 1000).toFixed(1)} s`],
+    ['measured', `${bar(s.totalMs > 0 ? s.elapsedMs / s.totalMs : 0)} ${(s.elapsedMs / 1000).toFixed(1)} / ${(s.totalMs / 1000).toFixed(1)} s`],
+    ['wall', `${(s.wallMs / 1000).toFixed(1)} s (boot, setup, checks included)`],
     ['ops/s', formatRate(s.opsPerSec)],
     ['ops', formatCount(s.ops)],
     ['EBUSY / ENOMEM', `${formatCount(s.errors.EBUSY ?? 0)} / ${formatCount(s.errors.ENOMEM ?? 0)}`],
@@ -76,13 +78,31 @@ export function panel(title: string, s: LiveStats): string {
     ['splats', s.splats === 0 ? '0' : `${s.splats}  << kernel BUG/WARN reported`],
     ['grace periods', formatCount(s.gracePeriods)],
     ['memory', formatBytes(s.memoryBytes)],
-    ['interrupts', `NMI ${formatCount(i.nmi)} · hardirq ${formatCount(i.hardirq)} · softirq ${formatCount(i.softirq)} · irq_work ${formatCount(i.irqWork)}`],
+    ['interrupts', 'requested / delivered / coalesced'],
+    ...IRQ_KINDS_SHOWN.map((k) => [`  ${IRQ_LABEL[k]}`, formatIrqFlow(i[k])]),
+    ['  irq_work', `${formatCount(i.irqWork)} run`],
   );
   return `${title}\n${t.toString()}`;
 }
 
+let logUpdate: typeof import('log-update') | null = null;
+
+/**
+ * Load the live panel's terminal code. log-update and its dependencies cost ~0.25 s of imports at
+ * start-up, so they load only when a live panel will be drawn (progressFor awaits this on a TTY).
+ */
+export async function loadLiveDisplay(): Promise<void> {
+  logUpdate ??= await import('log-update');
+}
+
+/** Whether this stream gets the live panel (a TTY, unless forced). */
+export function wantsLive(o: Pick<ProgressOptions, 'tty' | 'stream'>): boolean {
+  return o.tty ?? o.stream.isTTY === true;
+}
+
+/** Live mode needs loadLiveDisplay() first; without it the display falls back to plain lines. */
 export function createProgress(o: ProgressOptions): Progress {
-  const live = o.tty ?? o.stream.isTTY === true;
+  const live = wantsLive(o) && logUpdate !== null;
   const now = o.now ?? (() => performance.now());
   const intervalMs = o.intervalMs ?? 2000;
   const redrawMs = o.redrawMs ?? 100;
@@ -97,7 +117,7 @@ export function createProgress(o: ProgressOptions): Progress {
       stop() { /* plain mode: the command prints its own summary */ },
     };
   }
-  const lu = createLogUpdate(o.stream as NodeJS.WriteStream, { showCursor: false, defaultWidth: 100 });
+  const lu = logUpdate!.createLogUpdate(o.stream as NodeJS.WriteStream, { showCursor: false, defaultWidth: 100 });
   let frame = '';
   let lastDraw = -Infinity;
   let pending: string | null = null;

@@ -1,5 +1,5 @@
 /*
- * results.ts — the results.json schema ("bpfsim-results/1"): TypeScript types, a runtime
+ * results.ts — the results.json schema ("bpfsim-results/2"): TypeScript types, a runtime
  * validator, and the conversions from engine results into it. Documented in docs/RESULTS.md;
  * change both together and bump RESULTS_SCHEMA on any incompatible change.
  *
@@ -14,10 +14,10 @@
 import type { BenchEnvironment, BenchFigure } from '../../bench/harness.js';
 import {
   MAP_TYPES, ALLOC_MODES, BENCH_NAMES, type MapType, type AllocMode, type BenchName, type Mix,
-  type StressOptions, type StressResult, type ScenarioResult, type ContextName,
+  type StressOptions, type StressResult, type ScenarioResult, type ContextName, type StressPhases,
 } from './engine_api.js';
 
-export const RESULTS_SCHEMA = 'bpfsim-results/1';
+export const RESULTS_SCHEMA = 'bpfsim-results/2';
 export const COMMANDS = ['demo', 'stress', 'bench', 'scenario'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
@@ -43,13 +43,19 @@ export interface Results {
 }
 
 export interface Verdict {
+  /** No failure and not interrupted. */
   readonly ok: boolean;
+  /** 0 ok, 1 failures, 130 interrupted (Ctrl-C). */
   readonly exitCode: number;
+  /** Ctrl-C cut the run short: every section covers only what ran before it. */
+  readonly interrupted: boolean;
   /** One line per failure, naming it: "splat deadlock on CPU 1 …", "invariant … violated: …". */
   readonly failures: readonly string[];
 }
 
-export interface InterruptCounts { readonly nmi: number; readonly hardirq: number; readonly softirq: number; readonly irqWork: number }
+export interface IrqFlowEntry { readonly requested: number | null; readonly delivered: number; readonly coalesced: number | null }
+export interface InterruptCounts { readonly nmi: IrqFlowEntry; readonly hardirq: IrqFlowEntry; readonly softirq: IrqFlowEntry; readonly irqWork: number }
+export type StressPhasesEntry = StressPhases;
 
 export interface SplatEntry {
   readonly kind: string;
@@ -67,7 +73,13 @@ export interface StressSection {
     readonly alloc: readonly AllocMode[]; readonly nmiRate: number; readonly irqRate: number;
     readonly preemptRt: boolean; readonly seed: number; readonly mix: Mix; readonly faults: readonly string[];
   };
+  /** Wall time of the stress round: boot, setup, measured phase, checks, teardown. */
   readonly elapsedMs: number;
+  /** The measured phase: wall time workloads ran (bounded by options.seconds plus one slice). */
+  readonly measuredMs: number;
+  readonly phasesMs: StressPhasesEntry;
+  /** Ctrl-C cut the round short (cells not run are 'skipped', reason 'interrupted …'). */
+  readonly interrupted: boolean;
   readonly totals: {
     readonly ops: number; readonly opsPerSec: number; readonly errors: Readonly<Record<string, number>>;
     readonly recursionMisses: number; readonly splats: number; readonly gracePeriods: number;
@@ -76,7 +88,7 @@ export interface StressSection {
   readonly cells: readonly {
     readonly map: MapType; readonly alloc: AllocMode; readonly status: 'ran' | 'skipped';
     readonly skipReason: string | null; readonly ops: number; readonly opsPerSec: number;
-    readonly errors: Readonly<Record<string, number>>; readonly recursionMisses: number;
+    readonly errors: Readonly<Record<string, number>>; readonly recursionMisses: number; readonly measuredMs: number;
   }[];
   readonly splats: readonly SplatEntry[];
   readonly invariants: readonly {
@@ -114,6 +126,11 @@ export interface BenchSection {
   readonly figures: readonly BenchFigure[];
   /** Cases that could not run in this build or on this machine, with the reason. */
   readonly skipped: readonly { readonly id: string; readonly reason: string }[];
+  /** Ctrl-C cut the run short. */
+  readonly interrupted: boolean;
+  /** Figures whose only sample is a short measurement (SHORT_ROUND_SECONDS) taken after Ctrl-C,
+   * so that every figure keeps a same-run baseline. */
+  readonly shortened: readonly string[];
 }
 
 export interface ScenarioRecord {
@@ -193,7 +210,9 @@ function obj<T>(shape: { readonly [K in keyof T]-?: V<T[K]> }): V<T> {
 const context = lit<ContextName>('task', 'softirq', 'hardirq', 'nmi');
 const mapType = lit<MapType>(...MAP_TYPES);
 const allocMode = lit<AllocMode>(...ALLOC_MODES);
-const interrupts = obj<InterruptCounts>({ nmi: nonneg, hardirq: nonneg, softirq: nonneg, irqWork: nonneg });
+const irqFlow = obj<IrqFlowEntry>({ requested: nullable(nonneg), delivered: nonneg, coalesced: nullable(nonneg) });
+const interrupts = obj<InterruptCounts>({ nmi: irqFlow, hardirq: irqFlow, softirq: irqFlow, irqWork: nonneg });
+const phases = obj<StressPhasesEntry>({ boot: nonneg, setup: nonneg, measured: nonneg, sampling: nonneg, checks: nonneg, teardown: nonneg });
 const errorCounts = rec(nonneg);
 const splatEntry = obj<SplatEntry>({
   kind: str, cpu: int, context, site: str, heldLocks: arr(str), message: str, timeNs: nonneg,
@@ -215,13 +234,16 @@ const vStress = obj<StressSection>({
     preemptRt: bool, seed: int, mix: obj<Mix>({ update: nonneg, delete: nonneg, lookup: nonneg }), faults: arr(str),
   }),
   elapsedMs: nonneg,
+  measuredMs: nonneg,
+  phasesMs: phases,
+  interrupted: bool,
   totals: obj<StressSection['totals']>({
     ops: nonneg, opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg, splats: nonneg,
     gracePeriods: nonneg, interrupts,
   }),
   cells: arr(obj<StressCellEntry>({
     map: mapType, alloc: allocMode, status: lit('ran', 'skipped'), skipReason: nullable(str), ops: nonneg,
-    opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg,
+    opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg, measuredMs: nonneg,
   })),
   splats: arr(splatEntry),
   invariants: arr(obj<InvariantEntry>({ name: str, scope: str, ok: bool, details: arr(str) })),
@@ -243,6 +265,8 @@ const benchFigure = obj<BenchFigure>({
 const benchSection = obj<BenchSection>({
   names: arr(lit<BenchName>(...BENCH_NAMES)), rounds: int, seconds: nonneg, cpus: int, figures: arr(benchFigure),
   skipped: arr(obj<BenchSection['skipped'][number]>({ id: str, reason: str })),
+  interrupted: bool,
+  shortened: arr(str),
 });
 
 type ScenarioEventEntry = ScenarioRecord['events'][number];
@@ -265,7 +289,7 @@ const results = obj<Results>({
   seed: int,
   cpus: int,
   preemptRt: bool,
-  verdict: obj<Verdict>({ ok: bool, exitCode: int, failures: arr(str) }),
+  verdict: obj<Verdict>({ ok: bool, exitCode: int, interrupted: bool, failures: arr(str) }),
   stress: nullable(vStress),
   bench: nullable(benchSection),
   scenarios: nullable(arr(scenarioRecord)),
@@ -280,7 +304,10 @@ export function validateResults(v: unknown): Validation {
   if (ok) {
     const r = v as Results;
     // cross-field rules the shapes cannot express
-    if (r.verdict.ok !== (r.verdict.failures.length === 0)) errors.push('.verdict: ok must be true exactly when failures is empty');
+    if (r.verdict.ok !== (r.verdict.failures.length === 0 && !r.verdict.interrupted)) errors.push('.verdict: ok must be true exactly when failures is empty and the run was not interrupted');
+    if (r.verdict.interrupted !== (r.verdict.exitCode === 130)) errors.push('.verdict: exitCode must be 130 exactly when the run was interrupted');
+    if (r.stress !== null && r.stress.interrupted && !r.verdict.interrupted) errors.push('.stress.interrupted: the verdict must say interrupted too');
+    if (r.bench !== null && r.bench.interrupted && !r.verdict.interrupted) errors.push('.bench.interrupted: the verdict must say interrupted too');
     if (r.stress === null && r.bench === null && r.scenarios === null) errors.push('(root): at least one of stress, bench, scenarios must be present');
     if (r.bench !== null) {
       const ids = new Set(r.bench.figures.map((f) => f.id));
@@ -327,15 +354,20 @@ export function toStressSection(o: StressOptions, r: StressResult): StressSectio
       preemptRt: o.preemptRt, seed: o.seed, mix: { ...o.mix }, faults: [...o.faults],
     },
     elapsedMs: r.elapsedMs,
+    measuredMs: r.measuredMs,
+    phasesMs: { ...r.phasesMs },
+    interrupted: r.interrupted,
     totals: {
-      ops, opsPerSec: r.elapsedMs > 0 ? (ops * 1000) / r.elapsedMs : 0,
+      // over the measured phase: boot, checks and teardown run no operations
+      ops, opsPerSec: r.measuredMs > 0 ? (ops * 1000) / r.measuredMs : 0,
       errors: sumErrors(r.cells.map((c) => c.errors)),
       recursionMisses: r.cells.reduce((a, c) => a + c.recursionMisses, 0),
-      splats: r.splats.length, gracePeriods: r.gracePeriods, interrupts: { ...r.interrupts },
+      splats: r.splats.length, gracePeriods: r.gracePeriods,
+      interrupts: { nmi: { ...r.interrupts.nmi }, hardirq: { ...r.interrupts.hardirq }, softirq: { ...r.interrupts.softirq }, irqWork: r.interrupts.irqWork },
     },
     cells: r.cells.map((c) => ({
       map: c.map, alloc: c.alloc, status: c.status, skipReason: c.skipReason ?? null, ops: c.ops,
-      opsPerSec: c.opsPerSec, errors: { ...c.errors }, recursionMisses: c.recursionMisses,
+      opsPerSec: c.opsPerSec, errors: { ...c.errors }, recursionMisses: c.recursionMisses, measuredMs: c.measuredMs,
     })),
     splats: r.splats.map((s) => ({ ...s, heldLocks: [...s.heldLocks] })),
     invariants: r.invariants.map((i) => ({ name: i.name, scope: i.scope, ok: i.ok, details: [...i.details] })),

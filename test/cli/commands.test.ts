@@ -27,11 +27,20 @@ describe('stress', () => {
     expect(r.stdout).toMatch(/results: bpfsim-report[/\\]results\.json/);
     const res = readResults(cwd);
     expect(res.command).toBe('stress');
-    expect(res.verdict).toEqual({ ok: true, exitCode: 0, failures: [] });
+    expect(res.verdict).toEqual({ ok: true, exitCode: 0, interrupted: false, failures: [] });
+    expect(res.stress?.interrupted).toBe(false);
     expect(res.seed).toBe(1);
     expect(res.stress?.options.mix).toEqual({ update: 40, delete: 20, lookup: 40 });
     expect(res.stress?.cells.some((c) => c.status === 'skipped' && c.map === 'array' && c.alloc === 'kmalloc')).toBe(true);
     expect(existsSync(path.join(cwd, 'bpfsim-report', 'report.html'))).toBe(true);
+    // interrupt figures per kind, as the engine reported them
+    expect(res.stress?.totals.interrupts).toEqual({
+      nmi: { requested: 12_000, delivered: 9000, coalesced: 3000 }, hardirq: { requested: 12_000, delivered: 10_800, coalesced: 1200 },
+      softirq: { requested: 0, delivered: 0, coalesced: 0 }, irqWork: 321,
+    });
+    expect(r.stdout).toContain('interrupts (requested / delivered / coalesced): NMI 12.0k / 9000 / 3000 · hardirq 12.0k / 10.8k / 1200 · softirq 0 / 0 / 0 · irq_work 321\n');
+    // ops/s over the measured phase, not over boot and checks too
+    expect(res.stress?.totals.opsPerSec).toBeCloseTo((res.stress!.totals.ops * 1000) / res.stress!.measuredMs, 6);
     // options reached the engine as parsed
     expect(engine.stressCalls[0]).toMatchObject({ cpus: 4, seconds: 3, seed: 1, nmiRate: 1000, irqRate: 1000, faults: [] });
   });
@@ -70,6 +79,16 @@ describe('stress', () => {
     const doc = JSON.parse(json.stdout) as unknown;
     expect(validateResults(doc).ok).toBe(true);
     expect(json.stderr).toContain('seed 3');
+  });
+
+  it('on a TTY the live panel shows requested / delivered / coalesced per interrupt kind and the measured clock', async () => {
+    const r = await runCli(['stress', '--seconds', '3', '--cpus', '4', '--seed', '1', '--no-report'], { cwd: tmpDir(), tty: true });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/│ interrupts +│ requested \/ delivered \/ coalesced +│/);
+    // the fake engine's last snapshot: 12 000 NMIs asked for, 9000 taken, 3000 merged
+    expect(r.stdout).toMatch(/│ {3}NMI +│ 12\.0k \/ 9000 \/ 3000 +│/);
+    expect(r.stdout).toMatch(/│ {3}hardirq +│ 12\.0k \/ 10\.8k \/ 1200 +│/);
+    expect(r.stdout).toMatch(/│ measured +│ [█░]{20} 3\.0 \/ 3\.0 s +│/);
   });
 
   it('--out and --no-report', async () => {

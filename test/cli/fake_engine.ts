@@ -2,7 +2,7 @@
 // so parsing, progress, verdicts, exit codes, results.json and the report are tested on their own.
 import type {
   Engine, StressOptions, StressResult, LiveStats, StressCell, BenchRequest, BenchSuite, ScenarioInfo,
-  ScenarioResult, CacheSeries, TimelineSample, InvariantCheck,
+  ScenarioResult, CacheSeries, TimelineSample, InvariantCheck, Interrupts, IrqFlow,
 } from '../../src/cli/engine_api.js';
 import { EngineUsageError, unsupportedReason } from '../../src/cli/engine_api.js';
 import type { BenchCase } from '../../bench/harness.js';
@@ -24,6 +24,8 @@ export interface FakeEngineOptions {
   readonly scenarios?: readonly ScenarioInfo[];
   /** Delay between progress callbacks, ms. */
   readonly tickMs?: number;
+  /** Called after each progress callback of runStress (tick 1..6): tests abort from here. */
+  readonly onTick?: (tick: number) => void;
 }
 
 export function fakeStressResult(o: StressOptions, ticks = 8): StressResult {
@@ -32,14 +34,14 @@ export function fakeStressResult(o: StressOptions, ticks = 8): StressResult {
   for (const map of o.maps) {
     for (const alloc of o.alloc) {
       const why = unsupportedReason(map, alloc);
-      if (why !== null) { cells.push({ map, alloc, status: 'skipped', skipReason: why, ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0 }); continue; }
+      if (why !== null) { cells.push({ map, alloc, status: 'skipped', skipReason: why, ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0, measuredMs: 0 }); continue; }
       const rate = (alloc === 'kmalloc' ? 3e5 : 2e6) * (0.8 + 0.4 * r());
       const ms = (o.seconds * 1000) / (o.maps.length * o.alloc.length);
       const ops = Math.round((rate * ms) / 1000);
       const errors: Record<string, number> = { EBUSY: Math.round(ops * 1e-4), ENOENT: 0 };
       if (alloc !== 'prealloc') errors.ENOMEM = Math.round(ops * 2e-5);
       if (map === 'array' || map === 'percpu_array') errors.E2BIG = Math.round(ops * 0.01);
-      cells.push({ map, alloc, status: 'ran', ops, opsPerSec: rate, errors, recursionMisses: Math.round(r() * 20) });
+      cells.push({ map, alloc, status: 'ran', ops, opsPerSec: rate, errors, recursionMisses: Math.round(r() * 20), measuredMs: ms });
     }
   }
   const tEnd = o.seconds * 1000;
@@ -72,9 +74,12 @@ export function fakeStressResult(o: StressOptions, ticks = 8): StressResult {
   const leakOk = !o.faults.includes('drop_freelist_push');
   return {
     seed: o.seed,
-    elapsedMs: tEnd,
+    elapsedMs: tEnd + 2500,
+    measuredMs: tEnd,
+    phasesMs: { boot: 1800, setup: 300, measured: tEnd, sampling: 50, checks: 250, teardown: 100 },
+    interrupted: false,
     cells,
-    interrupts: { nmi: Math.round(o.nmiRate * o.seconds * o.cpus), hardirq: Math.round(o.irqRate * o.seconds * o.cpus), softirq: 0, irqWork: 321 },
+    interrupts: fakeInterrupts(o),
     gracePeriods: 7 * ticks,
     splats: [],
     invariants,
@@ -83,6 +88,14 @@ export function fakeStressResult(o: StressOptions, ticks = 8): StressResult {
     caches,
     gpLatencyMs: Array.from({ length: 300 }, () => 0.2 + 3 * r() * r()),
   };
+}
+
+/** Interrupt figures as the runtime reports them: requested = delivered + coalesced. */
+export function fakeInterrupts(o: Pick<StressOptions, 'nmiRate' | 'irqRate' | 'seconds' | 'cpus'>, frac = 1): Interrupts {
+  const flow = (requested: number, delivered: number): IrqFlow => ({ requested, delivered, coalesced: requested - delivered });
+  const nmi = Math.round(o.nmiRate * o.seconds * o.cpus * frac);
+  const hardirq = Math.round(o.irqRate * o.seconds * o.cpus * frac);
+  return { nmi: flow(nmi, Math.round(nmi * 0.75)), hardirq: flow(hardirq, Math.round(hardirq * 0.9)), softirq: flow(0, 0), irqWork: Math.round(321 * frac) };
 }
 
 export function fakeBenchCases(req: BenchRequest): BenchCase[] {
@@ -156,9 +169,23 @@ export function createFakeEngine(o: FakeEngineOptions = {}): Engine & { stressCa
       for (let i = 1; i <= n; i++) {
         await new Promise((r) => setTimeout(r, tick));
         onProgress({
-          phase: 'hash/prealloc', elapsedMs: (opts.seconds * 1000 * i) / n, totalMs: opts.seconds * 1000, ops: 1e5 * i, opsPerSec: 1.5e6,
-          errors: { EBUSY: i, ENOMEM: 2 * i, E2BIG: 10 * i }, splats: 0, gracePeriods: 3 * i, memoryBytes: 8e6, interrupts: { nmi: 10 * i, hardirq: 9 * i, softirq: 0, irqWork: i },
+          phase: 'hash/prealloc', elapsedMs: (opts.seconds * 1000 * i) / n, totalMs: opts.seconds * 1000, wallMs: 1000 + (opts.seconds * 1000 * i) / n,
+          ops: 1e5 * i, opsPerSec: 1.5e6, errors: { EBUSY: i, ENOMEM: 2 * i, E2BIG: 10 * i }, splats: 0, gracePeriods: 3 * i, memoryBytes: 8e6,
+          interrupts: fakeInterrupts(opts, i / n),
         });
+        o.onTick?.(i);
+        if (opts.signal?.aborted === true) {
+          // as the engine does: the running cell ran partly, later cells were not run
+          const ran = res.cells.filter((c) => c.status === 'ran');
+          const cut = Math.max(1, Math.floor((ran.length * i) / n));
+          const frac = i / n;
+          return {
+            ...res, interrupted: true, measuredMs: res.measuredMs * frac, phasesMs: { ...res.phasesMs, measured: res.measuredMs * frac },
+            interrupts: fakeInterrupts(opts, frac),
+            cells: res.cells.map((c) => (c.status !== 'ran' || ran.indexOf(c) < cut ? c
+              : { ...c, status: 'skipped', skipReason: 'interrupted (Ctrl-C) before this cell ran', ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0, measuredMs: 0 })),
+          };
+        }
       }
       return res;
     },

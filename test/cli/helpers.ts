@@ -27,7 +27,7 @@ export class Capture {
 
 export interface CliRun { readonly code: number; readonly stdout: string; readonly stderr: string }
 
-export async function runCli(argv: readonly string[], o: { engine?: Engine; loadEngine?: CliIo['loadEngine']; cwd?: string; tty?: boolean; progressIntervalMs?: number } = {}): Promise<CliRun> {
+export async function runCli(argv: readonly string[], o: { engine?: Engine; loadEngine?: CliIo['loadEngine']; cwd?: string; tty?: boolean; progressIntervalMs?: number; signal?: AbortSignal } = {}): Promise<CliRun> {
   const stdout = new Capture(o.tty ?? false);
   const stderr = new Capture(false);
   const engine = o.engine ?? createFakeEngine();
@@ -37,6 +37,7 @@ export async function runCli(argv: readonly string[], o: { engine?: Engine; load
     randomSeed: () => 424242,
     ...(o.tty !== undefined ? { tty: o.tty } : {}),
     progressIntervalMs: o.progressIntervalMs ?? 0,
+    ...(o.signal !== undefined ? { signal: o.signal } : {}),
   });
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
@@ -92,6 +93,6 @@ export async function fixtureResults(): Promise<Results> {
   return makeResults({
     command: 'demo', argv: ['--seed', '7'], startedAt: new Date('2026-01-02T03:04:05Z'), durationMs: 61_000, seed: 7, cpus: 4, preemptRt: false,
     failures: [...stressFailures(withSplat), "scenario 'always-fails' failed: expected the NMI update gets -EBUSY; observed the NMI update got 0"],
-    stress: withSplat, bench: { names: [...req.names], rounds: 3, seconds: 0.5, cpus: 4, figures, skipped: [{ id: 'lookup/hash/2', reason: 'needs 2 CPUs' }] }, scenarios,
+    stress: withSplat, bench: { names: [...req.names], rounds: 3, seconds: 0.5, cpus: 4, figures, skipped: [{ id: 'lookup/hash/2', reason: 'needs 2 CPUs' }], interrupted: false, shortened: [] }, scenarios,
   });
 }

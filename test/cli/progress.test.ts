@@ -1,13 +1,18 @@
 // The live display: plain lines at most every interval without a TTY; a redrawn panel on a TTY.
-import { describe, expect, it } from 'vitest';
-import { createProgress, plainLine, panel } from '../../src/cli/progress.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createProgress, loadLiveDisplay, plainLine, panel } from '../../src/cli/progress.js';
 import type { LiveStats } from '../../src/cli/engine_api.js';
 import { Capture } from './helpers.js';
 
 const S: LiveStats = {
-  phase: 'hash/bpf_mem_alloc', elapsedMs: 4000, totalMs: 10_000, ops: 4_900_000, opsPerSec: 1_234_000,
+  phase: 'hash/bpf_mem_alloc', elapsedMs: 4000, totalMs: 10_000, wallMs: 6300, ops: 4_900_000, opsPerSec: 1_234_000,
   errors: { EBUSY: 12, ENOMEM: 3, EINVAL: 40, E2BIG: 0 }, splats: 0, gracePeriods: 42, memoryBytes: 12.3 * 1048576,
-  interrupts: { nmi: 1200, hardirq: 800, softirq: 0, irqWork: 300 },
+  interrupts: {
+    nmi: { requested: 40_000, delivered: 1200, coalesced: 38_799 },
+    hardirq: { requested: 900, delivered: 800, coalesced: 100 },
+    softirq: { requested: null, delivered: 7, coalesced: null },
+    irqWork: 300,
+  },
 };
 
 describe('plain mode', () => {
@@ -27,7 +32,19 @@ describe('plain mode', () => {
   });
 });
 
+describe('live mode, not loaded', () => {
+  it('before its terminal code is loaded (progressFor loads it only for a TTY: ~0.25 s of imports), a TTY gets plain lines', () => {
+    const out = new Capture(true);
+    const p = createProgress({ stream: out, title: 't', intervalMs: 0, now: () => 0 });
+    expect(p.live).toBe(false);
+    p.update(S);
+    expect(out.text).toBe(`${plainLine(S)}\n`);
+  });
+});
+
 describe('live mode (TTY)', () => {
+  beforeAll(() => loadLiveDisplay());
+
   it('draws a panel in place with ops/s, errors by errno, EBUSY/ENOMEM, splats, GPs, memory', () => {
     let t = 0;
     const out = new Capture(true);
@@ -39,8 +56,24 @@ describe('live mode (TTY)', () => {
     p.stop();
     const txt = out.text;
     expect(txt).toContain('bpfsim stress (seed 1)');
-    for (const s of ['ops/s', '1.23 M/s', 'EBUSY / ENOMEM', '12 / 3', 'EINVAL 40', 'grace periods', '12.3 MiB', 'NMI 1200', 'kernel BUG/WARN reported']) expect(txt).toContain(s);
+    for (const s of ['ops/s', '1.23 M/s', 'EBUSY / ENOMEM', '12 / 3', 'EINVAL 40', 'grace periods', '12.3 MiB', 'kernel BUG/WARN reported']) expect(txt).toContain(s);
     expect(txt).toContain('\u001b['); // redrawn with cursor movement
     expect(panel('x', S).split('\n')[0]).toBe('x');
+  });
+
+  it('shows requested / delivered / coalesced per interrupt kind, "?" where the runtime does not count it', () => {
+    const rows = panel('x', S).split('\n');
+    const row = (label: string): string => rows.find((r) => new RegExp(`^│ +${label} +│`).test(r)) ?? `(no row '${label}')`;
+    expect(row('interrupts')).toContain('requested / delivered / coalesced');
+    expect(row('NMI')).toMatch(/│ 40\.0k \/ 1200 \/ 38\.8k +│$/);
+    expect(row('hardirq')).toMatch(/│ 900 \/ 800 \/ 100 +│$/);
+    expect(row('softirq')).toMatch(/│ \? \/ 7 \/ \? +│$/);
+    expect(row('irq_work')).toMatch(/│ 300 run +│$/);
+  });
+
+  it('its clock is the measured phase against --seconds, with the wall time beside it', () => {
+    const p = panel('x', S);
+    expect(p).toMatch(/│ measured +│ [█░]{20} 4\.0 \/ 10\.0 s +│/);
+    expect(p).toMatch(/│ wall +│ 6\.3 s \(boot, setup, checks included\) +│/);
   });
 });

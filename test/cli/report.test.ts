@@ -13,6 +13,13 @@ import { buildCharts, isChartSpec, histogram } from '../../src/cli/report/charts
 import { makeResults } from '../../src/cli/output.js';
 import type { Results } from '../../src/cli/results.js';
 import { fixtureResults, ROOT, TEST_OUTPUT } from './helpers.js';
+import { formatCount } from '../../src/cli/format.js';
+
+function mutateResults(r: Results, f: (x: Record<string, any>) => void): Results {
+  const c = JSON.parse(JSON.stringify(r)) as Record<string, any>;
+  f(c);
+  return c as Results;
+}
 
 const CHROMIUM = process.env.BPFSIM_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = [
@@ -51,6 +58,17 @@ describe('report HTML (static)', () => {
     expect(html).toContain('test &lt;/script&gt;&lt;script&gt;window.__pwned=1&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;');
     expect(escapeScript('a</script>b</SCRIPT>c<!--d')).toBe('a<\\/script>b<\\/SCRIPT>c<\\!--d');
     expect(jsonForScript({ s: '</script>' })).toBe('{"s":"\\u003c/script>"}');
+  });
+
+  it('has an interrupts table: requested / delivered / coalesced per kind, "not counted" where unknown', () => {
+    const html = renderReport(fixture);
+    const t = /<h3 id="stress-interrupts">Interrupts<\/h3>\s*<table>([\s\S]*?)<\/table>/.exec(html)?.[1] ?? '';
+    expect(t).toContain('<th>kind</th><th>requested</th><th>delivered</th><th>coalesced</th>');
+    const i = fixture.stress!.totals.interrupts;
+    expect(t).toContain(`<tr><td>NMI</td><td class="num">${formatCount(i.nmi.requested!)}</td><td class="num">${formatCount(i.nmi.delivered)}</td><td class="num">${formatCount(i.nmi.coalesced!)}</td></tr>`);
+    const unknown = mutateResults(fixture, (x) => { x.stress.totals.interrupts.hardirq = { requested: null, delivered: 5, coalesced: null }; });
+    expect(renderReport(unknown)).toContain('<tr><td>hardirq</td><td class="num"><span class="nodata">not counted</span></td><td class="num">5</td><td class="num"><span class="nodata">not counted</span></td></tr>');
+    expect(html).not.toContain('INTERRUPTED');
   });
 
   it('bins latencies up to p99 with an overflow bin', () => {

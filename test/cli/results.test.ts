@@ -26,18 +26,29 @@ describe('validateResults', () => {
     const r = await fixtureResults();
     expect(errorsOf(mutate(r, (x) => { delete x.seed; }))).toContain('.seed: missing');
     expect(errorsOf(mutate(r, (x) => { x.extra = 1; }))).toContain('.extra: unknown key');
-    expect(errorsOf(mutate(r, (x) => { x.schema = 'bpfsim-results/0'; }))[0]).toMatch(/^\.schema: expected one of "bpfsim-results\/1"/);
+    expect(errorsOf(mutate(r, (x) => { x.schema = 'bpfsim-results/1'; }))[0]).toMatch(/^\.schema: expected one of "bpfsim-results\/2"/);
     expect(errorsOf(mutate(r, (x) => { x.stress.cells[0].map = 'btree'; }))[0]).toMatch(/^\.stress\.cells\[0\]\.map: expected one of "hash"/);
     expect(errorsOf(mutate(r, (x) => { x.bench.figures[1].ratio = null; }))).toContain('.bench.figures[1].ratio: expected a number >= 0, got null');
     expect(errorsOf(mutate(r, (x) => { x.stress.totals.errors.EBUSY = -1; }))).toContain('.stress.totals.errors.EBUSY: expected a number >= 0, got -1');
     expect(errorsOf(mutate(r, (x) => { x.stress.caches[0].points[0] = [1]; }))[0]).toMatch(/points\[0\]: expected a \[number, number\] pair/);
     expect(errorsOf(mutate(r, (x) => { x.startedAt = 'yesterday'; }))[0]).toMatch(/startedAt: expected an ISO 8601 date/);
     expect(errorsOf('nope')).toEqual(['(root): expected an object, got "nope"']);
+    // interrupt figures: counts, or null where the runtime does not count them
+    expect(errorsOf(mutate(r, (x) => { x.stress.totals.interrupts.nmi.requested = null; x.stress.totals.interrupts.nmi.coalesced = null; }))).toEqual([]);
+    expect(errorsOf(mutate(r, (x) => { x.stress.totals.interrupts.nmi.delivered = null; }))).toContain('.stress.totals.interrupts.nmi.delivered: expected a number >= 0, got null');
+    expect(errorsOf(mutate(r, (x) => { x.stress.totals.interrupts.hardirq = 5; }))).toContain('.stress.totals.interrupts.hardirq: expected an object, got 5');
   });
 
   it('checks rules across fields', async () => {
     const r = await fixtureResults();
-    expect(errorsOf(mutate(r, (x) => { x.verdict.ok = true; }))).toContain('.verdict: ok must be true exactly when failures is empty');
+    expect(errorsOf(mutate(r, (x) => { x.verdict.ok = true; }))).toContain('.verdict: ok must be true exactly when failures is empty and the run was not interrupted');
+    // interrupted: never ok, always exit code 130, and a section that says so needs the verdict to
+    const clean = mutate(r, (x) => { x.verdict.failures = []; x.verdict.ok = true; x.verdict.exitCode = 0; x.stress.splats = []; }) as Record<string, any>;
+    expect(errorsOf(clean)).toEqual([]);
+    expect(errorsOf(mutate(clean as Results, (x) => { x.verdict.interrupted = true; x.verdict.exitCode = 130; }))).toContain('.verdict: ok must be true exactly when failures is empty and the run was not interrupted');
+    expect(errorsOf(mutate(clean as Results, (x) => { x.verdict.interrupted = true; x.verdict.ok = false; }))).toContain('.verdict: exitCode must be 130 exactly when the run was interrupted');
+    expect(errorsOf(mutate(clean as Results, (x) => { x.stress.interrupted = true; }))).toContain('.stress.interrupted: the verdict must say interrupted too');
+    expect(errorsOf(mutate(clean as Results, (x) => { x.stress.interrupted = true; x.verdict.interrupted = true; x.verdict.ok = false; x.verdict.exitCode = 130; }))).toEqual([]);
     expect(errorsOf(mutate(r, (x) => { x.stress = null; x.bench = null; x.scenarios = null; }))).toContain('(root): at least one of stress, bench, scenarios must be present');
     expect(errorsOf(mutate(r, (x) => { x.bench.figures[1].baseline = 'nowhere'; }))[0]).toMatch(/baseline: 'nowhere' is not a figure of this run/);
   });

@@ -137,7 +137,7 @@ function cacheCharts(r: Results): (ChartSpec | ChartNote)[] {
       title: `bpf_mem_alloc cache level over time — ${cache} (unit ${first.unitSize} B)`,
       caption: 'free_cnt of each CPU\'s cache. Below the low watermark irq_work refills a batch; above the high one it frees down to the middle.',
       height: 300, format: { x: 'seconds', y: 'count' },
-      config: { type: 'line', data: { datasets }, options: baseOptions('time (s)', 'free objects in cache') },
+      config: { type: 'line', data: { datasets }, options: baseOptions('measured time (s)', 'free objects in cache') },
     };
   });
 }
@@ -181,7 +181,7 @@ function memoryChart(r: Results): ChartSpec | ChartNote {
   const title = 'Kernel memory in use over time';
   const tl = r.stress?.timeline ?? [];
   if (tl.length === 0) return { id, title, note: 'No timeline in this run — run `bpfsim stress`.' };
-  const options = baseOptions('time (s)', 'bytes in use');
+  const options = baseOptions('measured time (s)', 'bytes in use');
   options.scales!.y1 = { type: 'linear', position: 'right', beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: 'ops/s' } };
   return {
     id, title, height: 300, format: { x: 'seconds', y: 'bytes', y1: 'rate' },

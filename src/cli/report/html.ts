@@ -15,7 +15,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Results } from '../results.js';
 import { buildCharts, isChartSpec, type ChartSpec, type ChartNote } from './charts.js';
-import { formatBytes, formatCount, formatErrors, formatMs, formatRate, formatRatio } from '../format.js';
+import { formatBytes, formatCount, formatErrors, formatMs, formatPhases, formatRate, formatRatio, stressCoverage } from '../format.js';
+import { IRQ_KINDS_SHOWN, IRQ_LABEL } from '../irq_stats.js';
 import { environmentLine } from '../../../bench/harness.js';
 
 let chartJs: { source: string; version: string } | null = null;
@@ -55,7 +56,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 32px 0 8p
 h3 { font-size: 15px; margin: 18px 0 6px; }
 .meta { color: var(--muted); margin: 2px 0; }
 .badge { display: inline-block; padding: 2px 10px; border-radius: 12px; color: #fff; font-weight: 600; font-size: 13px; vertical-align: middle; }
-.ok { background: var(--ok); } .bad { background: var(--bad); }
+.ok { background: var(--ok); } .bad { background: var(--bad); } .warn { background: #9a6700; }
 .tok { color: var(--ok); font-weight: 600; } .tbad { color: var(--bad); font-weight: 600; }
 ul.failures li { color: var(--bad); font-family: ui-monospace, monospace; font-size: 13px; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 20px; }
@@ -150,7 +151,18 @@ function stressHtml(r: Results): string {
   const t = s.totals;
   const parts: string[] = ['<h2 id="stress">Stress</h2>'];
   parts.push(`<p class="meta">${o.cpus} CPUs · ${o.seconds} s · maps ${e(o.maps.join(', '))} · alloc ${e(o.alloc.join(', '))} · NMI ${o.nmiRate}/s · IRQ ${o.irqRate}/s per CPU · mix update=${o.mix.update}, delete=${o.mix.delete}, lookup=${o.mix.lookup}${o.preemptRt ? ' · PREEMPT_RT' : ''}${o.faults.length > 0 ? ` · <span class="tbad">faults: ${e(o.faults.join(', '))}</span>` : ''} · seed <code>${o.seed}</code></p>`);
-  parts.push(`<p>${formatCount(t.ops)} operations, ${formatRate(t.opsPerSec)} · errors: ${e(formatErrors(t.errors))} · recursion misses ${formatCount(t.recursionMisses)} · splats ${t.splats} · grace periods ${formatCount(t.gracePeriods)} · interrupts: NMI ${formatCount(t.interrupts.nmi)}, hardirq ${formatCount(t.interrupts.hardirq)}, softirq ${formatCount(t.interrupts.softirq)}, irq_work ${formatCount(t.interrupts.irqWork)}</p>`);
+  if (s.interrupted) parts.push(`<p class="tbad" id="stress-interrupted">Interrupted (Ctrl-C): partial run — ${e(stressCoverage(s))}. Every figure below covers only what ran.</p>`);
+  parts.push(`<p>${formatCount(t.ops)} operations in ${formatMs(s.measuredMs)} measured, ${formatRate(t.opsPerSec)} · errors: ${e(formatErrors(t.errors))} · recursion misses ${formatCount(t.recursionMisses)} · splats ${t.splats} · grace periods ${formatCount(t.gracePeriods)}</p>`);
+  parts.push(`<p class="meta">Whole round ${formatMs(s.elapsedMs)}: ${e(formatPhases(s))}.</p>`);
+  const unknown = IRQ_KINDS_SHOWN.some((k) => t.interrupts[k].requested === null || t.interrupts[k].coalesced === null);
+  const cnt = (v: number | null): string => (v === null ? '<span class="nodata">not counted</span>' : formatCount(v));
+  parts.push('<h3 id="stress-interrupts">Interrupts</h3>', table(
+    ['kind', 'requested', 'delivered', 'coalesced'],
+    [...IRQ_KINDS_SHOWN.map((k) => [IRQ_LABEL[k], cnt(t.interrupts[k].requested), formatCount(t.interrupts[k].delivered), cnt(t.interrupts[k].coalesced)]),
+      ['irq_work', '', formatCount(t.interrupts.irqWork), '']],
+    [1, 2, 3],
+  ) + '<p class="meta">Requested: raised by random injection and perf_event sampling; delivered: handled by a CPU; coalesced: raised while one was already pending or while the CPU could not take it (merged, as hardware does).'
+    + `${unknown ? ' "Not counted": this runtime does not count that figure.' : ''}</p>`);
   parts.push('<h3>Cells</h3>', table(
     ['map', 'alloc', 'status', 'ops', 'ops/s', 'EBUSY', 'ENOMEM', 'other errors', 'recursion misses'],
     s.cells.map((c) => (c.status === 'ran'
@@ -214,7 +226,8 @@ export function renderReport(r: Results, o: ReportOptions = {}): string {
   const charts = buildCharts(r);
   const specs = charts.filter(isChartSpec).map((c) => ({ id: c.id, format: c.format, config: c.config }));
   const v = r.verdict;
-  const title = `bpfsim ${r.command} — ${v.ok ? 'PASS' : 'FAIL'}`;
+  const word = v.interrupted ? 'INTERRUPTED' : v.ok ? 'PASS' : 'FAIL';
+  const title = `bpfsim ${r.command} — ${word}`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -226,7 +239,8 @@ export function renderReport(r: Results, o: ReportOptions = {}): string {
 </head>
 <body>
 <header>
-<h1>bpfsim ${e(r.command)} <span class="badge ${v.ok ? 'ok' : 'bad'}">${v.ok ? 'PASS' : 'FAIL'}</span></h1>
+<h1>bpfsim ${e(r.command)} <span class="badge ${v.interrupted ? 'warn' : v.ok ? 'ok' : 'bad'}">${word}</span></h1>
+${v.interrupted ? '<p class="tbad">Interrupted with Ctrl-C: a partial run. Everything below covers only what ran before the interrupt.</p>' : ''}
 <p class="meta">${e(r.startedAt)} · ${formatMs(r.durationMs)} · ${r.cpus} simulated CPUs${r.preemptRt ? ' · PREEMPT_RT' : ''} · seed <code>${r.seed}</code> · exit code ${v.exitCode}</p>
 <p class="meta">${e(environmentLine(r.environment))} · bpfsim ${e(r.tool.version)}</p>
 <p class="meta mono">$ bpfsim ${e(r.argv.join(' '))}</p>
