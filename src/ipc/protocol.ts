@@ -26,6 +26,8 @@ export interface ProgramInfo {
   readonly type: string;
   readonly sleepable: boolean;
   readonly maps: readonly string[];
+  /** names of its async (timer) callbacks */
+  readonly callbacks: readonly string[];
 }
 
 export type ContextArg = 'task' | 'softirq' | 'hardirq' | 'nmi';

@@ -64,6 +64,7 @@ export const HDR_VCLOCK_NS = 72;     // i64: virtual clock (clock: 'virtual')
 export const HDR_LOCK_TIMEOUT_MS = 80;
 export const HDR_RCU_STALL_MS = 84;
 export const HDR_FAULTS = 88;        // test-only fault switches (FAULT_*)
+export const HDR_TIMER_BASE = 92;    // the hrtimer bases and bpf_timer globals (src/timers/hrtimer.ts), 0 until booted
 
 // HDR_FLAGS bits
 export const FLAG_PREEMPT_RT = 1 << 0;

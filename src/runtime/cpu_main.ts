@@ -88,7 +88,7 @@ export const cpuControl: CpuControl = {
       maps[name] = openMap(ptr);
     }
     registerProgram(req.id, def, Object.freeze(maps), req.statePtr, nrCpuIdsSeen, req.seed, req.args);
-    return { name: def.name, type: def.type, sleepable: def.sleepable === true, maps: [...(def.maps ?? [])] };
+    return { name: def.name, type: def.type, sleepable: def.sleepable === true, maps: [...(def.maps ?? [])], callbacks: Object.keys(def.callbacks ?? {}) };
   },
 
   unloadProgram(id: number): void { unregisterProgram(id); },
