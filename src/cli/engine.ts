@@ -41,6 +41,7 @@ import { ERRS_SLOTS } from './programs/stress_irq.js';
 import type { BenchArgs, BenchOp } from './programs/bench_ops.js';
 import { eventsPerRun, type MapPerfArgs } from './programs/bench_map_perf.js';
 import { HTAB_MEM_SCENARIOS, htabMemUserBytes, htabMemOps, type HtabMemArgs } from './programs/bench_htab_mem.js';
+import { ARM_CANCEL_PAIRS, BENCH_TIMER_VALUE_SIZE, type BenchTimerArgs } from './programs/bench_timers.js';
 
 const PROG = {
   mix: new URL('./programs/stress_mix.js', import.meta.url),
@@ -48,6 +49,7 @@ const PROG = {
   bench: new URL('./programs/bench_ops.js', import.meta.url),
   mapPerf: new URL('./programs/bench_map_perf.js', import.meta.url),
   htabMem: new URL('./programs/bench_htab_mem.js', import.meta.url),
+  timers: new URL('./programs/bench_timers.js', import.meta.url),
 };
 
 const FAULT_BITS: Readonly<Record<FaultName, number>> = { drop_freelist_push: FAULT_DROP_FREELIST_PUSH };
@@ -654,6 +656,41 @@ function benchCases(req: BenchRequest, slot: RuntimeSlot, errorsOf: (id: string)
       cases.push(opsCase({ id: 'lookup/hash_update/1', label: 'hash update, 1 CPU', tags: { map: 'hash', alloc: 'prealloc', cpus: 1, op: 'update' }, baseline: 'lookup/js_map_set', target: 0.3, maxEntries: n, op: 'update', keys: n, cpus: 1, fill: n }));
       if (req.cpus >= 2) {
         cases.push(opsCase({ id: 'lookup/hash/2', label: 'hash lookup, 2 CPUs', tags: { map: 'hash', alloc: 'prealloc', cpus: 2, op: 'lookup' }, baseline: 'lookup/hash/1', target: 1.8, maxEntries: n, op: 'lookup', keys: n, cpus: 2, fill: n }));
+      }
+    } else if (name === 'timers') {
+      cases.push({ c: {
+        id: 'timers/js_timeout_pair', bench: 'timers', label: 'JS setTimeout + clearTimeout pair (main thread)', tags: { op: 'arm_cancel', cpus: 1, workload: 'js' },
+        run: async (seconds) => {
+          const noop = (): void => {};
+          const t0 = performance.now();
+          const end = t0 + seconds * 1000;
+          let ops = 0;
+          while (performance.now() < end) {
+            for (let i = 0; i < 256; i++) clearTimeout(setTimeout(noop, 1000));
+            ops += 256;
+          }
+          return { ops, elapsedNs: (performance.now() - t0) * 1e6 };
+        },
+      } });
+      for (const cpus of cpuSteps(req.cpus)) {
+        const id = `timers/arm_cancel/${cpus}`;
+        cases.push({ needs: { map: 'array', alloc: 'prealloc', flags: 0 }, c: {
+          id, bench: 'timers', label: `bpf_timer start + cancel_async pair, per CPU ×${cpus}`, tags: { map: 'array', alloc: 'prealloc', cpus, op: 'arm_cancel' },
+          baseline: cpus === 1 ? 'timers/js_timeout_pair' : 'timers/arm_cancel/1',
+          run: async (seconds) => {
+            const { rt, prog, fresh } = await slot.fixture('timers', { dynAlloc: 'bpf_mem_alloc' }, {
+              make: (r) => r.createMap({ type: 'array', name: 'bench_timers', keySize: 4, valueSize: BENCH_TIMER_VALUE_SIZE, maxEntries: 64, fields: [{ type: 'bpf_timer', offset: 8 }] }),
+              prog: PROG.timers,
+              setup: async () => {},
+            });
+            const args: BenchTimerArgs = { op: 'arm_cancel' };
+            if (fresh) await rt.runWorkload({ cpus: cpuRange(rt.cpus), context: 'task', program: prog, seconds: WARM_S, args });
+            const r = await rt.runWorkload({ cpus: cpuRange(cpus), context: 'task', program: prog, seconds, args });
+            mergeErrors(errorsOf(id), r.errors);
+            const durs = r.perCpu.map((c) => c.durationNs);
+            return { ops: (r.ops * ARM_CANCEL_PAIRS) / cpus, elapsedNs: Math.max(durs.reduce((a, b) => a + b, 0) / durs.length, 1) };
+          },
+        } });
       }
     } else {
       const steps = cpuSteps(req.cpus);

@@ -13,7 +13,7 @@
  */
 import type { BenchEnvironment, BenchFigure } from '../../bench/harness.js';
 import {
-  MAP_TYPES, ALLOC_MODES, BENCH_NAMES, type MapType, type AllocMode, type BenchName, type Mix,
+  MAP_TYPES, ALLOC_MODES, ALL_BENCH_NAMES, type MapType, type AllocMode, type BenchName, type Mix,
   type StressOptions, type StressResult, type ScenarioResult, type ContextName,
 } from './engine_api.js';
 
@@ -241,7 +241,7 @@ const benchFigure = obj<BenchFigure>({
 });
 
 const benchSection = obj<BenchSection>({
-  names: arr(lit<BenchName>(...BENCH_NAMES)), rounds: int, seconds: nonneg, cpus: int, figures: arr(benchFigure),
+  names: arr(lit<BenchName>(...ALL_BENCH_NAMES)), rounds: int, seconds: nonneg, cpus: int, figures: arr(benchFigure),
   skipped: arr(obj<BenchSection['skipped'][number]>({ id: str, reason: str })),
 });
 
