@@ -19,8 +19,9 @@
 import {
   Runtime, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, listScenarios, runScenario, type BpfMap, type Program,
 } from '../index.js';
-import { memStats, memCheck, ownerBytes, ownerName } from '../mem/owners.js';
-import { I32 } from '../mem/arena.js';
+import { memStats, memCheck, ownerBytes, ownerName, OWNER_KERNEL } from '../mem/owners.js';
+import { I32, U8 } from '../mem/arena.js';
+import { kmalloc, kfree } from '../mem/slab.js';
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
   MEM_MAX_OWNERS, FAULT_DROP_FREELIST_PUSH, PC_HELD_COUNT, PC_WAIT_LOCK, PC_PROG_ACTIVE, PC_PREEMPT_COUNT,
@@ -29,6 +30,7 @@ import {
 import { errnoName } from '../errno.js';
 import { rcuGpLatencySamples } from '../rcu/rcu.js';
 import { htabMemAllocLevels } from '../maps/hashtab.js';
+import { BPF_TIMER_RETIRED } from '../maps/btf_record.js';
 import { runWorkers, type BenchCase, type Measurement } from '../../bench/harness.js';
 import {
   EngineUsageError, unsupportedReason, type Engine, type StressOptions, type StressResult, type LiveStats,
@@ -41,6 +43,7 @@ import { ERRS_SLOTS } from './programs/stress_irq.js';
 import type { BenchArgs, BenchOp } from './programs/bench_ops.js';
 import { eventsPerRun, type MapPerfArgs } from './programs/bench_map_perf.js';
 import { HTAB_MEM_SCENARIOS, htabMemUserBytes, htabMemOps, type HtabMemArgs } from './programs/bench_htab_mem.js';
+import { TIMER_STRESS_VALUE_SIZE, type TimerStressArgs } from './programs/stress_timers.js';
 import { ARM_CANCEL_PAIRS, BENCH_TIMER_VALUE_SIZE, type BenchTimerArgs } from './programs/bench_timers.js';
 
 const PROG = {
@@ -50,6 +53,7 @@ const PROG = {
   mapPerf: new URL('./programs/bench_map_perf.js', import.meta.url),
   htabMem: new URL('./programs/bench_htab_mem.js', import.meta.url),
   timers: new URL('./programs/bench_timers.js', import.meta.url),
+  stressTimers: new URL('./programs/stress_timers.js', import.meta.url),
 };
 
 const FAULT_BITS: Readonly<Record<FaultName, number>> = { drop_freelist_push: FAULT_DROP_FREELIST_PUSH };
@@ -194,7 +198,80 @@ function cpuQuiescenceChecks(cpus: number): InvariantCheck[] {
 /** A function, not a property read, so TypeScript does not narrow it across awaits. */
 function isAborted(o: StressOptions): boolean { return o.signal?.aborted === true; }
 
-interface CellPlan { readonly map: MapType; readonly alloc: AllocMode }
+interface CellPlan { readonly map: MapType; readonly alloc: AllocMode; readonly timers: boolean }
+
+/** Map types whose values may hold a bpf_timer (map_check_btf): the timer cells. */
+const TIMER_MAPS: readonly MapType[] = ['hash', 'lru_hash', 'array'];
+const TIMER_STRESS_MAX_ENTRIES = 256;
+
+/** Initialised bpf_timer fields in `m`'s values (main thread; program-path lookups of every key). */
+function attachedTimers(m: BpfMap): number {
+  let n = 0;
+  const keyPtr = kmalloc(8, OWNER_KERNEL);
+  try {
+    for (const k of m.keys()) {
+      U8.set(k, keyPtr);
+      const v = m.impl.lookup(keyPtr);
+      const w = v === 0 ? 0 : Atomics.load(I32, (v + 8) >> 2);
+      if (w !== 0 && w !== BPF_TIMER_RETIRED) n++;
+    }
+  } finally {
+    kfree(keyPtr);
+  }
+  return n;
+}
+
+/**
+ * One timer cell: CPUs arm, re-arm and cancel the timers of `m`'s values while updating and
+ * deleting its elements; interrupts land (bare: tracing programs may not use timer maps).
+ * Invariants: every live timer object is attached to a value once the CPUs stop (none lost, none
+ * leaked), none survives the map's uref release, and no callback fired on a freed timer (a
+ * use_after_free splat from bpf_timer_cb).
+ */
+async function runTimerCell(run: StressRun, rt: Runtime, plan: CellPlan, n: number, msPerCell: number, gpsBase: number, irqBase: Interrupts): Promise<StressCell> {
+  const o = run.o;
+  const name = `${plan.map}+timers/${plan.alloc}`;
+  const m = rt.createMap({
+    type: plan.map, name: `tm_${n}`, keySize: 4, valueSize: TIMER_STRESS_VALUE_SIZE, maxEntries: TIMER_STRESS_MAX_ENTRIES,
+    flags: plan.alloc === 'prealloc' ? 0 : BPF_F_NO_PREALLOC, fields: [{ type: 'bpf_timer', offset: 8 }],
+  });
+  const prog = await rt.loadProgram(PROG.stressTimers, { maps: { m } });
+  const injections = [
+    ...(o.nmiRate > 0 ? [rt.inject({ kind: 'nmi', cpus: 'all', ratePerSec: o.nmiRate })] : []),
+    ...(o.irqRate > 0 ? [rt.inject({ kind: 'hardirq', cpus: 'all', ratePerSec: o.irqRate })] : []),
+  ];
+  const args: TimerStressArgs = { keys: plan.map === 'array' ? TIMER_STRESS_MAX_ENTRIES : 2 * TIMER_STRESS_MAX_ENTRIES };
+  const errors: Record<string, number> = {};
+  let ops = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < msPerCell && !isAborted(o)) {
+    const slice = Math.min(o.sampleIntervalMs, msPerCell - (performance.now() - t0));
+    const r = await rt.runWorkload({ cpus: 'all', context: 'task', program: prog, seconds: Math.max(slice, 10) / 1000, args });
+    ops += r.ops; run.ops += r.ops;
+    mergeErrors(errors, r.errors); mergeErrors(run.errors, r.errors);
+    run.sample(rt, name, gpsBase, irqBase, null, name);
+  }
+  const ms = performance.now() - t0;
+  for (const inj of injections) inj.cancel();
+  await rt.idle();
+  const st = rt.stats().timers;
+  const attached = attachedTimers(m);
+  run.invariants.push({
+    name: 'timer objects accounted for', scope: name, ok: st.live === attached && st.deferredPending === 0,
+    details: st.live === attached && st.deferredPending === 0 ? [] : [`${st.live} bpf_hrtimer objects live, ${attached} attached to values, ${st.deferredPending} frees pending`],
+  });
+  const violations = m.check();
+  run.invariants.push({ name: 'map check()', scope: name, ok: violations.length === 0, details: violations });
+  await prog.unload();
+  await m.close();
+  await rt.idle();
+  const after = rt.stats().timers;
+  run.invariants.push({
+    name: 'uref release frees every timer', scope: name, ok: after.live === 0 && after.queued.every((q) => q === 0),
+    details: after.live === 0 ? [] : [`${after.live} bpf_hrtimer objects still live after close`],
+  });
+  return { map: plan.map, alloc: plan.alloc, workload: 'timers', status: 'ran', ops, opsPerSec: ms > 0 ? (ops * 1000) / ms : 0, errors, recursionMisses: prog.stats().recursionMisses };
+}
 
 class StressRun {
   readonly o: StressOptions;
@@ -263,6 +340,15 @@ class StressRun {
       for (const plan of cells) {
         if (isAborted(o)) {
           out.push({ map: plan.map, alloc: plan.alloc, status: 'skipped', skipReason: 'interrupted', ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0 });
+          continue;
+        }
+        if (plan.timers) {
+          try {
+            out.push(await runTimerCell(this, rt, plan, out.length, msPerCell, gpsBase, irqBase));
+          } catch (e: unknown) {
+            const why = e instanceof Error ? e.message : String(e);
+            out.push({ map: plan.map, alloc: plan.alloc, workload: 'timers', status: 'skipped', skipReason: why, ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0 });
+          }
           continue;
         }
         const name = `${plan.map}/${plan.alloc}`;
@@ -358,8 +444,17 @@ async function runStress(o: StressOptions, onProgress: (s: LiveStats) => void): 
   for (const map of o.maps) {
     for (const alloc of o.alloc) {
       const why = unsupportedReason(map, alloc);
-      if (why === null) plans.push({ map, alloc });
+      if (why === null) plans.push({ map, alloc, timers: false });
       else skipped.push({ map, alloc, status: 'skipped', skipReason: why, ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0 });
+    }
+  }
+  // timer cells: every map type that may hold a bpf_timer, in each allocation mode it supports
+  for (const map of o.maps) {
+    if (!TIMER_MAPS.includes(map)) continue;
+    for (const alloc of o.alloc) {
+      if (unsupportedReason(map, alloc) !== null) continue;
+      if (o.preemptRt) skipped.push({ map, alloc, workload: 'timers', status: 'skipped', skipReason: 'bpf_timer cannot be used on PREEMPT_RT (the 2025 verifier)', ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0 });
+      else plans.push({ map, alloc, timers: true });
     }
   }
   const msPerCell = plans.length > 0 ? (o.seconds * 1000) / plans.length : 0;

@@ -115,6 +115,8 @@ export interface SplatRecord {
 export interface StressCell {
   readonly map: MapType;
   readonly alloc: AllocMode;
+  /** 'mix': update/delete/lookup (default); 'timers': bpf_timer arm/re-arm/cancel racing update/delete. */
+  readonly workload?: 'mix' | 'timers';
   readonly status: 'ran' | 'skipped';
   /** Set when status is 'skipped'. */
   readonly skipReason?: string;

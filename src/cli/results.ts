@@ -74,7 +74,7 @@ export interface StressSection {
     readonly interrupts: InterruptCounts;
   };
   readonly cells: readonly {
-    readonly map: MapType; readonly alloc: AllocMode; readonly status: 'ran' | 'skipped';
+    readonly map: MapType; readonly alloc: AllocMode; readonly workload: 'mix' | 'timers'; readonly status: 'ran' | 'skipped';
     readonly skipReason: string | null; readonly ops: number; readonly opsPerSec: number;
     readonly errors: Readonly<Record<string, number>>; readonly recursionMisses: number;
   }[];
@@ -220,7 +220,7 @@ const vStress = obj<StressSection>({
     gracePeriods: nonneg, interrupts,
   }),
   cells: arr(obj<StressCellEntry>({
-    map: mapType, alloc: allocMode, status: lit('ran', 'skipped'), skipReason: nullable(str), ops: nonneg,
+    map: mapType, alloc: allocMode, workload: lit('mix', 'timers'), status: lit('ran', 'skipped'), skipReason: nullable(str), ops: nonneg,
     opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg,
   })),
   splats: arr(splatEntry),
@@ -334,7 +334,7 @@ export function toStressSection(o: StressOptions, r: StressResult): StressSectio
       splats: r.splats.length, gracePeriods: r.gracePeriods, interrupts: { ...r.interrupts },
     },
     cells: r.cells.map((c) => ({
-      map: c.map, alloc: c.alloc, status: c.status, skipReason: c.skipReason ?? null, ops: c.ops,
+      map: c.map, alloc: c.alloc, workload: c.workload ?? 'mix', status: c.status, skipReason: c.skipReason ?? null, ops: c.ops,
       opsPerSec: c.opsPerSec, errors: { ...c.errors }, recursionMisses: c.recursionMisses,
     })),
     splats: r.splats.map((s) => ({ ...s, heldLocks: [...s.heldLocks] })),

@@ -110,7 +110,7 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
     }
     // array_map_update_elem: the overwritten value's special fields are released (its timer is
     // cancelled and freed; a later bpf_timer_init starts afresh)
-    if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, v);
+    if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, v, false);
     return 0;
   }
 
@@ -214,7 +214,7 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
   /** array_map_free(): release every value's special fields, then the values. */
   free(): void {
     if (this.rec.cnt !== 0 && !this.percpu) {
-      for (let i = 0; i < this.maxEntries; i++) bpfObjFreeFields(this.rec, this.values + i * this.elemSize);
+      for (let i = 0; i < this.maxEntries; i++) bpfObjFreeFields(this.rec, this.values + i * this.elemSize, false);
     }
     kfree(this.values);
   }

@@ -18,9 +18,18 @@
  *    user space has them zeroed (checkAndInitMapValue); an update never overwrites them;
  *  - a value's special fields are released (bpfObjFreeFields) when its element is deleted,
  *    replaced, evicted (LRU), when an array slot is overwritten, and at map_release_uref (timers)
- *    and map free, so a reused preallocated element always starts with its fields in their
- *    initial state (timer pointer 0, lock word 0); dynamic elements get checkAndInitMapValue on
- *    allocation (their memory holds whatever a previous owner left).
+ *    and map free;
+ *  - an element leaving the map (delete, replace, eviction) has its timer field *retired*
+ *    (word 0 = BPF_TIMER_RETIRED, odd, never a pointer) instead of cleared: a program that looked
+ *    the element up before it was freed and calls bpf_timer_init on it now gets -EINVAL (the
+ *    element was deleted) instead of publishing a timer into free memory, which would leak it (or,
+ *    with bpf_mem_alloc's immediate reuse, be zeroed under its own lock by the next owner);
+ *  - an element (re)entering the map from a free list (prealloc freelist, extra_elems, LRU free
+ *    lists, bpf_mem_alloc cache) gets bpfObjReuseFields: the retired mark goes back to 0 with a
+ *    CAS; lock words are never written (a racing critical section on a freed element stays
+ *    consistent). Fresh legacy kmalloc elements (poisoned memory nobody can reach) get
+ *    checkAndInitMapValue. So a timer is only ever published into a field of a live element or
+ *    array slot, and every timer object is reachable from exactly one field until it is freed.
  *
  * Locking: none of its own. Freeing a timer field takes the field's bpf_spin_lock (class 'timer')
  * and then the timer's hrtimer base lock; it never waits for a running callback, so it may be
@@ -55,6 +64,8 @@ export const BPF_TIMER_SIZE = 16;
 export const BPF_TIMER_ALIGN = 8;
 /** Offset of the timer's bpf_spin_lock inside the 16-byte bpf_timer. */
 export const BPF_TIMER_LOCK = 4;
+/** Word 0 of a bpf_timer field of an element that left the map (odd: never a timer pointer). */
+export const BPF_TIMER_RETIRED = 1;
 
 /** The validated record: -1 where a field is absent. */
 export interface BtfRecordSpec {
@@ -144,12 +155,15 @@ export function mapCheckBtf(type: string, mmapable: boolean, rec: BtfRecordSpec)
   }
 }
 
-/** bpf_timer_cancel_and_free() as the timer layer provides it. */
-export type TimerFieldFree = (field: number, mayWait: boolean) => void;
+/**
+ * bpf_timer_cancel_and_free() as the timer layer provides it: `mayWait` (uref release, main
+ * thread) may wait for a running callback; `retire` leaves BPF_TIMER_RETIRED instead of 0.
+ */
+export type TimerFieldFree = (field: number, mayWait: boolean, retire: boolean) => void;
 
-function noTimerLayer(field: number): void {
-  // No timer layer on this thread: no timer can have been initialised; just clear the field.
-  Atomics.store(I32, field >> 2, 0);
+function noTimerLayer(field: number, _mayWait: boolean, retire: boolean): void {
+  // No timer layer on this thread: no timer can have been initialised; just mark the field.
+  Atomics.store(I32, field >> 2, retire ? BPF_TIMER_RETIRED : 0);
 }
 
 let timerFree: TimerFieldFree = noTimerLayer;
@@ -267,11 +281,23 @@ export function copyMapValueLocked(dst: number, src: number, size: number, rec: 
  * free, never waiting for a running callback). The lock word needs nothing: it is unlocked
  * whenever nobody is inside a critical section of a value they may still reach.
  */
-export function bpfObjFreeFields(rec: BtfRecord, value: number): void {
+export function bpfObjFreeFields(rec: BtfRecord, value: number, retire: boolean): void {
   if (rec.timerOff >= 0) {
     const f = value + rec.timerOff;
-    if (Atomics.load(I32, f >> 2) !== 0) timerFree(f, false);
+    const w = Atomics.load(I32, f >> 2);
+    // retiring an empty field takes the timer's lock too: an init holding it may be about to
+    // publish a timer into this (leaving) element
+    if (w !== BPF_TIMER_RETIRED && (w !== 0 || retire)) timerFree(f, false, retire);
   }
+}
+
+/**
+ * An element (re)entering the map from a free list: its retired timer field becomes "not
+ * initialised" again (CAS, so a timer a racing init published meanwhile — impossible on a retired
+ * field — would never be overwritten). Lock words are left alone.
+ */
+export function bpfObjReuseFields(rec: BtfRecord, value: number): void {
+  if (rec.timerOff >= 0) Atomics.compareExchange(I32, (value + rec.timerOff) >> 2, BPF_TIMER_RETIRED, 0);
 }
 
 /**
@@ -282,5 +308,6 @@ export function bpfObjFreeFields(rec: BtfRecord, value: number): void {
 export function bpfObjFreeTimer(rec: BtfRecord, value: number): void {
   if (rec.timerOff < 0) return;
   const f = value + rec.timerOff;
-  if (Atomics.load(I32, f >> 2) !== 0) timerFree(f, true);
+  const w = Atomics.load(I32, f >> 2);
+  if (w !== 0 && w !== BPF_TIMER_RETIRED) timerFree(f, true, false);
 }

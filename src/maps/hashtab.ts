@@ -92,7 +92,7 @@ import { jhash1Word, jhash2Word, jhash2Words, htabMapHash } from './jhash.js';
 import { kcopy, kmemeq } from './map_value.js';
 import {
   BtfRecord, btfRecordFromWords, copyMapValue, copyMapValueLocked, checkAndInitMapValue, zeroMapValue,
-  bpfObjFreeFields, bpfObjFreeTimer, bpfTimersFlushDeferred, EMPTY_RECORD,
+  bpfObjFreeFields, bpfObjFreeTimer, bpfObjReuseFields, bpfTimersFlushDeferred, EMPTY_RECORD,
 } from './btf_record.js';
 import { HtabPreallocAlloc, type HtabElemAlloc } from './htab_alloc.js';
 import { htabDynAllocInit, htabDynAllocOpen, htabDynOvershoot, type HtabDynGeometry } from './htab_dyn_alloc.js';
@@ -447,14 +447,14 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
 
   /** free_htab_elem() (non-LRU), after the bucket unlock: special fields first (check_and_free_fields). */
   #freeHtabElem(l: number): void {
-    if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, l + this.valOff);
+    if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, l + this.valOff, true);
     this.#decElemCount();
     this.alloc!.freeElem(l);
   }
 
   /** htab_lru_push_free(): special fields first (check_and_free_fields). */
   #lruPushFree(l: number): void {
-    if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, l + this.valOff);
+    if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, l + this.valOff, true);
     this.#decElemCount();
     this.lruList!.pushFree(l + E_LRU);
   }
@@ -572,9 +572,14 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
           ret = lNew;
         } else {
           copyKeyIn(lNew + this.keyOff, key, this.kw, this.keySize);
-          // check_and_init_map_value(): a dynamic element's special fields hold whatever its
-          // memory held (kmalloc poison, a freed element's lock): start them initialised
-          if (this.dyn && this.rec.cnt !== 0) checkAndInitMapValue(lNew + this.valOff, this.rec);
+          // check_and_init_map_value(): a legacy kmalloc element is fresh (poisoned) memory nobody
+          // can reach: initialise its fields; a reused one (freelist, extra_elems, bpf_mem_alloc
+          // cache) has valid fields, retired when it left the map: reopen them without touching
+          // lock words (btf_record.ts)
+          if (this.rec.cnt !== 0) {
+            if (this.allocMode === HTAB_ALLOC_KMALLOC) checkAndInitMapValue(lNew + this.valOff, this.rec);
+            else bpfObjReuseFields(this.rec, lNew + this.valOff);
+          }
           copyValueIn(lNew + this.valOff, value, this.vw, this.valueSize, this.rec);
           I32[(lNew + E_HASH) >> 2] = hash;
           hlistNullsAddHeadRcu(lNew, b);
@@ -582,7 +587,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
             hlistNullsDelRcu(lOld);
             // prealloc: l_old is already this CPU's extra element; free its special fields before
             // it can be reused (as the kernel, under the lock: the timer free never waits)
-            if (!this.dyn && this.rec.cnt !== 0) bpfObjFreeFields(this.rec, lOld + this.valOff);
+            if (!this.dyn && this.rec.cnt !== 0) bpfObjFreeFields(this.rec, lOld + this.valOff, true);
           } else {
             this.#incElemCount();
           }
@@ -593,7 +598,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     // irqrestore: the refill irq_work bpf_mem_alloc raised under the lock is delivered here (!RT)
     if (this.dyn) window(SITE_UPDATE_UNLOCKED);
     if (ret === 0 && lOld !== 0 && (flags & BPF_F_LOCK) === 0) {
-      if (this.dyn && this.rec.cnt !== 0) bpfObjFreeFields(this.rec, lOld + this.valOff);
+      if (this.dyn && this.rec.cnt !== 0) bpfObjFreeFields(this.rec, lOld + this.valOff, true);
       this.alloc!.freeReplaced(lOld);
     }
     return ret;
@@ -661,6 +666,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     this.#incElemCount();
     const l = node - E_LRU;
     copyKeyIn(l + this.keyOff, key, this.kw, this.keySize);
+    if (this.rec.cnt !== 0) bpfObjReuseFields(this.rec, l + this.valOff);
     return l;
   }
 
@@ -754,7 +760,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
     // evicted: free its special fields after the bucket unlock (its timer's callback may be the
     // one running this eviction: the free never waits for it)
-    if (found && this.rec.cnt !== 0) bpfObjFreeFields(this.rec, tgt + this.valOff);
+    if (found && this.rec.cnt !== 0) bpfObjFreeFields(this.rec, tgt + this.valOff, true);
     return found;
   }
 
@@ -958,7 +964,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   free(): void {
     if (!this.dyn && this.rec.cnt !== 0) {
       // htab_free_prealloced_fields()
-      for (let i = 0; i < this.numElems; i++) bpfObjFreeFields(this.rec, this.elems + i * this.elemSize + this.valOff);
+      for (let i = 0; i < this.numElems; i++) bpfObjFreeFields(this.rec, this.elems + i * this.elemSize + this.valOff, true);
     }
     if (this.lruList !== null) {
       bpfLruDestroy(this.lruList.ptr);
@@ -972,7 +978,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
         let n = I32[hb + i]!;
         while ((n & 1) === 0) {
           const next = I32[n >> 2]!;
-          if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, n + this.valOff);
+          if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, n + this.valOff, true);
           alloc.freeOnDestroy(n);
           n = next;
         }

@@ -11,7 +11,8 @@
  * use bpf_timer yet") and timers on PREEMPT_RT (the 2025 verifier).
  *
  * Layout: the 16-byte bpf_timer field in a map value (btf_record.ts):
- *   +0 pointer to this file's struct bpf_hrtimer (0 = not initialised)   [timer lock; peeked]
+ *   +0 pointer to this file's struct bpf_hrtimer (0 = not initialised; BPF_TIMER_RETIRED = the
+ *      element was deleted: init is -EINVAL, see btf_record.ts)    [timer lock; peeked]
  *   +4 the bpf_spin_lock serialising init/set_callback/start/cancel/free on this timer
  * struct bpf_hrtimer (kmalloc, SIZEOF_BPF_HRTIMER bytes):
  *   +0  struct hrtimer (hrtimer.ts HT_*)
@@ -63,10 +64,11 @@ import { rawSpinLockIrqsave, rawSpinUnlockIrqrestore } from '../locks/raw_spinlo
 import { LC_TIMER } from '../locks/lock_classes.js';
 import { llistAdd, llistDelAll, llistNext } from '../locks/llist.js';
 import { defineRcuKind, registerRcuCallback, callRcuHead, rcuReadLock, rcuReadUnlock, ringDoorbell } from '../rcu/rcu.js';
+import { splat } from '../debug/splat.js';
 import { EBUSY, EDEADLK, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EPERM } from '../errno.js';
 import { MAP_TYPE, MAP_KEY_SIZE, MAP_USERCNT, MAP_TIMER_OFF, BPF_MAP_TYPE_ARRAY, roundUp8 } from '../maps/map_ops.js';
 import { ARR_VALUES, ARR_ELEM_SIZE } from '../maps/arraymap.js';
-import { BPF_TIMER_LOCK, registerTimerFieldOps } from '../maps/btf_record.js';
+import { BPF_TIMER_LOCK, BPF_TIMER_RETIRED, registerTimerFieldOps } from '../maps/btf_record.js';
 import {
   SIZEOF_HRTIMER, HB_BPF_RUNNING, HB_KEY, HG_WORK, HG_ALLOCS, HG_FREES, HG_STARTS, HG_DEFERRED,
   hrtimerBase, hrtimerGlobals, hrtimerRegion, hrtimerInit, hrtimerStart, hrtimerTryToCancel, hrtimerCancel,
@@ -119,6 +121,12 @@ function gI(off: number): number { return (hrtimerGlobals() + off) >> 2; }
 function lockTimer(timer: number): number { return rawSpinLockIrqsave(timer + BPF_TIMER_LOCK, LC_TIMER); }
 function unlockTimer(timer: number): void { rawSpinUnlockIrqrestore(timer + BPF_TIMER_LOCK); }
 
+/** The timer of a field (timer lock held): its bpf_hrtimer, or 0 (not initialised or retired). */
+function timerOf(field: number): number {
+  const w = I32[field >> 2]!;
+  return w === BPF_TIMER_RETIRED ? 0 : w;
+}
+
 /** this_cpu_read(hrtimer_running): the bpf_hrtimer whose callback runs on this CPU, or 0. */
 export function hrtimerRunning(): number { return I32[(hrtimerBase(thisCpu) + HB_BPF_RUNNING) >> 2]!; }
 
@@ -147,7 +155,10 @@ function queueDeleteWork(t: number): void {
 // ---------------------------------------------------------------------------------------------
 // helpers (program path)
 
-/** bpf_timer_init(timer, map, flags): 0 | -EOPNOTSUPP | -EINVAL | -EBUSY | -EPERM | -ENOMEM. */
+/**
+ * bpf_timer_init(timer, map, flags): 0 | -EOPNOTSUPP | -EINVAL (bad flags; the element was
+ * deleted) | -EBUSY | -EPERM | -ENOMEM.
+ */
 export function bpfTimerInit(timer: number, map: number, flags: number): number {
   if (inNmi()) return -EOPNOTSUPP;
   const clockid = flags & (MAX_CLOCKS - 1);
@@ -157,8 +168,9 @@ export function bpfTimerInit(timer: number, map: number, flags: number): number 
   const err = lockTimer(timer);
   if (err !== 0) return err;
   let ret = 0;
-  if (I32[timer >> 2] !== 0) {
-    ret = -EBUSY;
+  const w = I32[timer >> 2]!;
+  if (w !== 0) {
+    ret = w === BPF_TIMER_RETIRED ? -EINVAL : -EBUSY; // retired: its element was deleted
   } else {
     const t = kzalloc(SIZEOF_BPF_HRTIMER, OWNER_KERNEL); // GFP_ATOMIC
     if (t === 0) {
@@ -195,7 +207,7 @@ export function bpfTimerSetCallback(timer: number, prog: number, cb: number): nu
   const err = lockTimer(timer);
   if (err !== 0) return err;
   let ret = 0;
-  const t = I32[timer >> 2]!;
+  const t = timerOf(timer);
   if (t === 0) {
     ret = -EINVAL;
   } else if (Atomics.load(I32, (I32[(t + BT_MAP) >> 2]! + MAP_USERCNT) >> 2) === 0) {
@@ -227,7 +239,7 @@ export function bpfTimerStart(timer: number, nsecs: number, flags: number): numb
   const err = lockTimer(timer);
   if (err !== 0) return err;
   let ret = 0;
-  const t = I32[timer >> 2]!;
+  const t = timerOf(timer);
   if (t === 0 || I32[(t + BT_PROG) >> 2] === 0) {
     ret = -EINVAL;
   } else {
@@ -252,7 +264,7 @@ export function bpfTimerCancel(timer: number): number {
   if (err !== 0) { rcuReadUnlock(); return err; }
   let ret = 0;
   let inc = false;
-  const t = I32[timer >> 2]!;
+  const t = timerOf(timer);
   if (t === 0) {
     ret = -EINVAL;
   } else {
@@ -283,7 +295,7 @@ export function bpfTimerCancelAsync(timer: number): number {
   if (inNmi()) return -EOPNOTSUPP;
   const err = lockTimer(timer);
   if (err !== 0) return err;
-  const t = I32[timer >> 2]!;
+  const t = timerOf(timer);
   const ret = t === 0 ? -EINVAL : hrtimerTryToCancel(t);
   unlockTimer(timer);
   return ret;
@@ -294,6 +306,11 @@ export function bpfTimerCancelAsync(timer: number): number {
 
 /** bpf_timer_cb(): run the timer's callback with (map, key, value); this CPU's hrtimer_running = t. */
 function bpfTimerCb(t: number): void {
+  if (Atomics.load(I32, (t + BT_MAGIC) >> 2) !== BT_MAGIC_LIVE) {
+    // a queued timer is never freed (frees cancel first): firing one would be a use after free
+    splat('use_after_free', `bpf_timer_cb: timer 0x${t.toString(16)} fired after it was freed`);
+    return;
+  }
   const cb = Atomics.load(I32, (t + BT_CB) >> 2);
   if (cb === 0) return;
   const ti = t >> 2;
@@ -321,19 +338,20 @@ export function bpfTimerSoftirq(): void {
 
 /**
  * bpf_timer_cancel_and_free(field) (btf_record.ts calls it for delete, replace, eviction, array
- * overwrite, uref release): detach under the timer lock (pointer cleared: later helpers see "not
- * initialised"; program reference dropped), then cancel. `mayWait` (map_release_uref, main
+ * overwrite, uref release): detach under the timer lock (pointer cleared, or retired when the
+ * element leaves the map: later helpers see "not initialised"; program reference dropped), then
+ * cancel. `mayWait` (map_release_uref, main
  * thread, no lock held): hrtimer_cancel, waiting for a running callback. Otherwise never waits:
  * a running callback defers the free to the delete work.
  */
-export function bpfTimerCancelAndFree(field: number, mayWait: boolean): void {
-  if (Atomics.load(I32, field >> 2) === 0) return;
+export function bpfTimerCancelAndFree(field: number, mayWait: boolean, retire: boolean): void {
+  const w = Atomics.load(I32, field >> 2);
+  if (w === BPF_TIMER_RETIRED || (w === 0 && !retire)) return;
   if (lockTimer(field) !== 0) return; // splatted (a deadlock the simulation could detect)
-  const t = I32[field >> 2]!;
-  if (t !== 0) {
-    dropProgRefcnt(t);
-    Atomics.store(I32, field >> 2, 0);
-  }
+  const t = timerOf(field);
+  if (t !== 0) dropProgRefcnt(t);
+  // the element leaves the map: retire the field, so a late bpf_timer_init cannot publish into it
+  if (t !== 0 || retire) Atomics.store(I32, field >> 2, retire ? BPF_TIMER_RETIRED : 0);
   unlockTimer(field);
   if (t === 0) return;
   if (mayWait && hrtimerRunning() !== t) {

@@ -132,6 +132,22 @@ describe('bpf_timer helpers: return values', () => {
     expect(rt.stats().timers.deferred).toBeGreaterThan(0); // its free waited for the callback to end
   });
 
+  for (const [label, spec] of [['hash', hashSpec()], ['hash NO_PREALLOC', hashSpec(BPF_F_NO_PREALLOC)], ['lru_hash', { ...hashSpec(), type: 'lru_hash' } as MapSpec]] as const) {
+    it(`${label}: bpf_timer_init on an element deleted after the lookup is -EINVAL (nothing published into freed memory)`, async () => {
+      const m = mk(spec);
+      const run = await ops(m);
+      const live0 = rt.stats().timers.allocated;
+      for (let k = 0; k < 8; k++) {
+        expect(await run(k & 1, { op: 'init', key: k })).toBe(0);
+        expect(await run(k & 1, { op: 'stale_init', key: k })).toBe(-EINVAL);
+      }
+      // the keys come back (elements reused): their timers can be set up again
+      for (let k = 0; k < 8; k++) expect(await run(0, { op: 'arm', key: k, ns: 1000 })).toBe(0);
+      await rt.clock.advance(1000);
+      expect(rt.stats().timers.allocated - live0).toBe(16);
+    });
+  }
+
   it('timer_async_cancel: cancel_async right after start: 1, and the callback never runs', async () => {
     const a = mk(arraySpec);
     const run = await ops(a);
