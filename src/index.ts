@@ -17,6 +17,9 @@ export {
   MAP_TYPES,
 } from './maps/map_ops.js';
 export type { MapSpec, MapType, BpfMapInfo, BpfMapStats, InnerMapTemplate } from './maps/map_ops.js';
+export type { MapField, MapFieldType } from './maps/btf_record.js';
+export { BPF_F_TIMER_ABS, BPF_F_TIMER_CPU_PIN, CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME } from './timers/bpf_timer.js';
+export type { BpfTimerStats } from './timers/bpf_timer.js';
 export * from './errno.js';
 export { SPLAT_KINDS, formatSplat } from './debug/splat.js';
 export type { Splat, SplatKind } from './debug/splat.js';

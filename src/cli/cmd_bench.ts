@@ -12,7 +12,7 @@ import type { Command, CommandContext } from './cli.js';
 import { parseCommandLine, parseCpus, parseSeconds, parsePositiveInt, parseMaps, parseAlloc, parseBenchNames } from './args.js';
 import { COMMON_HELP, COMMON_OPTIONS, RT_OPTION, commonOptions, finish, humanStream, progressFor, type Common } from './common.js';
 import { MAX_CPUS, EXIT_OK, EXIT_SIGINT, defaultCpus } from './limits.js';
-import { BENCH_NAMES, MAP_TYPES, ALLOC_MODES, type BenchRequest, type MapType } from './engine_api.js';
+import { ALL_BENCH_NAMES, MAP_TYPES, ALLOC_MODES, type BenchRequest, type MapType } from './engine_api.js';
 import { runRounds, formatFigureTable, benchEnvironment, formatRate } from '../../bench/harness.js';
 import type { BenchSection } from './results.js';
 import { formatFailures, makeResults } from './output.js';
@@ -37,7 +37,7 @@ const OPTIONS = {
   alloc: { type: 'string' },
 } as const;
 
-const HELP = `Usage: bpfsim bench [${BENCH_NAMES.join('|')}|all ...] [options]
+const HELP = `Usage: bpfsim bench [${ALL_BENCH_NAMES.join('|')}|all ...] [options]
 
 Measures throughput and reports every figure as a ratio against a baseline measured in the same
 run, as the median over interleaved rounds. Benchmarks (default: all):
@@ -46,6 +46,8 @@ run, as the median over interleaved rounds. Benchmarks (default: all):
   htab_mem   selftests 'htab-mem' overwrite / batch add-del; ops/s and memory; baseline: prealloc
   lookup     hash lookup and update on 1 CPU; baseline: JS Map.get / Map.set
   scaling    ops/s on 1, 2, 4 … CPUs per map type and alloc mode; baseline: 1 CPU
+  timers     bpf_timer arm+cancel pairs per CPU on 1, 2, 4 … CPUs; baseline: setTimeout +
+             clearTimeout pairs on the main thread (only when named; fire latency: bench/timers.bench.ts)
 
 Options:
   --cpus N        most CPUs to measure, 1..${MAX_CPUS} (default: this machine's cores)

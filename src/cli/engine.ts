@@ -19,8 +19,9 @@
 import {
   Runtime, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, listScenarios, runScenario, type BpfMap, type Program,
 } from '../index.js';
-import { memStats, memCheck, ownerBytes, ownerName } from '../mem/owners.js';
-import { I32 } from '../mem/arena.js';
+import { memStats, memCheck, ownerBytes, ownerName, OWNER_KERNEL } from '../mem/owners.js';
+import { I32, U8 } from '../mem/arena.js';
+import { kmalloc, kfree } from '../mem/slab.js';
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
   MEM_MAX_OWNERS, FAULT_DROP_FREELIST_PUSH, PC_HELD_COUNT, PC_WAIT_LOCK, PC_PROG_ACTIVE, PC_PREEMPT_COUNT,
@@ -29,6 +30,7 @@ import {
 import { errnoName } from '../errno.js';
 import { rcuGpLatencySamples } from '../rcu/rcu.js';
 import { htabMemAllocLevels } from '../maps/hashtab.js';
+import { BPF_TIMER_RETIRED } from '../maps/btf_record.js';
 import { runWorkers, type BenchCase, type Measurement } from '../../bench/harness.js';
 import {
   EngineUsageError, unsupportedReason, type Engine, type StressOptions, type StressResult, type LiveStats,
@@ -42,6 +44,8 @@ import { ERRS_SLOTS } from './programs/stress_irq.js';
 import type { BenchArgs, BenchOp } from './programs/bench_ops.js';
 import { eventsPerRun, type MapPerfArgs } from './programs/bench_map_perf.js';
 import { HTAB_MEM_SCENARIOS, htabMemUserBytes, htabMemOps, type HtabMemArgs } from './programs/bench_htab_mem.js';
+import { TIMER_STRESS_VALUE_SIZE, type TimerStressArgs } from './programs/stress_timers.js';
+import { ARM_CANCEL_PAIRS, BENCH_TIMER_VALUE_SIZE, type BenchTimerArgs } from './programs/bench_timers.js';
 
 const PROG = {
   mix: new URL('./programs/stress_mix.js', import.meta.url),
@@ -49,6 +53,8 @@ const PROG = {
   bench: new URL('./programs/bench_ops.js', import.meta.url),
   mapPerf: new URL('./programs/bench_map_perf.js', import.meta.url),
   htabMem: new URL('./programs/bench_htab_mem.js', import.meta.url),
+  timers: new URL('./programs/bench_timers.js', import.meta.url),
+  stressTimers: new URL('./programs/stress_timers.js', import.meta.url),
 };
 
 const FAULT_BITS: Readonly<Record<FaultName, number>> = { drop_freelist_push: FAULT_DROP_FREELIST_PUSH };
@@ -185,7 +191,88 @@ function cpuQuiescenceChecks(cpus: number): InvariantCheck[] {
 /** A function, not a property read, so TypeScript does not narrow it across awaits. */
 function isAborted(o: StressOptions): boolean { return o.signal?.aborted === true; }
 
-interface CellPlan { readonly map: MapType; readonly alloc: AllocMode }
+interface CellPlan { readonly map: MapType; readonly alloc: AllocMode; readonly timers: boolean }
+
+/** Map types whose values may hold a bpf_timer (map_check_btf): the timer cells. */
+const TIMER_MAPS: readonly MapType[] = ['hash', 'lru_hash', 'array'];
+const TIMER_STRESS_MAX_ENTRIES = 256;
+
+/** Initialised bpf_timer fields in `m`'s values (main thread; program-path lookups of every key). */
+function attachedTimers(m: BpfMap): number {
+  let n = 0;
+  const keyPtr = kmalloc(8, OWNER_KERNEL);
+  try {
+    for (const k of m.keys()) {
+      U8.set(k, keyPtr);
+      const v = m.impl.lookup(keyPtr);
+      const w = v === 0 ? 0 : Atomics.load(I32, (v + 8) >> 2);
+      if (w !== 0 && w !== BPF_TIMER_RETIRED) n++;
+    }
+  } finally {
+    kfree(keyPtr);
+  }
+  return n;
+}
+
+/**
+ * One timer cell: CPUs arm, re-arm and cancel the timers of `m`'s values while updating and
+ * deleting its elements; interrupts land (bare: tracing programs may not use timer maps).
+ * Invariants: every live timer object is attached to a value once the CPUs stop (none lost, none
+ * leaked), none survives the map's uref release, and no callback fired on a freed timer (a
+ * use_after_free splat from bpf_timer_cb).
+ */
+async function runTimerCell(run: StressRun, rt: Runtime, plan: CellPlan, n: number, msPerCell: number, gpsBase: number, irqBase: Interrupts): Promise<StressCell> {
+  const o = run.o;
+  const name = `${plan.map}+timers/${plan.alloc}`;
+  const m = rt.createMap({
+    type: plan.map, name: `tm_${n}`, keySize: 4, valueSize: TIMER_STRESS_VALUE_SIZE, maxEntries: TIMER_STRESS_MAX_ENTRIES,
+    flags: plan.alloc === 'prealloc' ? 0 : BPF_F_NO_PREALLOC, fields: [{ type: 'bpf_timer', offset: 8 }],
+  });
+  const prog = await rt.loadProgram(PROG.stressTimers, { maps: { m } });
+  const injections = [
+    ...(o.nmiRate > 0 ? [rt.inject({ kind: 'nmi', cpus: 'all', ratePerSec: o.nmiRate })] : []),
+    ...(o.irqRate > 0 ? [rt.inject({ kind: 'hardirq', cpus: 'all', ratePerSec: o.irqRate })] : []),
+  ];
+  const args: TimerStressArgs = { keys: plan.map === 'array' ? TIMER_STRESS_MAX_ENTRIES : 2 * TIMER_STRESS_MAX_ENTRIES };
+  const errors: Record<string, number> = {};
+  let ops = 0;
+  let cellMs = 0;
+  run.lap('setup');
+  // at least one slice per cell (1 ms when nothing is left), so every cell that ran did run
+  for (let first = true; (first || msPerCell - cellMs >= 1) && !isAborted(o); first = false) {
+    const slice = Math.max(1, Math.min(o.sampleIntervalMs, msPerCell - cellMs));
+    const ts = performance.now();
+    const r = await rt.runWorkload({ cpus: 'all', context: 'task', program: prog, seconds: slice / 1000, args });
+    const te = performance.now();
+    cellMs += te - ts;
+    run.measured(ts, te);
+    ops += r.ops; run.ops += r.ops;
+    mergeErrors(errors, r.errors); mergeErrors(run.errors, r.errors);
+    run.sample(rt, name, gpsBase, irqBase, null, name);
+    run.lap('sampling');
+  }
+  const ms = cellMs;
+  for (const inj of injections) inj.cancel();
+  await rt.idle();
+  const st = rt.stats().timers;
+  const attached = attachedTimers(m);
+  run.invariants.push({
+    name: 'timer objects accounted for', scope: name, ok: st.live === attached && st.deferredPending === 0,
+    details: st.live === attached && st.deferredPending === 0 ? [] : [`${st.live} bpf_hrtimer objects live, ${attached} attached to values, ${st.deferredPending} frees pending`],
+  });
+  const violations = m.check();
+  run.invariants.push({ name: 'map check()', scope: name, ok: violations.length === 0, details: violations });
+  await prog.unload();
+  await m.close();
+  await rt.idle();
+  const after = rt.stats().timers;
+  run.invariants.push({
+    name: 'uref release frees every timer', scope: name, ok: after.live === 0 && after.queued.every((q) => q === 0),
+    details: after.live === 0 ? [] : [`${after.live} bpf_hrtimer objects still live after close`],
+  });
+  run.lap('checks');
+  return { map: plan.map, alloc: plan.alloc, workload: 'timers', status: 'ran', ops, opsPerSec: ms > 0 ? (ops * 1000) / ms : 0, errors, recursionMisses: prog.stats().recursionMisses, measuredMs: cellMs };
+}
 
 type Phase = keyof StressPhases;
 
@@ -309,6 +396,18 @@ class StressRun {
       const errs = rt.createMap({ type: 'percpu_array', name: 'stress_errs', keySize: 4, valueSize: 8, maxEntries: ERRS_SLOTS });
       for (const plan of cells) {
         if (isAborted(o)) { out.push(skippedCell(plan, INTERRUPTED)); this.cellsLeft--; continue; }
+        if (plan.timers) {
+          // this cell's share of what is left of the measured phase
+          const budget = Math.max(0, this.totalMs - this.measuredMs) / Math.max(1, this.cellsLeft);
+          try {
+            out.push(await runTimerCell(this, rt, plan, out.length, budget, gpsBase, irqBase));
+          } catch (e: unknown) {
+            const why = e instanceof Error ? e.message : String(e);
+            out.push({ ...skippedCell(plan, why), workload: 'timers' });
+          }
+          this.cellsLeft--;
+          continue;
+        }
         const name = `${plan.map}/${plan.alloc}`;
         let set: MapSet;
         try {
@@ -437,8 +536,17 @@ async function runStress(o: StressOptions, onProgress: (s: LiveStats) => void): 
   for (const map of o.maps) {
     for (const alloc of o.alloc) {
       const why = unsupportedReason(map, alloc);
-      if (why === null) plans.push({ map, alloc });
-      else skipped.push(skippedCell({ map, alloc }, why));
+      if (why === null) plans.push({ map, alloc, timers: false });
+      else skipped.push(skippedCell({ map, alloc, timers: false }, why));
+    }
+  }
+  // timer cells: every map type that may hold a bpf_timer, in each allocation mode it supports
+  for (const map of o.maps) {
+    if (!TIMER_MAPS.includes(map)) continue;
+    for (const alloc of o.alloc) {
+      if (unsupportedReason(map, alloc) !== null) continue;
+      if (o.preemptRt) skipped.push({ ...skippedCell({ map, alloc, timers: true }, 'bpf_timer cannot be used on PREEMPT_RT (the 2025 verifier)'), workload: 'timers' });
+      else plans.push({ map, alloc, timers: true });
     }
   }
   const run = new StressRun(o, onProgress, plans.length);
@@ -742,6 +850,41 @@ function benchCases(req: BenchRequest, slot: RuntimeSlot, errorsOf: (id: string)
       cases.push(opsCase({ id: 'lookup/hash_update/1', label: 'hash update, 1 CPU', tags: { map: 'hash', alloc: 'prealloc', cpus: 1, op: 'update' }, baseline: 'lookup/js_map_set', target: 0.3, maxEntries: n, op: 'update', keys: n, cpus: 1, fill: n }));
       if (req.cpus >= 2) {
         cases.push(opsCase({ id: 'lookup/hash/2', label: 'hash lookup, 2 CPUs', tags: { map: 'hash', alloc: 'prealloc', cpus: 2, op: 'lookup' }, baseline: 'lookup/hash/1', target: 1.8, maxEntries: n, op: 'lookup', keys: n, cpus: 2, fill: n }));
+      }
+    } else if (name === 'timers') {
+      cases.push({ c: {
+        id: 'timers/js_timeout_pair', bench: 'timers', label: 'JS setTimeout + clearTimeout pair (main thread)', tags: { op: 'arm_cancel', cpus: 1, workload: 'js' },
+        run: async (seconds) => {
+          const noop = (): void => {};
+          const t0 = performance.now();
+          const end = t0 + seconds * 1000;
+          let ops = 0;
+          while (performance.now() < end) {
+            for (let i = 0; i < 256; i++) clearTimeout(setTimeout(noop, 1000));
+            ops += 256;
+          }
+          return { ops, elapsedNs: (performance.now() - t0) * 1e6 };
+        },
+      } });
+      for (const cpus of cpuSteps(req.cpus)) {
+        const id = `timers/arm_cancel/${cpus}`;
+        cases.push({ needs: { map: 'array', alloc: 'prealloc', flags: 0 }, c: {
+          id, bench: 'timers', label: `bpf_timer start + cancel_async pair, per CPU ×${cpus}`, tags: { map: 'array', alloc: 'prealloc', cpus, op: 'arm_cancel' },
+          baseline: cpus === 1 ? 'timers/js_timeout_pair' : 'timers/arm_cancel/1',
+          run: async (seconds) => {
+            const { rt, prog, fresh } = await slot.fixture('timers', { dynAlloc: 'bpf_mem_alloc' }, {
+              make: (r) => r.createMap({ type: 'array', name: 'bench_timers', keySize: 4, valueSize: BENCH_TIMER_VALUE_SIZE, maxEntries: 64, fields: [{ type: 'bpf_timer', offset: 8 }] }),
+              prog: PROG.timers,
+              setup: async () => {},
+            });
+            const args: BenchTimerArgs = { op: 'arm_cancel' };
+            if (fresh) await rt.runWorkload({ cpus: cpuRange(rt.cpus), context: 'task', program: prog, seconds: WARM_S, args });
+            const r = await rt.runWorkload({ cpus: cpuRange(cpus), context: 'task', program: prog, seconds, args });
+            mergeErrors(errorsOf(id), r.errors);
+            const durs = r.perCpu.map((c) => c.durationNs);
+            return { ops: (r.ops * ARM_CANCEL_PAIRS) / cpus, elapsedNs: Math.max(durs.reduce((a, b) => a + b, 0) / durs.length, 1) };
+          },
+        } });
       }
     } else {
       const steps = cpuSteps(req.cpus);

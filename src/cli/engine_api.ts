@@ -33,8 +33,11 @@ export type MixOp = (typeof MIX_OPS)[number];
 /** Relative weights of the operations a stress workload performs (any scale; sum > 0). */
 export type Mix = Readonly<Record<MixOp, number>>;
 
+/** The benchmarks `bpfsim bench` (and `all`) runs. */
 export const BENCH_NAMES = ['map_perf', 'htab_mem', 'lookup', 'scaling'] as const;
-export type BenchName = (typeof BENCH_NAMES)[number];
+/** Every benchmark name accepted: 'timers' runs only when named (`bpfsim bench timers`). */
+export const ALL_BENCH_NAMES = [...BENCH_NAMES, 'timers'] as const;
+export type BenchName = (typeof ALL_BENCH_NAMES)[number];
 
 /** Test-only fault switches (src/mem/layout.ts FAULT_*). Never set by default. */
 export const FAULT_NAMES = ['drop_freelist_push'] as const;
@@ -135,6 +138,8 @@ export interface SplatRecord {
 export interface StressCell {
   readonly map: MapType;
   readonly alloc: AllocMode;
+  /** 'mix': update/delete/lookup (default); 'timers': bpf_timer arm/re-arm/cancel racing update/delete. */
+  readonly workload?: 'mix' | 'timers';
   readonly status: 'ran' | 'skipped';
   /** Set when status is 'skipped'. */
   readonly skipReason?: string;

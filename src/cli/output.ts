@@ -107,8 +107,9 @@ export function formatStressSummary(s: StressSection): string {
   const cells = newTable(['map', 'alloc', 'ops', 'ops/s', 'EBUSY', 'ENOMEM', 'other errors', 'rec. misses'],
     ['left', 'left', 'right', 'right', 'right', 'right', 'left', 'right']);
   for (const c of s.cells) {
-    if (c.status === 'skipped') { cells.push([c.map, c.alloc, { colSpan: 6, content: `skipped: ${c.skipReason ?? ''}` }]); continue; }
-    cells.push([c.map, c.alloc, formatCount(c.ops), formatRate(c.opsPerSec), formatCount(c.errors.EBUSY ?? 0),
+    const map = c.workload === 'timers' ? `${c.map} +timers` : c.map;
+    if (c.status === 'skipped') { cells.push([map, c.alloc, { colSpan: 6, content: `skipped: ${c.skipReason ?? ''}` }]); continue; }
+    cells.push([map, c.alloc, formatCount(c.ops), formatRate(c.opsPerSec), formatCount(c.errors.EBUSY ?? 0),
       formatCount(c.errors.ENOMEM ?? 0), formatErrors(c.errors, ['EBUSY', 'ENOMEM']), formatCount(c.recursionMisses)]);
   }
   const t = s.totals;

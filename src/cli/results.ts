@@ -13,7 +13,7 @@
  */
 import type { BenchEnvironment, BenchFigure } from '../../bench/harness.js';
 import {
-  MAP_TYPES, ALLOC_MODES, BENCH_NAMES, type MapType, type AllocMode, type BenchName, type Mix,
+  MAP_TYPES, ALLOC_MODES, ALL_BENCH_NAMES, type MapType, type AllocMode, type BenchName, type Mix,
   type StressOptions, type StressResult, type ScenarioResult, type ContextName, type StressPhases,
 } from './engine_api.js';
 
@@ -86,7 +86,7 @@ export interface StressSection {
     readonly interrupts: InterruptCounts;
   };
   readonly cells: readonly {
-    readonly map: MapType; readonly alloc: AllocMode; readonly status: 'ran' | 'skipped';
+    readonly map: MapType; readonly alloc: AllocMode; readonly workload: 'mix' | 'timers'; readonly status: 'ran' | 'skipped';
     readonly skipReason: string | null; readonly ops: number; readonly opsPerSec: number;
     readonly errors: Readonly<Record<string, number>>; readonly recursionMisses: number; readonly measuredMs: number;
   }[];
@@ -242,7 +242,7 @@ const vStress = obj<StressSection>({
     gracePeriods: nonneg, interrupts,
   }),
   cells: arr(obj<StressCellEntry>({
-    map: mapType, alloc: allocMode, status: lit('ran', 'skipped'), skipReason: nullable(str), ops: nonneg,
+    map: mapType, alloc: allocMode, workload: lit('mix', 'timers'), status: lit('ran', 'skipped'), skipReason: nullable(str), ops: nonneg,
     opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg, measuredMs: nonneg,
   })),
   splats: arr(splatEntry),
@@ -263,7 +263,7 @@ const benchFigure = obj<BenchFigure>({
 });
 
 const benchSection = obj<BenchSection>({
-  names: arr(lit<BenchName>(...BENCH_NAMES)), rounds: int, seconds: nonneg, cpus: int, figures: arr(benchFigure),
+  names: arr(lit<BenchName>(...ALL_BENCH_NAMES)), rounds: int, seconds: nonneg, cpus: int, figures: arr(benchFigure),
   skipped: arr(obj<BenchSection['skipped'][number]>({ id: str, reason: str })),
   interrupted: bool,
   shortened: arr(str),
@@ -366,7 +366,7 @@ export function toStressSection(o: StressOptions, r: StressResult): StressSectio
       interrupts: { nmi: { ...r.interrupts.nmi }, hardirq: { ...r.interrupts.hardirq }, softirq: { ...r.interrupts.softirq }, irqWork: r.interrupts.irqWork },
     },
     cells: r.cells.map((c) => ({
-      map: c.map, alloc: c.alloc, status: c.status, skipReason: c.skipReason ?? null, ops: c.ops,
+      map: c.map, alloc: c.alloc, workload: c.workload ?? 'mix', status: c.status, skipReason: c.skipReason ?? null, ops: c.ops,
       opsPerSec: c.opsPerSec, errors: { ...c.errors }, recursionMisses: c.recursionMisses, measuredMs: c.measuredMs,
     })),
     splats: r.splats.map((s) => ({ ...s, heldLocks: [...s.heldLocks] })),

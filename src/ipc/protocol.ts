@@ -28,6 +28,8 @@ export interface ProgramInfo {
   readonly maps: readonly string[];
   /** windows (site names) the program declares */
   readonly windows: readonly string[];
+  /** names of its async (timer) callbacks */
+  readonly callbacks: readonly string[];
 }
 
 export type ContextArg = 'task' | 'softirq' | 'hardirq' | 'nmi';

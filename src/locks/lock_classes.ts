@@ -20,7 +20,8 @@ export const LOCK_CLASS_NAMES = [
   'test_lock_b',          // 13
   'test_sleeping',        // 14 spinlock_t used by tests
   'map_of_maps',          // 15
-  'timer',                // 16
+  'timer',                // 16 the bpf_spin_lock inside a bpf_timer (helpers.c bpf_async_kern lock)
+  'hrtimer_base',         // 17 per-CPU hrtimer base (src/timers/hrtimer.ts)
 ] as const;
 
 export type LockClassName = (typeof LOCK_CLASS_NAMES)[number];
@@ -42,6 +43,7 @@ export const LC_TEST_B = 13;
 export const LC_TEST_SLEEPING = 14;
 export const LC_MAP_OF_MAPS = 15;
 export const LC_TIMER = 16;
+export const LC_HRTIMER_BASE = 17;
 
 export function lockClassName(c: number): string {
   return LOCK_CLASS_NAMES[c] ?? `class#${c}`;

@@ -31,10 +31,14 @@ import {
   BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NUMA_NODE, BPF_F_MMAPABLE, BPF_F_ACCESS_MASK,
   BPF_F_PRESERVE_ELEMS, BPF_F_INNER_MAP, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, KMALLOC_MAX_SIZE,
   PCPU_MIN_UNIT_SIZE, MAP_OPS_BASE, 
-  MAP_LOCK_OFF, BATCH_RES_COUNT, BATCH_RES_OUT,
+  MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_USERCNT, BATCH_RES_COUNT, BATCH_RES_OUT,
   SIZEOF_BPF_MAP, roundUp8,
   type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, ldU32Unaligned, BpfMapHeader, sysLockFlagsCheck } from './map_ops.js';
-import { kcopy, copyMapValue, copyMapValueLocked, checkAndInitMapValue } from './map_value.js';
+import { kcopy } from './map_value.js';
+import {
+  BtfRecord, btfRecordFromWords, copyMapValue, copyMapValueLocked, checkAndInitMapValue, bpfObjFreeFields,
+  bpfObjFreeTimer, bpfTimersFlushDeferred, EMPTY_RECORD,
+} from './btf_record.js';
 
 export const ARR_VALUES = MAP_OPS_BASE + 0;
 export const ARR_ELEM_SIZE = MAP_OPS_BASE + 4;
@@ -52,11 +56,14 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
   readonly elemSize: number;
   readonly stride: number;
   readonly lockOff: number;
+  /** the value's special fields (btf_record.ts) */
+  readonly rec: BtfRecord;
 
   constructor(ptr: number) {
     super(ptr, 'array');
     const g = (off: number): number => I32[(ptr + off) >> 2]!;
-    this.lockOff = g(MAP_LOCK_OFF) - 1;
+    this.rec = btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF));
+    this.lockOff = this.rec.spinLockOff;
     this.percpu = this.typeId === BPF_MAP_TYPE_PERCPU_ARRAY;
     this.values = g(ARR_VALUES);
     this.elemSize = g(ARR_ELEM_SIZE);
@@ -91,12 +98,19 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
     if ((flags & BPF_F_LOCK) !== 0 && this.lockOff < 0) return -EINVAL;
     if (this.percpu) {
       const cpu = thisCpu;
-      if (cpu < nrCpus) copyMapValue(this.values + cpu * this.stride + idx * this.elemSize, value, this.valueSize, -1);
+      if (cpu < nrCpus) copyMapValue(this.values + cpu * this.stride + idx * this.elemSize, value, this.valueSize, EMPTY_RECORD);
       return 0;
     }
     const v = this.values + idx * this.elemSize;
-    if ((flags & BPF_F_LOCK) !== 0) return copyMapValueLocked(v, value, this.valueSize, this.lockOff, false);
-    copyMapValue(v, value, this.valueSize, this.lockOff);
+    if ((flags & BPF_F_LOCK) !== 0) {
+      const err = copyMapValueLocked(v, value, this.valueSize, this.rec, false);
+      if (err !== 0) return err;
+    } else {
+      copyMapValue(v, value, this.valueSize, this.rec);
+    }
+    // array_map_update_elem: the overwritten value's special fields are released (its timer is
+    // cancelled and freed; a later bpf_timer_init starts afresh)
+    if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, v, false);
     return 0;
   }
 
@@ -121,12 +135,12 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
     }
     const v = this.values + idx * this.elemSize;
     if ((flags & BPF_F_LOCK) !== 0) {
-      const err = copyMapValueLocked(out, v, this.valueSize, this.lockOff, true);
+      const err = copyMapValueLocked(out, v, this.valueSize, this.rec, true);
       if (err !== 0) return err;
     } else {
-      copyMapValue(out, v, this.valueSize, this.lockOff);
+      copyMapValue(out, v, this.valueSize, this.rec);
     }
-    checkAndInitMapValue(out, this.lockOff);
+    checkAndInitMapValue(out, this.rec);
     return 0;
   }
 
@@ -192,11 +206,18 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
 
   // ---- lifetime and introspection ----
 
+  /** array_map_free_timers_wq(): cancel and free every value's timer (main thread). */
   releaseUref(): void {
-    // no timers in values yet
+    if (!this.rec.hasTimer) return;
+    for (let i = 0; i < this.maxEntries; i++) bpfObjFreeTimer(this.rec, this.values + i * this.elemSize);
+    bpfTimersFlushDeferred();
   }
 
+  /** array_map_free(): release every value's special fields, then the values. */
   free(): void {
+    if (this.rec.cnt !== 0 && !this.percpu) {
+      for (let i = 0; i < this.maxEntries; i++) bpfObjFreeFields(this.rec, this.values + i * this.elemSize, false);
+    }
     kfree(this.values);
   }
 
@@ -213,6 +234,13 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
 
   check(): string[] {
     const out: string[] = [];
+    if (this.rec.hasTimer && Atomics.load(I32, (this.ptr + MAP_USERCNT) >> 2) === 0) {
+      // map_release_uref freed every timer
+      for (let i = 0; i < this.maxEntries; i++) {
+        const w = Atomics.load(I32, (this.values + i * this.elemSize + this.rec.timerOff) >> 2);
+        if (w !== 0) out.push(`index ${i}: bpf_timer still points to 0x${w.toString(16)} after map_release_uref`);
+      }
+    }
     if (this.lockOff >= 0) {
       for (let i = 0; i < this.maxEntries; i++) {
         const w = Atomics.load(I32, (this.values + i * this.elemSize + this.lockOff) >> 2);

@@ -80,7 +80,7 @@ import {
 import {
   BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, BPF_F_NUMA_NODE,
   BPF_F_ACCESS_MASK, BPF_F_ZERO_SEED, KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, MAP_SERIAL,
-  MAP_MAX_ENTRIES, MAP_OWNER, MAP_LOCK_OFF,
+  MAP_MAX_ENTRIES, MAP_OWNER, MAP_LOCK_OFF, MAP_TIMER_OFF,
   BATCH_RES_COUNT, BATCH_RES_OUT, SIZEOF_BPF_MAP, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH,
   BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH, roundUp8,
   type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, BpfMapHeader, sysLockFlagsCheck } from './map_ops.js';
@@ -94,7 +94,11 @@ import {
 } from './htab_layout.js';
 import { htabLockBucket, htabUnlockBucket } from './bucket_lock.js';
 import { jhash1Word, jhash2Word, jhash2Words, htabMapHash } from './jhash.js';
-import { kcopy, kmemeq, copyMapValue, copyMapValueLocked, checkAndInitMapValue, zeroMapValue } from './map_value.js';
+import { kcopy, kmemeq } from './map_value.js';
+import {
+  BtfRecord, btfRecordFromWords, copyMapValue, copyMapValueLocked, checkAndInitMapValue, zeroMapValue,
+  bpfObjFreeFields, bpfObjFreeTimer, bpfObjReuseFields, bpfTimersFlushDeferred, EMPTY_RECORD,
+} from './btf_record.js';
 import { HtabPreallocAlloc, type HtabElemAlloc } from './htab_alloc.js';
 import { htabDynAllocInit, htabDynAllocOpen, htabDynOvershoot, type HtabDynGeometry } from './htab_dyn_alloc.js';
 import {
@@ -198,7 +202,7 @@ function copyKeyIn(dst: number, key: number, kw: number, keySize: number): void 
 }
 
 /** copy_map_value() into an element; word stores for small word-sized values without special fields. */
-function copyValueIn(dst: number, value: number, vw: number, valueSize: number, lockOff: number): void {
+function copyValueIn(dst: number, value: number, vw: number, valueSize: number, rec: BtfRecord): void {
   if ((value & 3) === 0) {
     if (vw === 2) {
       I32[dst >> 2] = I32[value >> 2]!;
@@ -212,7 +216,7 @@ function copyValueIn(dst: number, value: number, vw: number, valueSize: number, 
       return;
     }
   }
-  copyMapValue(dst, value, valueSize, lockOff);
+  copyMapValue(dst, value, valueSize, rec);
 }
 
 function checkFlags(lOld: number, flags: number): number {
@@ -267,6 +271,8 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   readonly vsz: number;
   /** offset of the bpf_spin_lock in the value, -1 none */
   readonly lockOff: number;
+  /** the value's special fields (btf_record.ts) */
+  readonly rec: BtfRecord;
   /** bucketLock 'rqspinlock' */
   readonly rq: boolean;
   readonly owner: number;
@@ -285,7 +291,8 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     super(ptr, 'hash');
     const g = (off: number): number => I32[(ptr + off) >> 2]!;
     this.owner = g(MAP_OWNER);
-    this.lockOff = g(MAP_LOCK_OFF) - 1;
+    this.rec = btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF));
+    this.lockOff = this.rec.spinLockOff;
     this.kind = kindOf(this.typeId);
     this.percpu = this.kind === K_PERCPU || this.kind === K_LRU_PERCPU;
     this.lru = this.kind === K_LRU || this.kind === K_LRU_PERCPU;
@@ -302,7 +309,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     this.valOff = this.keyOff + roundUp8(this.keySize);
     this.kw = (this.keySize & 3) === 0 ? this.keySize >> 2 : 0;
     this.fast1 = this.kind === K_HASH && this.kw === 1;
-    this.vw = (this.valueSize & 3) === 0 && this.valueSize <= 64 && this.lockOff < 0 ? this.valueSize >> 2 : 0;
+    this.vw = (this.valueSize & 3) === 0 && this.valueSize <= 64 && this.rec.cnt === 0 ? this.valueSize >> 2 : 0;
     this.elems = g(HTAB_ELEMS);
     this.elemSize = g(HTAB_ELEM_SIZE);
     this.numElems = g(HTAB_NUM_ELEMS);
@@ -448,14 +455,16 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     I32[i] = I32[i]! - 1;
   }
 
-  /** free_htab_elem() (non-LRU), after the bucket unlock. */
+  /** free_htab_elem() (non-LRU), after the bucket unlock: special fields first (check_and_free_fields). */
   #freeHtabElem(l: number): void {
+    if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, l + this.valOff, true);
     this.#decElemCount();
     this.alloc!.freeElem(l);
   }
 
-  /** htab_lru_push_free() */
+  /** htab_lru_push_free(): special fields first (check_and_free_fields). */
   #lruPushFree(l: number): void {
+    if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, l + this.valOff, true);
     this.#decElemCount();
     this.lruList!.pushFree(l + E_LRU);
   }
@@ -557,7 +566,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
       const l = this.lookupNulls(key, hash);
       const r = checkFlags(l, flags);
       if (r !== 0) return r;
-      if (l !== 0) return copyMapValueLocked(l + this.valOff, value, this.valueSize, this.lockOff, false);
+      if (l !== 0) return copyMapValueLocked(l + this.valOff, value, this.valueSize, this.rec, false);
       // not found: take the bucket lock and look again
     }
     let ret = this.#lock(lk, hash);
@@ -567,21 +576,30 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     ret = checkFlags(lOld, flags);
     if (ret === 0) {
       if (lOld !== 0 && (flags & BPF_F_LOCK) !== 0) {
-        ret = copyMapValueLocked(lOld + this.valOff, value, this.valueSize, this.lockOff, false);
+        ret = copyMapValueLocked(lOld + this.valOff, value, this.valueSize, this.rec, false);
       } else {
         const lNew = this.alloc!.allocElem(lOld);
         if (lNew < 0) {
           ret = lNew;
         } else {
           copyKeyIn(lNew + this.keyOff, key, this.kw, this.keySize);
-          // check_and_init_map_value(): a dynamic element's bpf_spin_lock word is whatever its
-          // memory held (kmalloc poison, a freed element's lock): start it unlocked
-          if (this.dyn && this.lockOff >= 0) checkAndInitMapValue(lNew + this.valOff, this.lockOff);
-          copyValueIn(lNew + this.valOff, value, this.vw, this.valueSize, this.lockOff);
+          // check_and_init_map_value(): a legacy kmalloc element is fresh (poisoned) memory nobody
+          // can reach: initialise its fields; a reused one (freelist, extra_elems, bpf_mem_alloc
+          // cache) has valid fields, retired when it left the map: reopen them without touching
+          // lock words (btf_record.ts)
+          if (this.rec.cnt !== 0) {
+            if (this.allocMode === HTAB_ALLOC_KMALLOC) checkAndInitMapValue(lNew + this.valOff, this.rec);
+            else bpfObjReuseFields(this.rec, lNew + this.valOff);
+          }
+          copyValueIn(lNew + this.valOff, value, this.vw, this.valueSize, this.rec);
           I32[(lNew + E_HASH) >> 2] = hash;
           hlistNullsAddHeadRcu(lNew, b);
-          if (lOld !== 0) hlistNullsDelRcu(lOld);
-          else {
+          if (lOld !== 0) {
+            hlistNullsDelRcu(lOld);
+            // prealloc: l_old is already this CPU's extra element; free its special fields before
+            // it can be reused (as the kernel, under the lock: the timer free never waits)
+            if (!this.dyn && this.rec.cnt !== 0) bpfObjFreeFields(this.rec, lOld + this.valOff, true);
+          } else {
             this.#incElemCount();
           }
         }
@@ -590,7 +608,10 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     this.#unlock(lk, hash);
     // irqrestore: the refill irq_work bpf_mem_alloc raised under the lock is delivered here (!RT)
     if (this.dyn) window(SITE_UPDATE_UNLOCKED);
-    if (ret === 0 && lOld !== 0 && (flags & BPF_F_LOCK) === 0) this.alloc!.freeReplaced(lOld);
+    if (ret === 0 && lOld !== 0 && (flags & BPF_F_LOCK) === 0) {
+      if (this.dyn && this.rec.cnt !== 0) bpfObjFreeFields(this.rec, lOld + this.valOff, true);
+      this.alloc!.freeReplaced(lOld);
+    }
     return ret;
   }
 
@@ -612,7 +633,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     for (let cpu = 0; cpu < nrCpus; cpu++) {
       const dst = pptr + cpu * this.valuesStride;
       if (cpu === me) kcopy(dst, value, this.valueSize);
-      else zeroMapValue(dst, this.valueSize, -1);
+      else zeroMapValue(dst, this.valueSize, EMPTY_RECORD);
     }
   }
 
@@ -656,6 +677,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     this.#incElemCount();
     const l = node - E_LRU;
     copyKeyIn(l + this.keyOff, key, this.kw, this.keySize);
+    if (this.rec.cnt !== 0) bpfObjReuseFields(this.rec, l + this.valOff);
     return l;
   }
 
@@ -669,7 +691,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     // Pop before the bucket lock: getting a free node may evict, which takes bucket locks.
     const lNew = this.#lruPop(key, hash);
     if (lNew === 0) return -ENOMEM;
-    copyValueIn(lNew + this.valOff, value, this.vw, this.valueSize, this.lockOff);
+    copyValueIn(lNew + this.valOff, value, this.vw, this.valueSize, this.rec);
     let lOld = 0;
     let ret = htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
     if (ret === 0) {
@@ -747,6 +769,9 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
       n = I32[n >> 2]!;
     }
     htabUnlockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq);
+    // evicted: free its special fields after the bucket unlock (its timer's callback may be the
+    // one running this eviction: the free never waits for it)
+    if (found && this.rec.cnt !== 0) bpfObjFreeFields(this.rec, tgt + this.valOff, true);
     return found;
   }
 
@@ -763,12 +788,12 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     }
     const v = l + this.valOff;
     if ((flags & BPF_F_LOCK) !== 0) {
-      const err = copyMapValueLocked(out, v, this.valueSize, this.lockOff, true);
+      const err = copyMapValueLocked(out, v, this.valueSize, this.rec, true);
       if (err !== 0) return err;
     } else {
-      copyMapValue(out, v, this.valueSize, this.lockOff);
+      copyMapValue(out, v, this.valueSize, this.rec);
     }
-    checkAndInitMapValue(out, this.lockOff);
+    checkAndInitMapValue(out, this.rec);
     return 0;
   }
 
@@ -918,8 +943,24 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   // ------------------------------------------------------------------------------------------
   // lifetime and introspection
 
+  /**
+   * map_release_uref (htab_map_free_timers_and_wq): cancel and free the timer of every value
+   * (preallocated: every element, free ones hold none; dynamic: every linked element), waiting
+   * for callbacks running elsewhere. Main thread.
+   */
   releaseUref(): void {
-    // No timers or workqueues in values yet (bpf_timer lands with its own issue).
+    if (!this.rec.hasTimer) return;
+    if (!this.dyn) {
+      for (let i = 0; i < this.numElems; i++) bpfObjFreeTimer(this.rec, this.elems + i * this.elemSize + this.valOff);
+    } else {
+      const hb = this.buckets >> 2;
+      for (let i = 0; i < this.nBuckets; i++) {
+        for (let n = Atomics.load(I32, hb + i); (n & 1) === 0 && n !== POISON_WORD; n = Atomics.load(I32, n >> 2)) {
+          bpfObjFreeTimer(this.rec, n + this.valOff);
+        }
+      }
+    }
+    bpfTimersFlushDeferred();
   }
 
   /**
@@ -929,6 +970,10 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
    * waiting for their grace period) finishes later: whenFreed() / htabFreeIdle().
    */
   free(): void {
+    if (!this.dyn && this.rec.cnt !== 0) {
+      // htab_free_prealloced_fields()
+      for (let i = 0; i < this.numElems; i++) bpfObjFreeFields(this.rec, this.elems + i * this.elemSize + this.valOff, true);
+    }
     if (this.lruList !== null) {
       bpfLruDestroy(this.lruList.ptr);
     } else if (!this.dyn) {
@@ -941,6 +986,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
         let n = I32[hb + i]!;
         while ((n & 1) === 0) {
           const next = I32[n >> 2]!;
+          if (this.rec.cnt !== 0) bpfObjFreeFields(this.rec, n + this.valOff, true);
           alloc.freeOnDestroy(n);
           n = next;
         }

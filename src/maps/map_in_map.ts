@@ -55,7 +55,7 @@ import {
   BPF_ANY, BPF_F_INNER_MAP, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG, BPF_F_ACCESS_MASK,
   BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_HASH_OF_MAPS,
   BPF_MAP_TYPE_ARRAY_OF_MAPS, MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE, MAP_MAX_ENTRIES, MAP_FLAGS,
-  MAP_ID, MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_STATE, MAP_NAME,
+  MAP_ID, MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_STATE, MAP_NAME,
   MAP_INNER, MAP_OPS_BASE, MAP_STATE_LIVE, SIZEOF_BPF_MAP, BATCH_RES_COUNT, BATCH_RES_OUT,
   
   type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, ldU32Unaligned, BpfMapHeader, sysLockFlagsCheck } from './map_ops.js';
@@ -70,6 +70,7 @@ export const MIM_META_VALUE_SIZE = MAP_INNER + 8;
 export const MIM_META_MAX_ENTRIES = MAP_INNER + 12;
 export const MIM_META_FLAGS = MAP_INNER + 16;
 export const MIM_META_LOCK_OFF = MAP_INNER + 20;
+export const MIM_META_TIMER_OFF = MAP_INNER + 24;
 export const MIM_STORAGE = MAP_OPS_BASE + 0;
 export const MIM_LOCK = MAP_OPS_BASE + 4;
 export const MIM_VALUE = MAP_OPS_BASE + 8;
@@ -133,14 +134,15 @@ function isArrayTypeId(t: number): boolean {
 /**
  * bpf_map_meta_equal / array_map_meta_equal: same type, key and value size, flags and spin-lock
  * placement (the BTF record); arrays also the same max_entries unless the template has
- * BPF_F_INNER_MAP. Hash-type inner maps may differ in max_entries (kernel since 5.10).
+ * BPF_F_INNER_MAP. Hash-type inner maps may differ in max_entries (kernel since 5.10). The record
+ * (spin lock and timer placement) must match too (btf_record_equal).
  */
 function metaEqual(outer: number, inner: number): boolean {
   const g = (p: number, off: number): number => I32[(p + off) >> 2]!;
   const t = g(outer, MIM_META_TYPE);
   if (g(inner, MAP_TYPE) !== t || g(inner, MAP_KEY_SIZE) !== g(outer, MIM_META_KEY_SIZE)
     || g(inner, MAP_VALUE_SIZE) !== g(outer, MIM_META_VALUE_SIZE) || g(inner, MAP_FLAGS) !== g(outer, MIM_META_FLAGS)
-    || g(inner, MAP_LOCK_OFF) !== g(outer, MIM_META_LOCK_OFF)) return false;
+    || g(inner, MAP_LOCK_OFF) !== g(outer, MIM_META_LOCK_OFF) || g(inner, MAP_TIMER_OFF) !== g(outer, MIM_META_TIMER_OFF)) return false;
   if (isArrayTypeId(t) && (g(outer, MIM_META_FLAGS) & BPF_F_INNER_MAP) === 0 && g(inner, MAP_MAX_ENTRIES) !== g(outer, MIM_META_MAX_ENTRIES)) return false;
   return true;
 }
@@ -497,6 +499,7 @@ export function mapInMapAlloc(ptr: number, spec: ResolvedMapSpec, owner: number,
   s(MIM_META_MAX_ENTRIES, t(MAP_MAX_ENTRIES));
   s(MIM_META_FLAGS, t(MAP_FLAGS));
   s(MIM_META_LOCK_OFF, t(MAP_LOCK_OFF));
+  s(MIM_META_TIMER_OFF, t(MAP_TIMER_OFF));
   s(MIM_LOCK, 0);
   if (spec.typeId === BPF_MAP_TYPE_ARRAY_OF_MAPS) {
     const bytes = spec.maxEntries * 4;
@@ -524,7 +527,7 @@ export function mapInMapAlloc(ptr: number, spec: ResolvedMapSpec, owner: number,
   h(MAP_LOCK_OFF, 0);
   U8.copyWithin(st + MAP_NAME, ptr + MAP_NAME, ptr + MAP_NAME + 16);
   try {
-    htabMapAlloc(st, { type: 'hash', typeId: BPF_MAP_TYPE_HASH, name: spec.name, keySize: spec.keySize, valueSize: 4, maxEntries: spec.maxEntries, flags, spinLockOffset: -1 }, owner);
+    htabMapAlloc(st, { type: 'hash', typeId: BPF_MAP_TYPE_HASH, name: spec.name, keySize: spec.keySize, valueSize: 4, maxEntries: spec.maxEntries, flags, spinLockOffset: -1, timerOffset: -1 }, owner);
   } catch (e: unknown) {
     kfree(st);
     throw e;

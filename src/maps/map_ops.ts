@@ -21,6 +21,7 @@
  *   44   MAP_STATE      Atomics          MAP_STATE_LIVE / MAP_STATE_FREED
  *   48   MAP_NAME       creation / all   16 bytes, NUL padded
  *   64   MAP_INNER      creation / all   inner map template of *_of_maps (map_in_map.ts MIM_META_*)
+ *   120  MAP_TIMER_OFF  creation / all   offset+1 of a bpf_timer in the value, 0 = none (btf_record.ts)
  *   128  type-specific fields (hashtab.ts, arraymap.ts)
  *
  * Contexts: the program-path ops (lookup/update/delete/lookupPercpu) run on CPU workers in any
@@ -29,11 +30,13 @@
  * bpf_disable_instrumentation + an RCU read section (BpfMap does, as do ctx.sys.* helpers).
  * Hot paths return 0 / a pointer or a negative errno and never throw.
  *
- * Differences from the kernel: there is no BTF. A map value's bpf_spin_lock (needed by
- * BPF_F_LOCK) is declared with MapSpec.spinLockOffset; no other special fields exist yet.
+ * Differences from the kernel: there is no BTF. A map value's special fields (bpf_spin_lock,
+ * bpf_timer) are declared with MapSpec.fields (or the spinLockOffset shorthand); btf_record.ts
+ * validates them and is the one place that knows them.
  */
 import { BpfError, EINVAL } from '../errno.js';
 import { I32, U8, U32 } from '../mem/arena.js';
+import { btfParseFields, mapCheckBtf, type MapField } from './btf_record.js';
 
 // ---- uapi: update flags ----
 export const BPF_ANY = 0;
@@ -111,6 +114,7 @@ export const MAP_LOCK_OFF = 40;
 export const MAP_STATE = 44;
 export const MAP_NAME = 48;
 export const MAP_INNER = 64;
+export const MAP_TIMER_OFF = 120;
 export const MAP_OPS_BASE = 128;
 export const SIZEOF_BPF_MAP = 256;
 
@@ -197,8 +201,14 @@ export interface MapSpec {
    */
   readonly innerMap?: InnerMapTemplate;
   /**
-   * Byte offset of a 4-byte bpf_spin_lock inside the value (what BTF would tell the kernel).
-   * Enables BPF_F_LOCK for hash and array maps (the kernel allows bpf_spin_lock there only); the lock word is never copied in or out.
+   * Special fields of the value (what BTF would tell the kernel): at most one `bpf_spin_lock`
+   * (4 bytes, 4-aligned; enables BPF_F_LOCK; hash and array maps) and one `bpf_timer` (16 bytes,
+   * 8-aligned; hash, lru_hash and array maps). User copies never read or write them.
+   * @defaultValue none
+   */
+  readonly fields?: readonly MapField[];
+  /**
+   * Shorthand for `fields: [{ type: 'bpf_spin_lock', offset }]`.
    * @defaultValue none
    */
   readonly spinLockOffset?: number;
@@ -215,6 +225,8 @@ export interface ResolvedMapSpec {
   readonly flags: number;
   /** -1 when the value has no bpf_spin_lock. */
   readonly spinLockOffset: number;
+  /** -1 when the value has no bpf_timer. */
+  readonly timerOffset: number;
 }
 
 export interface BpfMapInfo {
@@ -297,7 +309,7 @@ export interface BpfMapImpl {
   lookupBatch(inBatch: number, keys: number, values: number, count: number, elemFlags: number, flags: number, doDelete: boolean, res: number): number;
 
   // ---- lifetime and introspection (main thread) ----
-  /** map_release_uref: the last user reference is gone (frees timers; none yet). */
+  /** map_release_uref: the last user reference is gone: cancel and free every timer in the values. */
   releaseUref(): void;
   /** map_free: no program or user can reach the map any more. */
   free(): void;
@@ -332,7 +344,7 @@ export function mapFlagsAccessOk(flags: number): boolean {
 
 /**
  * The checks map_create does before the type's own alloc_check: known type, integer sizes,
- * name, access flags, spin lock placement. Throws BpfError(EINVAL) naming the field.
+ * name, access flags, special fields (btf_record.ts). Throws BpfError(EINVAL) naming the field.
  * Zero sizes are left to the type checks (they name the field too).
  */
 export function mapSpecCheck(spec: unknown): ResolvedMapSpec {
@@ -351,19 +363,10 @@ export function mapSpecCheck(spec: unknown): ResolvedMapSpec {
   if (nameV.length >= BPF_OBJ_NAME_LEN) fail('name', `must be at most ${BPF_OBJ_NAME_LEN - 1} characters; got ${nameV.length}`);
   if (!NAME_RE.test(nameV)) fail('name', `may contain only letters, digits, '_' and '.'; got ${JSON.stringify(nameV)}`);
   if (!mapFlagsAccessOk(flags)) fail('flags', `has an invalid access combination (RDONLY with WRONLY): 0x${flags.toString(16)}`);
-  let spinLockOffset = -1;
-  if (s['spinLockOffset'] !== undefined) {
-    const o = s['spinLockOffset'];
-    if (typeof o !== 'number' || !Number.isInteger(o) || o < 0 || (o & 3) !== 0 || o + 4 > valueSize) {
-      fail('spinLockOffset', `must be a 4-byte aligned offset with the 4-byte lock inside the value (valueSize ${valueSize}); got ${String(o)}`);
-    }
-    if (type !== 'hash' && type !== 'array') {
-      fail('spinLockOffset', `is supported for hash and array maps only (as the kernel's BTF check); got type ${type}`);
-    }
-    spinLockOffset = o;
-  }
+  const rec = btfParseFields(s['fields'], s['spinLockOffset'], valueSize);
+  mapCheckBtf(type as string, (flags & BPF_F_MMAPABLE) !== 0, rec);
   const t = type as MapType;
-  return { type: t, typeId: mapTypeId(t), name: nameV, keySize, valueSize, maxEntries, flags, spinLockOffset };
+  return { type: t, typeId: mapTypeId(t), name: nameV, keySize, valueSize, maxEntries, flags, spinLockOffset: rec.spinLockOffset, timerOffset: rec.timerOffset };
 }
 
 export function roundUp8(n: number): number { return (n + 7) & ~7; }

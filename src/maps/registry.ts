@@ -21,7 +21,7 @@ import { allocOwner, freeOwner } from '../mem/owners.js';
 import { BpfError, EINVAL, ENOMEM, ENOSPC } from '../errno.js';
 import {
   mapSpecCheck, MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE, MAP_MAX_ENTRIES, MAP_FLAGS, MAP_ID,
-  MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_STATE, MAP_NAME, SIZEOF_BPF_MAP,
+  MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_STATE, MAP_NAME, SIZEOF_BPF_MAP,
   MAP_STATE_LIVE, MAP_STATE_FREED, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_HASH,
   BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
   type BpfMapImpl, type MapSpec,
@@ -81,6 +81,7 @@ export function createMap(spec: MapSpec): BpfMapImpl {
   s(MAP_USERCNT, 1);
   s(MAP_OWNER, owner);
   s(MAP_LOCK_OFF, r.spinLockOffset + 1);
+  s(MAP_TIMER_OFF, r.timerOffset + 1);
   for (let i = 0; i < r.name.length; i++) U8[ptr + MAP_NAME + i] = r.name.charCodeAt(i);
   try {
     if (isHashType(r.typeId)) htabMapAlloc(ptr, r, owner);

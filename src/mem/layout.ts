@@ -69,6 +69,7 @@ export const HDR_HIST_BASE = 96;     // history rings (map_history.ts), 0 when n
 export const HDR_HIST_CLOCK = 100;   // u32: the history's call/return stamp counter
 export const HDR_HIST_ENTRIES = 104; // entries per CPU ring
 export const HDR_HIST_OFF = 108;     // 1: recording stopped (cap reached, or the stamps would wrap)
+export const HDR_TIMER_BASE = 112;   // the hrtimer bases and bpf_timer globals (src/timers/hrtimer.ts), 0 until booted
 
 // HDR_FLAGS bits
 export const FLAG_PREEMPT_RT = 1 << 0;

@@ -8,6 +8,11 @@
  *
  * Contexts: every helper may be called from any context the program runs in; the lock helpers
  * follow the lock rules (AA -> -EDEADLK with a splat, RT sleeping lock from atomic -> splat).
+ *
+ * Timer helpers (src/timers/bpf_timer.ts has the semantics and the era modelled): `timer` is the
+ * pointer to the bpf_timer field inside a map value (value + its offset), `map` the map that
+ * holds it. timerSetCallback names one of the program's `callbacks`; an unknown name is what the
+ * verifier would refuse: it throws (the program aborts).
  */
 import { I32, U32, U8, I64, ktimeGetNs } from '../mem/arena.js';
 import { thisCpu, pcpu, pcpuI } from '../mem/this_cpu.js';
@@ -27,6 +32,9 @@ import { kmalloc, kzalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import { rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';
 import type { BpfMapImpl } from '../maps/map_ops.js';
+import {
+  bpfTimerInit, bpfTimerSetCallback, bpfTimerStart, bpfTimerCancel, bpfTimerCancelAsync,
+} from '../timers/bpf_timer.js';
 
 /** Syscall-path map operations, for task-context workloads (simulated processes calling bpf()). */
 export interface SyscallHelpers {
@@ -61,11 +69,19 @@ export class ProgramContext {
   /** Syscall-path map ops (bpf_disable_instrumentation + RCU around the op). */
   readonly sys: SyscallHelpers = sysHelpers;
   #rand: number;
+  /** the program's state pointer (its reference count lives there) */
+  readonly #progState: number;
+  /** (program id + 1) << 8: the callback word without the index */
+  readonly #cbBase: number;
+  readonly #cbIndex: ReadonlyMap<string, number>;
 
-  constructor(seed: number) {
+  constructor(seed: number, progId = -1, progState = 0, callbackNames: readonly string[] = []) {
     this.cpu = thisCpu;
     this.cpuScratch = pcpu + PC_SHARED;
     this.#rand = (seed * 2654435761 + thisCpu * 40503 + 1) >>> 0 || 1;
+    this.#progState = progState;
+    this.#cbBase = (progId + 1) << 8;
+    this.#cbIndex = new Map(callbackNames.map((n, i) => [n, i]));
   }
 
   /**
@@ -133,6 +149,22 @@ export class ProgramContext {
   /** spinlock_t: raw on !RT, sleeping on RT (might_sleep checks apply). */
   spinLock(p: number, cls = LC_TEST_SLEEPING): number { return spinLockIrqsave(p, cls); }
   spinUnlock(p: number): void { spinUnlockIrqrestore(p); }
+
+  // ---- timers (bpf_timer_*) ----
+  /** bpf_timer_init(timer, map, flags = CLOCK_MONOTONIC): 0 | -EBUSY | -EPERM | -EINVAL | -ENOMEM | -EOPNOTSUPP. */
+  timerInit(timer: number, map: BpfMapImpl, flags = 1): number { return bpfTimerInit(timer, map.ptr, flags); }
+  /** bpf_timer_set_callback(timer, callbacks[name]): 0 | -EINVAL | -EPERM | -EOPNOTSUPP. */
+  timerSetCallback(timer: number, name: string): number {
+    const i = this.#cbIndex.get(name);
+    if (i === undefined) throw new TypeError(`timerSetCallback: the program has no callback '${name}' (defineProgram({ callbacks }))`);
+    return bpfTimerSetCallback(timer, this.#progState, this.#cbBase | i);
+  }
+  /** bpf_timer_start(timer, nsecs, flags: BPF_F_TIMER_ABS | BPF_F_TIMER_CPU_PIN): 0 | -EINVAL | -EOPNOTSUPP. */
+  timerStart(timer: number, nsecs: number | bigint, flags = 0): number { return bpfTimerStart(timer, Number(nsecs), flags); }
+  /** bpf_timer_cancel(timer): 1 | 0 | -EINVAL | -EDEADLK | -EOPNOTSUPP (waits for a running callback). */
+  timerCancel(timer: number): number { return bpfTimerCancel(timer); }
+  /** bpf_timer_cancel_async(timer): 1 | 0 | -1 (callback running) | -EINVAL | -EOPNOTSUPP; never waits. */
+  timerCancelAsync(timer: number): number { return bpfTimerCancelAsync(timer); }
 
   // ---- memory ----
   kmalloc(size: number): number { return kmalloc(size, OWNER_KERNEL); }

@@ -6,6 +6,10 @@
  *   line c (128 B) for every cpu id c:  +0 active (i32)  +4 misses (i32)  +8 runs (f64)
  *                                       +16 runTimeNs (f64)  +24 lastRet (i32)
  *   line nrCpuIds:                      +0 aborted (i32, any CPU sets it; every run reads it)
+ *                                       +4 refcnt (i32, Atomics: the user's reference + one per
+ *                                          timer whose callback is this program's; bpf_prog_put
+ *                                          at 0 rings the coordinator, the runtime frees it)
+ *                                       +8 program id (written at load)
  * Each CPU's line is written only by that CPU (its own nested contexts included).
  *
  * Guard (reference §1.4): tracing types increment the per-CPU bpf_prog_active and skip the run
@@ -23,16 +27,22 @@
  *
  * Disabled means disabled: every later run of an aborted program, from any attach point, test run
  * or workload, is refused before it starts (counted in `refused`, never run, no new splat).
+ *
+ * Timer callbacks (runTimerCallback, called by bpf_timer.ts in softirq): no recursion guard (the
+ * kernel calls callback_fn directly), but a scratch frame, migrate_disable and abort handling
+ * like a run; a callback of an aborted or unloaded program is skipped.
  */
-import { I32, F64 } from '../mem/arena.js';
+import { I32, F64, nrCpuIds as arenaCpuIds } from '../mem/arena.js';
 import { thisCpu, pcpuI } from '../mem/this_cpu.js';
 import { PC_PROG_DEPTH, PC_RUNNING_PROG } from '../mem/layout.js';
 import { progActiveInc, progActiveDec, migrateDisable, migrateEnable } from '../cpu/context.js';
 import { heldLockCount, unwindHeldLocks } from '../locks/raw_spinlock.js';
 import { splat } from '../debug/splat.js';
 import { rcuReadLock, rcuReadUnlock, rcuReadLockTrace, rcuReadUnlockTrace } from '../rcu/rcu.js';
+import { ringDoorbell } from '../rcu/rcu.js';
+import { openMap } from '../maps/registry.js';
 import { ProgramContext } from './helpers.js';
-import { TRACING_PROG_TYPES, type DefinedProgram, type ProgramMaps } from './program.js';
+import { TRACING_PROG_TYPES, type DefinedProgram, type ProgramMaps, type TimerCallback } from './program.js';
 
 export const PROG_LINE = 128;
 export const PS_ACTIVE = 0;
@@ -42,6 +52,42 @@ export const PS_RUN_TIME = 16;
 export const PS_LAST_RET = 24;
 export const PS_REFUSED = 28;   // runs refused because the program is disabled (aborted)
 export const PS_ABORTED = 0; // in line nrCpuIds
+export const PS_REFCNT = 4;  // in line nrCpuIds
+export const PS_ID = 8;      // in line nrCpuIds
+
+/** i32 index of the program refcount of the program whose state is at `state`. */
+function refI(state: number): number { return (state + arenaCpuIds * PROG_LINE + PS_REFCNT) >> 2; }
+
+/** Load (main thread): refcount 1 (the user's reference), id. */
+export function progStateInit(state: number, nrCpuIds: number, id: number): void {
+  Atomics.store(I32, (state + nrCpuIds * PROG_LINE + PS_REFCNT) >> 2, 1);
+  I32[(state + nrCpuIds * PROG_LINE + PS_ID) >> 2] = id;
+}
+
+/** The program's reference count (main thread, tools). */
+export function progRefcnt(state: number, nrCpuIds: number): number {
+  return Atomics.load(I32, (state + nrCpuIds * PROG_LINE + PS_REFCNT) >> 2);
+}
+
+/** bpf_prog_inc_not_zero(): any thread, any context. */
+export function bpfProgIncNotZero(state: number): boolean {
+  const i = refI(state);
+  for (;;) {
+    const c = Atomics.load(I32, i);
+    if (c <= 0) return false;
+    if (Atomics.compareExchange(I32, i, c, c + 1) === c) return true;
+  }
+}
+
+/**
+ * bpf_prog_put(): any thread. Returns the count left; at 0 the coordinator is woken (the runtime
+ * frees the program on the main thread after a grace period).
+ */
+export function bpfProgPut(state: number): number {
+  const left = Atomics.sub(I32, refI(state), 1) - 1;
+  if (left === 0) ringDoorbell();
+  return left;
+}
 
 export function progStateBytes(nrCpuIds: number): number { return (nrCpuIds + 1) * PROG_LINE; }
 
@@ -58,6 +104,8 @@ export interface LoadedProgram {
   readonly abortedI: number;
   /** ctx.args given at load time (restored after every testRun / workload). */
   readonly defaultArgs: unknown;
+  /** the program's timer callbacks, by index (ctx.timerSetCallback names them) */
+  readonly callbackFns: readonly TimerCallback[];
 }
 
 const progs: (LoadedProgram | undefined)[] = [];
@@ -71,9 +119,11 @@ export let lastRunRefused = false;
 export function progDisabled(p: LoadedProgram): boolean { return Atomics.load(I32, p.abortedI) !== 0; }
 
 export function registerProgram(id: number, def: DefinedProgram, maps: ProgramMaps, statePtr: number, nrCpuIds: number, seed: number, defaultArgs: unknown): LoadedProgram {
+  const names = Object.keys(def.callbacks ?? {});
   const p: LoadedProgram = {
     id, def, maps, defaultArgs,
-    ctx: new ProgramContext(seed),
+    callbackFns: names.map((n) => def.callbacks![n]!),
+    ctx: new ProgramContext(seed, id, statePtr, names),
     tracing: TRACING_PROG_TYPES.has(def.type),
     sleepable: def.sleepable === true,
     lineI: (statePtr + thisCpu * PROG_LINE) >> 2,
@@ -147,6 +197,29 @@ export function bpfProgRunLoaded(p: LoadedProgram): number {
   I32[li + (PS_LAST_RET >> 2)] = ret | 0;
   lastRunSkipped = false;
   return ret;
+}
+
+/**
+ * bpf_timer_cb's call of callback_fn (bpf_timer.ts, softirq, RCU read section held): callback
+ * `cb` = (program id + 1) << 8 | index, with (map, key, value) pointers.
+ */
+export function runTimerCallback(cb: number, mapPtr: number, key: number, value: number): void {
+  const p = progs[(cb >>> 8) - 1];
+  if (p === undefined || Atomics.load(I32, p.abortedI) !== 0) return;
+  const fn = p.callbackFns[cb & 0xff];
+  if (fn === undefined) return;
+  const map = openMap(mapPtr);
+  migrateDisable();
+  const depthI = pcpuI + (PC_PROG_DEPTH >> 2);
+  I32[depthI] = I32[depthI]! + 1;
+  const held = heldLockCount();
+  try {
+    fn(p.ctx, map, key, value, p.maps);
+  } catch (e: unknown) {
+    abort(p, `a timer callback threw ${describeThrown(e)}`, held);
+  }
+  I32[depthI] = I32[depthI]! - 1;
+  migrateEnable();
 }
 
 /**

@@ -7,6 +7,11 @@
  * The program type decides the recursion guard (reference §1.4): tracing types (kprobe,
  * tracepoint, perf_event) share the per-CPU bpf_prog_active counter; every other type has its
  * own per-program per-CPU `active` counter and counts recursion misses.
+ *
+ * `callbacks` are the program's async callbacks (bpf_timer callbacks): ctx.timerSetCallback(timer,
+ * 'name') picks one by name; it runs later in softirq on the CPU that armed the timer as
+ * `name(ctx, map, key, value, maps)` (map: the timer's map; key, value: pointers; maps: the
+ * program's maps as run gets them) and must return 0 (the verifier's rule).
  */
 import type { ProgramContext } from './helpers.js';
 import type { BpfMapImpl } from '../maps/map_ops.js';
@@ -21,6 +26,12 @@ export type ProgType = (typeof PROG_TYPES)[number];
 export const TRACING_PROG_TYPES: ReadonlySet<ProgType> = new Set<ProgType>(['kprobe', 'tracepoint', 'perf_event']);
 
 export type ProgramMaps = Readonly<Record<string, BpfMapImpl>>;
+
+/** An async (timer) callback: (ctx, map, key pointer, value pointer, the program's maps) → 0. */
+export type TimerCallback<M extends ProgramMaps = ProgramMaps> = (ctx: ProgramContext, map: BpfMapImpl, key: number, value: number, maps: M) => number;
+
+/** Callbacks per program (the callback index must fit in 8 bits of the timer's callback word). */
+export const MAX_PROG_CALLBACKS = 255;
 
 export interface ProgramDefinition<M extends ProgramMaps = ProgramMaps> {
   readonly name: string;
@@ -38,6 +49,8 @@ export interface ProgramDefinition<M extends ProgramMaps = ProgramMaps> {
   readonly windows?: readonly string[];
   /** The program body. Returns the program's return value (a number; helpers return -errno). */
   run(ctx: ProgramContext, maps: M): number;
+  /** Async callbacks by name (bpf_timer callbacks). @defaultValue none */
+  readonly callbacks?: Readonly<Record<string, TimerCallback<M>>>;
 }
 
 const BRAND = Symbol.for('bpfsim.program');
@@ -57,6 +70,14 @@ export function defineProgram<M extends ProgramMaps = ProgramMaps>(def: ProgramD
   if (def.maps !== undefined && !Array.isArray(def.maps)) throw new TypeError(`defineProgram(${def.name}): \`maps\` must be an array of names`);
   if (def.windows !== undefined && (!Array.isArray(def.windows) || def.windows.some((w) => typeof w !== 'string' || w === ''))) {
     throw new TypeError(`defineProgram(${def.name}): \`windows\` must be an array of non-empty site names`);
+  }
+  if (def.callbacks !== undefined) {
+    if (typeof def.callbacks !== 'object' || def.callbacks === null) throw new TypeError(`defineProgram(${def.name}): \`callbacks\` must be an object of functions`);
+    const names = Object.keys(def.callbacks);
+    if (names.length > MAX_PROG_CALLBACKS) throw new TypeError(`defineProgram(${def.name}): at most ${MAX_PROG_CALLBACKS} callbacks; got ${names.length}`);
+    for (const n of names) {
+      if (typeof def.callbacks[n] !== 'function') throw new TypeError(`defineProgram(${def.name}): callback '${n}' must be a function`);
+    }
   }
   return Object.freeze({ ...def, [BRAND]: true as const });
 }

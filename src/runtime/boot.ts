@@ -1,15 +1,17 @@
 /*
  * boot.ts — what every thread of a runtime does to become a CPU: attach kernel memory, take its
  * CPU id, initialise its context state, and plug the upper layers' handlers into the interrupt
- * windows. The main thread does the same as the housekeeping CPU (id = nrCpus) after formatting
- * the arena (global inits happen only there).
+ * windows (the timer softirq and the map record's timer free included). The main thread does the
+ * same as the housekeeping CPU (id = nrCpus) after formatting the arena (global inits happen only
+ * there).
  */
 import { attachArena } from '../mem/arena.js';
 import { setThisCpu } from '../mem/this_cpu.js';
 import { contextInit } from '../cpu/context.js';
 import { setIrqHooks } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
-import { bpfProgRun } from '../prog/prog_run.js';
+import { bpfProgRun, bpfProgIncNotZero, bpfProgPut, runTimerCallback } from '../prog/prog_run.js';
+import { bpfTimerThreadInit, registerBpfTimerProgOps } from '../timers/bpf_timer.js';
 import { rcuThreadInit } from '../rcu/rcu.js';
 import { irqWorkThreadInit } from '../alloc/irq_work.js';
 import { historyThreadInit } from '../maps/map_history.js';
@@ -26,4 +28,6 @@ export function bootThread(sab: SharedArrayBuffer, cpu: number): void {
   rcuThreadInit();
   irqWorkThreadInit();
   historyThreadInit();
+  bpfTimerThreadInit();
+  registerBpfTimerProgOps({ incNotZero: bpfProgIncNotZero, put: (s) => { bpfProgPut(s); }, run: runTimerCallback });
 }

@@ -107,7 +107,10 @@ export const cpuControl: CpuControl = {
     }
     registerProgram(req.id, def, Object.freeze(maps), req.statePtr, nrCpuIdsSeen, req.seed, req.args);
     for (const w of def.windows ?? []) defineSite(w);
-    return { name: def.name, type: def.type, sleepable: def.sleepable === true, maps: [...(def.maps ?? [])], windows: [...(def.windows ?? [])] };
+    return {
+      name: def.name, type: def.type, sleepable: def.sleepable === true, maps: [...(def.maps ?? [])],
+      windows: [...(def.windows ?? [])], callbacks: Object.keys(def.callbacks ?? {}),
+    };
   },
 
   unloadProgram(id: number): void { unregisterProgram(id); },

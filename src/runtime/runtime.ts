@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { I32, I64, F64, createArena, detachArena, arenaGeneration, nrCpus } from '../mem/arena.js';
+import { I32, I64, F64, createArena, detachArena, arenaGeneration, nrCpus, ktimeGetNs } from '../mem/arena.js';
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
   computeLayout, MAX_CPUS, FLAG_PREEMPT_RT, FLAG_RQSPINLOCK, FLAG_DYN_KMALLOC, FLAG_LOCKDEP,
@@ -43,14 +43,22 @@ import { readSplats, splatCount, type Splat } from '../debug/splat.js';
 import { memInit } from '../mem/slab.js';
 import { kzalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL, memStats } from '../mem/owners.js';
-import { BpfError, EINVAL, EBADF, EPERM, ENOMEM } from '../errno.js';
+import { BpfError, EINVAL, EBADF, EPERM, ENOMEM, EOPNOTSUPP } from '../errno.js';
 import { historyGlobalInit, historyThreadInit, historyDrain, historyDropped, type HistoryOp } from '../maps/map_history.js';
 import { rcuGlobalInit, rcuService, synchronizeRcu, rcuBarrier, rcuStats, rcuShutdown } from '../rcu/rcu.js';
+import { hrtimerGlobalInit, hrtimerFireDue } from '../timers/hrtimer.js';
+import { bpfTimerService, bpfTimersIdle, bpfTimerStats, type BpfTimerStats } from '../timers/bpf_timer.js';
+import { htabFreeIdle } from '../maps/hashtab.js';
+import { MAP_TIMER_OFF } from '../maps/map_ops.js';
+import { MIM_META_TIMER_OFF, isMapInMapType } from '../maps/map_in_map.js';
 import { irqWorkService } from '../alloc/irq_work.js';
 import { createMap as createMapImpl, bpfMapInc, bpfMapPut, type MapSpec } from '../maps/registry.js';
 import type { BpfMapImpl } from '../maps/map_ops.js';
 import { BpfMap } from '../maps/bpf_map.js';
-import { progStateBytes, PROG_LINE, PS_LAST_RET, PS_MISSES, PS_RUNS, PS_RUN_TIME, PS_ABORTED, PS_REFUSED } from '../prog/prog_run.js';
+import {
+  progStateBytes, progStateInit, progRefcnt, bpfProgPut, PROG_LINE, PS_LAST_RET, PS_MISSES, PS_RUNS,
+  PS_RUN_TIME, PS_ABORTED, PS_REFUSED,
+} from '../prog/prog_run.js';
 import { TRACING_PROG_TYPES, type ProgType } from '../prog/program.js';
 import { bootThread } from './boot.js';
 import { Coordinator } from './coordinator.js';
@@ -256,18 +264,33 @@ export class Program {
   belongsTo(rt: Runtime): boolean { return this.#rt === rt && this.#gen === arenaGeneration; }
 
   /**
-   * Unload from every CPU: detach its links, drop its map references (a map the user already
-   * closed is freed here), free its state. Idempotent.
+   * Drop the user's reference: detach its links; no new runs. When no timer holds the program
+   * (bpf_prog_put reached 0) it is freed now: unloaded from every CPU, its map references dropped
+   * (a map the user already closed is freed here), its state freed. Otherwise timers whose
+   * callback it is keep it (and its maps) alive until map_release_uref or a cancel drops them;
+   * the runtime frees it then (rt.idle() waits for that). Idempotent.
    */
   async unload(): Promise<void> {
     if (this.#unloaded) return;
     this.#live('unload');
     this.#unloaded = true;
     for (const l of [...this.#links]) await l.detach();
+    if (bpfProgPut(this.statePtr) > 0) { this.#rt.deferRelease(this); return; }
+    await this.release();
+  }
+
+  /** @internal the free of a program nothing references (its refcount is 0). */
+  async release(): Promise<void> {
+    // a callback of this program may still be running (its timer's reference was dropped by a
+    // cancel or free while it ran): callbacks run in RCU read sections
+    if (this.info.callbacks.length > 0) await synchronizeRcu();
     await this.#rt.unloadFromCpus(this.id);
     kfree(this.statePtr);
     for (const m of this.#maps) bpfMapPut(m);
   }
+
+  /** References held on the program (the user's until unload, plus one per timer using its callbacks). */
+  refcnt(): number { return progRefcnt(this.statePtr, this.#rt.cpus + 1); }
 
   #track(l: Link): Link {
     const wrapped: Link = {
@@ -393,6 +416,7 @@ export interface RuntimeStats {
   readonly memory: ReturnType<typeof memStats>;
   readonly rcu: ReturnType<typeof rcuStats>;
   readonly coordinator: { wakes: number; polls: number };
+  readonly timers: BpfTimerStats;
 }
 
 export class Runtime {
@@ -410,6 +434,23 @@ export class Runtime {
   #stopping: Promise<void> | null = null;
   #finalSplats: Splat[] = [];
   #finalStats: RuntimeStats | null = null;
+  /** unloaded programs still referenced by timers */
+  readonly #deferred = new Set<Program>();
+  /** programs being freed */
+  readonly #releasing = new Set<Promise<void>>();
+  readonly #progFreeService = {
+    name: 'prog-free',
+    poll: (): number => {
+      for (const p of this.#deferred) {
+        if (p.refcnt() !== 0) continue;
+        this.#deferred.delete(p);
+        const r: Promise<void> = p.release().catch((e: unknown) => { this.#errors.push(e instanceof Error ? e : new Error(String(e))); })
+          .finally(() => { this.#releasing.delete(r); });
+        this.#releasing.add(r);
+      }
+      return this.#deferred.size > 0 ? 50 : -1;
+    },
+  };
   readonly #errors: Error[] = [];
   readonly #history: HistoryOp[] = [];
   readonly #mapInfo = new Map<number, { type: string; keySize: number; valueSize: number; name: string }>();
@@ -454,6 +495,7 @@ export class Runtime {
       if (!historyGlobalInit(HISTORY_RING_ENTRIES)) { detachArena(); throw new BpfError(ENOMEM, 'Runtime.start: no kernel memory for the history rings (record: true); raise memoryBytes'); }
       historyThreadInit();
     }
+    hrtimerGlobalInit();
     const coordinator = new Coordinator();
     const url = workerUrl();
     const workers: Worker[] = [];
@@ -480,8 +522,10 @@ export class Runtime {
     const rt = new Runtime(o, sab, workers, controls, coordinator, performance.now() - t0);
     coordinator.add(rcuService);
     coordinator.add(irqWorkService);
+    coordinator.add(bpfTimerService);
     coordinator.add(rt.#fleet);
     coordinator.add(housekeepingProgress);
+    coordinator.add(rt.#progFreeService);
     if (o.record !== false) coordinator.add({ name: 'history', poll: () => { rt.#drainHistory(); return 5; } });
     coordinator.start();
     activeRuntime = rt;
@@ -566,18 +610,48 @@ export class Runtime {
         offline: off === null ? null : off.code === 'ERR_BPFSIM_CPU_DIED' ? 'died' as const : off.code === 'ERR_BPFSIM_CPU_STUCK' ? 'stuck' as const : null,
       });
     }
-    return { cpus, interrupts, splats: splatCount(), memory: memStats(), rcu: rcuStats(), coordinator: this.#coordinator.stats() };
+    return { cpus, interrupts, splats: splatCount(), memory: memStats(), rcu: rcuStats(), coordinator: this.#coordinator.stats(), timers: bpfTimerStats() };
   }
 
-  /** The virtual clock (clock: 'virtual'). */
+  /**
+   * The virtual clock (clock: 'virtual'). `advance(ns)` moves it and fires every timer due at the
+   * new time (in softirq on each timer's CPU, round after round while callbacks arm timers that
+   * are due at once, at most 64 rounds); the promise resolves when those callbacks have run
+   * (rejects if a CPU does not take its timer softirq within 10 s).
+   */
   readonly clock = {
-    advance: (ns: number): void => {
+    advance: (ns: number): Promise<void> => {
       this.#assertRunning('clock.advance');
       if (this.options.clock !== 'virtual') throw new Error("clock.advance: the runtime was started with clock: 'real'");
       checkPositive('clock.advance: ns', ns, Number.MAX_SAFE_INTEGER, true);
       Atomics.add(I64, HDR_VCLOCK_NS >> 3, BigInt(Math.round(ns)));
+      return hrtimerFireDue().then(() => undefined);
     },
+    /** ktime_get_ns() of the runtime (virtual or real). */
+    now: (): number => ktimeGetNs(),
   };
+
+  /** @internal an unloaded program kept alive by timers: freed when its refcount reaches 0 */
+  deferRelease(p: Program): void {
+    this.#deferred.add(p);
+    this.#progFreeService.poll();
+  }
+
+  /**
+   * Wait until deferred frees are done: timer frees deferred past a running callback, programs
+   * kept by timers whose references are gone, hash maps' deferred teardown, and every pending
+   * RCU callback (kfree_rcu of timers). For leak checks after closing maps and unloading
+   * programs. Bounded: rejects after 10 s of deferred timer frees.
+   */
+  async idle(): Promise<void> {
+    for (let i = 0; i < 3; i++) {
+      await bpfTimersIdle();
+      this.#progFreeService.poll();
+      await Promise.all([...this.#releasing]);
+      await htabFreeIdle();
+      await rcuBarrier();
+    }
+  }
 
   /** Wait for a grace period: every program running at the call has finished (BPF_SYNCHRONIZE). */
   synchronizeRcu(o: { expedited?: boolean } = {}): Promise<void> {
@@ -647,6 +721,7 @@ export class Runtime {
     const unloadAll = async (): Promise<void> => {
       await Promise.allSettled([...Array(this.cpus).keys()].map((c) => this.#fleet.call(c, 'unloadProgram', (ctl) => Promise.resolve(ctl.unloadProgram(id)))));
     };
+    progStateInit(statePtr, this.cpus + 1, id);
     let info: ProgramInfo;
     try {
       const infos = await Promise.all([...Array(this.cpus).keys()].map((c) => this.callCpu(c, `loadProgram ${href}`, (ctl) => ctl.loadProgram({ id, url: href, maps: mapPtrs, statePtr, seed: this.options.seed, args: opts.args }))));
@@ -659,7 +734,7 @@ export class Runtime {
     if (refusal !== null) {
       await unloadAll();
       kfree(statePtr);
-      throw new BpfError(EINVAL, refusal);
+      throw new BpfError(refusal.errno, refusal.message);
     }
     for (const w of info.windows) defineSite(w);
     const held = info.maps.map((name) => (maps[name] as BpfMap).impl);
@@ -674,14 +749,25 @@ export class Runtime {
   }
 
   /** The load-time checks the verifier of the modelled era made. */
-  #verify(info: ProgramInfo, maps: Readonly<Record<string, BpfMap>>): string | null {
-    if (TRACING_PROG_TYPES.has(info.type as ProgType) && this.options.preemptRt && this.options.dynAlloc === 'kmalloc') {
+  #verify(info: ProgramInfo, maps: Readonly<Record<string, BpfMap>>): { errno: number; message: string } | null {
+    const tracing = TRACING_PROG_TYPES.has(info.type as ProgType);
+    if (tracing && this.options.preemptRt && this.options.dynAlloc === 'kmalloc') {
       for (const name of info.maps) {
         const m = maps[name];
         if (m !== undefined && m.usesSleepingBucketLock()) {
-          return `program '${info.name}' (${info.type}): tracing programs may use only preallocated maps on PREEMPT_RT with kmalloc-backed dynamic maps; map '${name}' is BPF_F_NO_PREALLOC`;
+          return { errno: EINVAL, message: `program '${info.name}' (${info.type}): tracing programs may use only preallocated maps on PREEMPT_RT with kmalloc-backed dynamic maps; map '${name}' is BPF_F_NO_PREALLOC` };
         }
       }
+    }
+    for (const name of info.maps) {
+      const m = maps[name];
+      if (m === undefined) continue;
+      const p = m.impl.ptr;
+      const timer = I32[(p + MAP_TIMER_OFF) >> 2] !== 0 || (isMapInMapType(m.impl.typeId) && I32[(p + MIM_META_TIMER_OFF) >> 2] !== 0);
+      if (!timer) continue;
+      // check_map_prog_compatibility() of the classic timer era (lifted in 2026) and the 2025 RT ban
+      if (tracing) return { errno: EINVAL, message: `program '${info.name}' (${info.type}): tracing progs cannot use bpf_timer yet (map '${name}' holds timers)` };
+      if (this.options.preemptRt) return { errno: EOPNOTSUPP, message: `program '${info.name}': bpf_timer cannot be used for PREEMPT_RT (map '${name}' holds timers)` };
     }
     return null;
   }

@@ -7,10 +7,12 @@ import type { Scenario, ScenarioEvent, ScenarioOutcome, ScenarioRunOptions } fro
 import { SEED000_SCENARIOS } from './seed000_rt.js';
 import { SEED001_SCENARIOS } from './seed001_mem_alloc.js';
 import { SEED002_SCENARIOS } from './seed002_synchronize.js';
+import { SEED003_SCENARIOS } from './seed003_timers.js';
+import { SEED000_MIGRATE_SCENARIOS } from './seed000_migrate.js';
 
 export * from './scenario.js';
 
-export const SCENARIOS: readonly Scenario[] = [...SEED000_SCENARIOS, ...SEED001_SCENARIOS, ...SEED002_SCENARIOS];
+export const SCENARIOS: readonly Scenario[] = [...SEED000_SCENARIOS, ...SEED000_MIGRATE_SCENARIOS, ...SEED001_SCENARIOS, ...SEED002_SCENARIOS, ...SEED003_SCENARIOS];
 
 export function listScenarios(): readonly Scenario[] { return SCENARIOS; }
 
