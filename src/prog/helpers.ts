@@ -20,7 +20,8 @@ import {
   CONTEXT_NAMES, currentContext, ctxMask, bpfDisableInstrumentation, bpfEnableInstrumentation,
   localIrqSave, localIrqRestore, type ContextName,
 } from '../cpu/context.js';
-import { PC_SCRATCH, PC_SCRATCH_SIZE, PC_SCRATCH_FRAMES, PC_SHARED, PC_PENDING, PC_PROG_DEPTH, PEND_SOFTIRQ } from '../mem/layout.js';
+import { PC_SCRATCH, PC_SCRATCH_SIZE, PC_SCRATCH_FRAMES, PC_SHARED, PC_PROG_DEPTH } from '../mem/layout.js';
+import { raiseIrq, KIND_SOFTIRQ } from '../cpu/irq_source.js';
 import { window as cpuWindow } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
 import {
@@ -103,7 +104,7 @@ export class ProgramContext {
   localIrqSave(): number { return localIrqSave(); }
   localIrqRestore(flags: number): void { localIrqRestore(flags); }
   /** raise_softirq(): runs on irq exit, or at the next window in task context with irqs on. */
-  raiseSoftirq(): void { Atomics.or(I32, pcpuI + (PC_PENDING >> 2), PEND_SOFTIRQ); }
+  raiseSoftirq(): void { raiseIrq(pcpuI, KIND_SOFTIRQ); }
 
   /** xorshift32, seeded from the runtime seed and the CPU id. */
   rand(): number {

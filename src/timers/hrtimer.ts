@@ -50,7 +50,8 @@
  */
 import { I32, F64, nrCpus, nrCpuIds, ktimeGetNs, hdrFlags, nowMs } from '../mem/arena.js';
 import { thisCpu, perCpuBlock } from '../mem/this_cpu.js';
-import { HDR_TIMER_BASE, CACHELINE, FLAG_VIRTUAL_CLOCK, PC_PENDING, PC_WAKE, PEND_SOFTIRQ } from '../mem/layout.js';
+import { HDR_TIMER_BASE, CACHELINE, FLAG_VIRTUAL_CLOCK, PC_WAKE } from '../mem/layout.js';
+import { raiseIrq, KIND_SOFTIRQ } from '../cpu/irq_source.js';
 import { kzalloc } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import { rawSpinLockIrqsave, rawSpinUnlockIrqrestore } from '../locks/raw_spinlock.js';
@@ -287,7 +288,7 @@ export function hrtimerRunSoftirq(invoke: (t: number) => void): void {
 /** Raise the timer softirq on `cpu` and wake it if idle (any thread). */
 function raiseTimerSoftirq(cpu: number): void {
   const p = perCpuBlock(cpu);
-  Atomics.or(I32, (p + PC_PENDING) >> 2, PEND_SOFTIRQ);
+  raiseIrq(p >> 2, KIND_SOFTIRQ); // counted: requested (and coalesced when one is pending)
   Atomics.add(I32, (p + PC_WAKE) >> 2, 1);
   Atomics.notify(I32, (p + PC_WAKE) >> 2);
 }
