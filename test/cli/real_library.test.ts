@@ -10,6 +10,8 @@ import { validateResults } from '../../src/cli/results.js';
 const BIN = path.join(ROOT, 'dist/src/cli/main.js');
 
 function bpfsim(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  // the timeout only keeps a child that never exits from hanging the suite (generous, for a
+  // loaded machine); a child killed by it has a null status, which every test rejects
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd: tmpDir(), encoding: 'utf8', timeout: 120_000, env: { ...process.env, BPFSIM_DEBUG: '' } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

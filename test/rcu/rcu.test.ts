@@ -1,8 +1,8 @@
 // RCU on one thread: grace periods wait for read sections that existed at the call, idle CPUs
 // never hold them up, forced and expedited reports, callbacks (records and embedded heads),
 // rcu_barrier, stalls, the housekeeping CPU, tasks-trace, statistics.
-import { describe, it, expect, beforeEach } from 'vitest';
-import { bootRcu, onCpu, pump, pollFor, coordinatorPoll } from './rcu_boot.js';
+import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { bootRcu, onCpu, pump, pollFor, coordinatorPoll, useManualClock, type ManualClock } from './rcu_boot.js';
 import { I32 } from '../../src/mem/arena.js';
 import { perCpuBlock } from '../../src/mem/this_cpu.js';
 import { PC_PENDING, PEND_RCU_EXP, PC_RCU_QS_SEQ } from '../../src/mem/layout.js';
@@ -30,10 +30,15 @@ function busy(cpu: number): void { onCpu(cpu, () => { rcuIdleExit(); }); }
 function running(cpu: number): void { onCpu(cpu, () => { rcuIdleExit(); rcuReadLock(); }); }
 
 let hk = 0;
+// Grace-period ages (forced reports after RCU_FQS_MS = 1 ms, stalls) follow a manual clock that
+// moves only in pollFor(): "not forced yet" and "stalled now" never depend on the machine's load.
+let clock: ManualClock | undefined;
 beforeEach(() => {
+  clock = useManualClock();
   hk = bootRcu({ ncpus: 4 });
   ran.length = 0;
 });
+afterEach(() => { clock?.restore(); clock = undefined; });
 
 describe('grace periods', () => {
   it('completes at once when every program CPU is idle', async () => {

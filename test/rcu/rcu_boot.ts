@@ -1,6 +1,7 @@
 // Single-thread harness for RCU, irq_work and bpf_mem_alloc tests: one arena, the main thread
 // plays every CPU (setThisCpu switches between them) and is the coordinator (rcuPoll/irqWorkPoll
 // are called by hand). Each call makes a fresh arena.
+import { vi } from 'vitest';
 import { setThisCpu, thisCpu } from '../../src/mem/this_cpu.js';
 import { rcuPoll } from '../../src/rcu/rcu.js';
 import { irqWorkPoll } from '../../src/alloc/irq_work.js';
@@ -50,12 +51,34 @@ export async function pump(p: Promise<unknown>, rounds = 20, delayMs = 0): Promi
   return done;
 }
 
-/** Poll for `ms` of real time. */
+/** Poll for `ms` of clock time (real, or the manual clock's: then it advances by `stepMs` a poll). */
 export async function pollFor(ms: number, stepMs = 2): Promise<void> {
   const end = performance.now() + ms;
   while (performance.now() < end) {
     coordinatorPoll();
-    await tick(stepMs);
+    if (manual !== null) { manual.advance(Math.min(stepMs, end - performance.now())); await tick(0); } else await tick(stepMs);
   }
   coordinatorPoll(); // at least one poll after `ms` even if a tick overslept on a busy machine
+}
+
+/** The clock of useManualClock(): time moves only when the test says so. */
+export interface ManualClock { advance(ms: number): void; restore(): void }
+let manual: ManualClock | null = null;
+
+/**
+ * Stop this thread's clock (performance.now(), and so the arena's nowMs() that RCU's grace-period
+ * ages, forced reports and stall checks use) until `advance(ms)`. RCU asks CPUs for reports 1 ms
+ * (RCU_FQS_MS) after a grace period started: with the real clock a test that checks "not yet" can
+ * be overtaken by a loaded machine between two statements. Install before bootRcu(); restore()
+ * in afterEach. Vitest keeps its own reference to the real performance.now.
+ */
+export function useManualClock(): ManualClock {
+  const real = performance.now.bind(performance);
+  let now = real();
+  const spy = vi.spyOn(performance, 'now').mockImplementation(() => now);
+  manual = {
+    advance: (ms: number) => { if (ms > 0) now += ms; },
+    restore: () => { spy.mockRestore(); manual = null; },
+  };
+  return manual;
 }

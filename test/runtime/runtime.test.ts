@@ -37,14 +37,22 @@ describe('Runtime', () => {
     expect(held).toBeDefined();
   });
 
-  it('a process that starts and stops a runtime exits on its own within 5 s', () => {
-    const t0 = Date.now();
+  it('a process that starts and stops a runtime exits on its own, without waiting on anything the runtime left behind', () => {
+    // The 60 s timeout only keeps a child that never exits from hanging the suite (a lingering
+    // handle would keep it alive forever); it is not the claim.
     const r = spawnSync(process.execPath, [fileURLToPath(new URL('../fixtures/stop_child.mjs', import.meta.url))], {
-      cwd: root, encoding: 'utf8', timeout: 15_000, env: { ...process.env, NODE_OPTIONS: '' },
+      cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, NODE_OPTIONS: '' },
     });
     expect(r.stderr).toBe('');
-    expect(r.stdout.trim()).toBe('stopped');
+    expect(r.signal, r.stdout).toBeNull(); // not killed by the timeout: it ended by itself
     expect(r.status).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(5_000);
-  });
+    const m = /^stopped ([\d.]+)\nexit ([\d.]+)$/.exec(r.stdout.trim());
+    expect(m, r.stdout).not.toBeNull();
+    const startStopMs = Number(m![1]);
+    const tailMs = Number(m![2]);
+    // After stop() resolved the event loop ran dry by itself. A timer or handle the runtime left
+    // behind would keep the process alive for its whole duration; the baseline is the time the
+    // same process took to start and stop the runtime (4 workers), measured in the same run.
+    expect(tailMs, r.stdout).toBeLessThan(startStopMs);
+  }, 90_000);
 });
