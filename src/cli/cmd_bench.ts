@@ -14,7 +14,7 @@ import { COMMON_HELP, COMMON_OPTIONS, RT_OPTION, commonOptions, finish, humanStr
 import { MAX_CPUS, EXIT_OK, defaultCpus } from './limits.js';
 import { ALL_BENCH_NAMES, MAP_TYPES, ALLOC_MODES, type BenchRequest, type MapType } from './engine_api.js';
 import { runRounds, formatFigureTable, benchEnvironment, formatRate } from '../../bench/harness.js';
-import type { BenchSection } from './results.js';
+import { timerLatencyRecord, type BenchSection, type TimerLatencyRecord } from './results.js';
 import { makeResults } from './output.js';
 
 export const BENCH_DEFAULTS = Object.freeze({ seconds: 1, rounds: 5, seed: 1 });
@@ -71,16 +71,28 @@ export async function runBench(run: BenchRun, common: Common, ctx: CommandContex
       onRound: (e) => progress.status(`${e.warmup ? 'warm-up' : `round ${e.round}/${e.rounds}`}  ${e.label}: ${formatRate(e.opsPerSec)}`),
       ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
     });
-    return { names: [...run.req.names], rounds: run.rounds, seconds: run.seconds, cpus: run.req.cpus, figures, skipped: suite.skipped.map((x) => ({ ...x })) };
+    const section: BenchSection = { names: [...run.req.names], rounds: run.rounds, seconds: run.seconds, cpus: run.req.cpus, figures, skipped: suite.skipped.map((x) => ({ ...x })) };
+    progress.status('timer fire latency (real clock)');
+    await suite.close();
+    if (suite.timerLatency === undefined) return section;
+    const lat = await suite.timerLatency();
+    return { ...section, timerLatency: lat.map((l) => timerLatencyRecord(l.label, l.samplesMs)) };
   } finally {
     progress.stop();
     await suite.close();
   }
 }
 
+function formatLatency(rows: readonly TimerLatencyRecord[]): string {
+  const us = (ms: number): string => (ms * 1000).toFixed(0).padStart(8);
+  return ['timer fire latency (how late after the requested time), us:', `${'series'.padEnd(52)} samples      p50      p90      p99      max`,
+    ...rows.map((r) => `${r.label.padEnd(52)} ${String(r.count).padStart(7)} ${us(r.p50Ms)} ${us(r.p90Ms)} ${us(r.p99Ms)} ${us(r.maxMs)}`)].join('\n');
+}
+
 export function printBenchTable(b: BenchSection, out: CommandContext['stdout']): void {
   out.write(`${formatFigureTable(b.figures, benchEnvironment(), { rounds: b.rounds, seconds: b.seconds })}\n`);
   for (const x of b.skipped) out.write(`skipped ${x.id}: ${x.reason}\n`);
+  if (b.timerLatency !== undefined) out.write(`${formatLatency(b.timerLatency)}\n`);
 }
 
 export const benchCommand: Command = {
