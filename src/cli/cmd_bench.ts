@@ -14,7 +14,7 @@ import { COMMON_HELP, COMMON_OPTIONS, RT_OPTION, commonOptions, finish, humanStr
 import { MAX_CPUS, EXIT_OK, EXIT_SIGINT, defaultCpus } from './limits.js';
 import { ALL_BENCH_NAMES, MAP_TYPES, ALLOC_MODES, type BenchRequest, type MapType } from './engine_api.js';
 import { runRounds, formatFigureTable, benchEnvironment, formatRate } from '../../bench/harness.js';
-import type { BenchSection } from './results.js';
+import { timerLatencyRecord, type BenchSection, type TimerLatencyRecord } from './results.js';
 import { formatFailures, makeResults } from './output.js';
 
 export const BENCH_DEFAULTS = Object.freeze({ seconds: 1, rounds: 5, seed: 1 });
@@ -96,19 +96,31 @@ export async function runBench(run: BenchRun, common: Common, ctx: CommandContex
     // a figure with a full-length sample from before the interrupt keeps it; only figures whose
     // sole sample is short are listed
     const short = figures.filter((f) => shortened.has(f.id) && f.samples.length === 1).map((f) => f.id);
-    return {
+    const section: BenchSection = {
       names: [...run.req.names], rounds: run.rounds, seconds: run.seconds, cpus: run.req.cpus, figures,
       skipped: suite.skipped.map((x) => ({ ...x })), interrupted: aborted(), shortened: short,
     };
+    await suite.close();
+    if (suite.timerLatency === undefined || aborted()) return section;
+    progress.status('timer fire latency (real clock)');
+    const lat = await suite.timerLatency();
+    return { ...section, timerLatency: lat.map((l) => timerLatencyRecord(l.label, l.samplesMs)) };
   } finally {
     progress.stop();
     await suite.close();
   }
 }
 
+function formatLatency(rows: readonly TimerLatencyRecord[]): string {
+  const us = (ms: number): string => (ms * 1000).toFixed(0).padStart(8);
+  return ['timer fire latency (how late after the requested time), us:', `${'series'.padEnd(52)} samples      p50      p90      p99      max`,
+    ...rows.map((r) => `${r.label.padEnd(52)} ${String(r.count).padStart(7)} ${us(r.p50Ms)} ${us(r.p90Ms)} ${us(r.p99Ms)} ${us(r.maxMs)}`)].join('\n');
+}
+
 export function printBenchTable(b: BenchSection, out: CommandContext['stdout']): void {
   out.write(`${formatFigureTable(b.figures, benchEnvironment(), { rounds: b.rounds, seconds: b.seconds })}\n`);
   for (const x of b.skipped) out.write(`skipped ${x.id}: ${x.reason}\n`);
+  if (b.timerLatency !== undefined) out.write(`${formatLatency(b.timerLatency)}\n`);
   if (b.shortened.length > 0) {
     const shown = b.shortened.slice(0, 6).join(', ');
     const more = b.shortened.length > 6 ? ` (+${b.shortened.length - 6} more: results.json bench.shortened)` : '';

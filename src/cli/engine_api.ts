@@ -246,7 +246,15 @@ export interface BenchSuite {
   /** Cases that cannot run here (e.g. a map the library refuses to create), with the reason. */
   readonly skipped: readonly { readonly id: string; readonly reason: string }[];
   close(): Promise<void>;
+  /**
+   * 'timers' only: measure timer fire latency (bpf timer callbacks and same-run baselines) in
+   * runtimes of its own; call after close(). Samples in milliseconds.
+   */
+  readonly timerLatency?: () => Promise<readonly TimerLatencySeries[]>;
 }
+
+/** How late after the requested time a timer (or a baseline wake) ran, ms per sample. */
+export interface TimerLatencySeries { readonly label: string; readonly samplesMs: readonly number[] }
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios

@@ -118,6 +118,21 @@ export interface GpLatency {
   readonly maxMs: number;
 }
 
+/**
+ * Timer fire latency (`bpfsim bench timers`): how late after the requested expiry, per series
+ * (the bpf timer callbacks and the same-run baselines), latency in milliseconds.
+ */
+export interface TimerLatencyRecord {
+  readonly label: string;
+  readonly count: number;
+  /** Up to GP_SAMPLES_MAX samples (evenly thinned when there were more), ms. */
+  readonly samplesMs: readonly number[];
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
 export interface BenchSection {
   readonly names: readonly BenchName[];
   readonly rounds: number;
@@ -131,6 +146,8 @@ export interface BenchSection {
   /** Figures whose only sample is a short measurement (SHORT_ROUND_SECONDS) taken after Ctrl-C,
    * so that every figure keeps a same-run baseline. */
   readonly shortened: readonly string[];
+  /** Present when 'timers' ran: fire latency of bpf timers and of the baselines. */
+  readonly timerLatency?: readonly TimerLatencyRecord[];
 }
 
 export interface ScenarioRecord {
@@ -193,13 +210,22 @@ function pair(a: V<number>, b: V<number>): V<[number, number]> {
     return a(v[0], `${p}[0]`, e) && b(v[1], `${p}[1]`, e);
   });
 }
+/** A key that may be absent (obj() skips the missing-key error for it). */
+function optional<T>(inner: V<T>): V<T | undefined> {
+  const f = mk<T | undefined>((v, p, e) => inner(v, p, e));
+  (f as unknown as { optional: boolean }).optional = true;
+  return f;
+}
 function obj<T>(shape: { readonly [K in keyof T]-?: V<T[K]> }): V<T> {
   return mk<T>((v, p, e) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(e, p, 'an object', v);
     let ok = true;
     const o = v as Record<string, unknown>;
     for (const k of Object.keys(shape) as (keyof T & string)[]) {
-      if (!(k in o)) { e.push(`${p}.${k}: missing`); ok = false; continue; }
+      if (!(k in o)) {
+        if ((shape[k] as unknown as { optional?: boolean }).optional === true) continue;
+        e.push(`${p}.${k}: missing`); ok = false; continue;
+      }
       if (!(shape[k] as V<unknown>)(o[k], `${p}.${k}`, e)) ok = false;
     }
     for (const k of Object.keys(o)) if (!(k in shape)) { e.push(`${p}.${k}: unknown key`); ok = false; }
@@ -267,6 +293,9 @@ const benchSection = obj<BenchSection>({
   skipped: arr(obj<BenchSection['skipped'][number]>({ id: str, reason: str })),
   interrupted: bool,
   shortened: arr(str),
+  timerLatency: optional(arr(obj<TimerLatencyRecord>({
+    label: str, count: nonneg, samplesMs: arr(nonneg, GP_SAMPLES_MAX), p50Ms: nonneg, p90Ms: nonneg, p99Ms: nonneg, maxMs: nonneg,
+  }))),
 });
 
 type ScenarioEventEntry = ScenarioRecord['events'][number];
@@ -325,6 +354,14 @@ export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i]!;
+}
+
+/** A latency record (ms samples; thinned like gpLatency). */
+export function timerLatencyRecord(label: string, samplesMs: readonly number[]): TimerLatencyRecord {
+  return { label, ...gpLatencyFields(gpLatency(samplesMs)) };
+}
+function gpLatencyFields(g: GpLatency): Omit<TimerLatencyRecord, 'label'> {
+  return { count: g.count, samplesMs: g.samplesMs, p50Ms: g.p50Ms, p90Ms: g.p90Ms, p99Ms: g.p99Ms, maxMs: g.maxMs };
 }
 
 export function gpLatency(samplesMs: readonly number[]): GpLatency {

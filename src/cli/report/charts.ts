@@ -8,6 +8,9 @@
  *  - cache-<i>      stress caches: per-CPU bpf_mem_alloc free_cnt over time with low/high watermarks
  *  - gp             stress grace-period duration histogram (as the RCU coordinator recorded them)
  *  - memory         stress timeline: kernel memory in use (and ops/s) over time
+ *  - timer-latency  bench timerLatency (`bpfsim bench timers`): p50/p90/p99 of how late bpf timer
+ *                   callbacks ran after their requested expiry, next to setTimeout and a bare
+ *                   Atomics.waitAsync wake measured in the same run
  *  - bench-ratio    every non-baseline bench figure: ratio to its same-run baseline (bars, full width)
  * A chart whose data is absent in this run is replaced by a note saying which command fills it.
  */
@@ -199,9 +202,26 @@ function memoryChart(r: Results): ChartSpec | ChartNote {
   };
 }
 
+function timerLatencyChart(r: Results): ChartSpec | ChartNote {
+  const id = 'chart-timer-latency';
+  const title = 'Timer fire latency';
+  const rows = r.bench?.timerLatency ?? [];
+  if (rows.length === 0) return { id, title, note: 'No timer latency in this run — run `bpfsim bench timers`.' };
+  const labels = ['p50', 'p90', 'p99'];
+  return {
+    id, title, height: 300, format: { y: 'ms' },
+    caption: `How late after the requested expiry each series ran (real clock): ${rows.map((x) => `${x.label}: ${x.count} samples, p50 ${(x.p50Ms * 1000).toFixed(0)} us, p99 ${(x.p99Ms * 1000).toFixed(0)} us, max ${(x.maxMs * 1000).toFixed(0)} us`).join('; ')}.`,
+    config: {
+      type: 'bar',
+      data: { labels, datasets: rows.map((x, i) => ({ label: x.label, data: [x.p50Ms, x.p90Ms, x.p99Ms], backgroundColor: color(i) })) },
+      options: baseOptions('percentile', 'lateness (ms)', 'category'),
+    },
+  };
+}
+
 /** Every chart of the report, in page order. */
 export function buildCharts(r: Results): (ChartSpec | ChartNote)[] {
-  return [throughputChart(r), ...cacheCharts(r), gpChart(r), memoryChart(r), ratioChart(r)];
+  return [throughputChart(r), ...cacheCharts(r), gpChart(r), memoryChart(r), timerLatencyChart(r), ratioChart(r)];
 }
 
 export function isChartSpec(c: ChartSpec | ChartNote): c is ChartSpec {
