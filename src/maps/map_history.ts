@@ -33,6 +33,7 @@ import { FLAG_RECORD, HDR_HIST_BASE, HDR_HIST_CLOCK, HDR_HIST_ENTRIES, HDR_HIST_
 import { kzalloc } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import type { BpfMapImpl } from './map_ops.js';
+import { ringDoorbell } from '../rcu/rcu.js';
 
 export const HIST_ENTRY = 64;
 export const HIST_RING_HDR = 192;
@@ -41,6 +42,8 @@ export type HistoryOpName = (typeof OPS)[number];
 const OP_LOOKUP = 0, OP_UPDATE = 1, OP_DELETE = 2, OP_LOOKUP_AND_DELETE = 3;
 const CTX_NAMES = ['task', 'softirq', 'hardirq', 'nmi'] as const;
 const STAMP_LIMIT = 0xffff_0000;
+const SIDE_SYSCALL = 1 << 16;
+const TORN = 1 << 17;
 
 /** One recorded operation (API.md "Checking and replay"). */
 export interface HistoryOp {
@@ -57,6 +60,10 @@ export interface HistoryOp {
   readonly result: number | string;
   readonly call: number;
   readonly ret: number;
+  /** 'syscall': a bpf() command (BpfMap, or ctx.sys.* in a workload); 'prog': a program helper */
+  readonly side: 'prog' | 'syscall';
+  /** lookups: the value changed while it was copied (its element was reused under the reader) */
+  readonly torn?: true;
 }
 
 /** This thread records (FLAG_RECORD): set by historyThreadInit at boot. */
@@ -70,7 +77,10 @@ export function historyThreadInit(): void {
   ringEntries = I32[HDR_HIST_ENTRIES >> 2]!;
 }
 
-/** Main thread, at boot: allocate one ring per CPU id. Returns false if memory is short. */
+/**
+ * Main thread, at boot: allocate one ring per CPU id, `entries` each (rounded to a power of two
+ * is not needed). Returns false if memory is short.
+ */
 export function historyGlobalInit(entries: number): boolean {
   const bytes = HIST_RING_HDR + entries * HIST_ENTRY;
   const base = kzalloc(bytes * nrCpuIds, OWNER_KERNEL);
@@ -95,18 +105,38 @@ function fnv(p: number, n: number, out: number): void {
   U32[(out + 4) >> 2] = h2 >>> 0;
 }
 
-function record(op: number, m: BpfMapImpl, kp: number, vp: number, vlen: number, flags: number, result: number, found: boolean, call: number, ret: number): void {
+/**
+ * Write one entry. The return stamp is taken here, after the value was copied: the value recorded
+ * is one the operation could have returned at or before `ret`. A lookup's value is copied twice;
+ * if the two copies differ, the element changed under the reader (prealloc reuse) and the entry is
+ * marked torn (the checker does not model it).
+ */
+function record(op: number, m: BpfMapImpl, kp: number, vp: number, vlen: number, flags: number, result: number, found: boolean, call: number, syscall: boolean): void {
   const ring = ringOf(thisCpu);
   const ri = ring >> 2;
-  if (Atomics.load(I32, HDR_HIST_OFF >> 2) !== 0 || ret >= STAMP_LIMIT) { Atomics.store(I32, HDR_HIST_OFF >> 2, 1); Atomics.add(I32, ri + 32, 1); return; }
+  if (Atomics.load(I32, HDR_HIST_OFF >> 2) !== 0 || call >= STAMP_LIMIT) { Atomics.store(I32, HDR_HIST_OFF >> 2, 1); Atomics.add(I32, ri + 32, 1); return; }
   const head = I32[ri]!;
-  if (head - Atomics.load(I32, ri + 16) >= ringEntries) { Atomics.add(I32, ri + 32, 1); return; }
+  const used = head - Atomics.load(I32, ri + 16);
+  if (used >= ringEntries) { Atomics.add(I32, ri + 32, 1); return; }
+  if (used === ringEntries >> 2) ringDoorbell(); // a quarter full: ask the coordinator to drain
   Atomics.store(I32, ri, head + 1);
   const e = ring + HIST_RING_HDR + (head % ringEntries) * HIST_ENTRY;
   const ei = e >> 2;
   Atomics.store(I32, ei, 0);
+  let torn = false;
+  if (vlen > 0) {
+    if (vlen <= 8) { U32[ei + 9] = 0; U32[ei + 10] = 0; U8.copyWithin(e + 36, vp, vp + vlen); } else fnv(vp, vlen, e + 36);
+    if (found) {
+      if (vlen <= 8) { for (let i = 0; i < vlen; i++) if (U8[e + 36 + i] !== U8[vp + i]) torn = true; } else {
+        const a = U32[ei + 9]!, b = U32[ei + 10]!;
+        fnv(vp, vlen, e + 36);
+        torn = U32[ei + 9] !== a || U32[ei + 10] !== b;
+      }
+    }
+  }
+  const ret = stamp();
   const ctx = 31 - Math.clz32(I32[pcpuI + (PC_CTX_MASK >> 2)]! | 1);
-  I32[ei + 1] = op | (ctx << 8);
+  I32[ei + 1] = op | (ctx << 8) | (syscall ? SIDE_SYSCALL : 0) | (torn ? TORN : 0);
   I32[ei + 2] = m.id;
   I32[ei + 3] = flags;
   U32[ei + 4] = call;
@@ -116,9 +146,6 @@ function record(op: number, m: BpfMapImpl, kp: number, vp: number, vlen: number,
   I32[ei + 7] = klen;
   I32[ei + 8] = vlen;
   I32[ei + 15] = found ? 1 : 0;
-  if (vlen > 0) {
-    if (vlen <= 8) { U32[ei + 9] = 0; U32[ei + 10] = 0; U8.copyWithin(e + 36, vp, vp + vlen); } else fnv(vp, vlen, e + 36);
-  }
   if (klen <= 16) U8.copyWithin(e + 44, kp, kp + klen); else fnv(kp, klen, e + 44);
   Atomics.store(I32, ei, head + 1);
 }
@@ -128,25 +155,25 @@ function record(op: number, m: BpfMapImpl, kp: number, vp: number, vlen: number,
 export function recSysLookup(m: BpfMapImpl, kp: number, out: number, flags: number): number {
   const call = stamp();
   const r = m.sysLookup(kp, out, flags);
-  record(OP_LOOKUP, m, kp, out, r === 0 ? m.sysValueSize : 0, flags, r, r === 0, call, stamp());
+  record(OP_LOOKUP, m, kp, out, r === 0 ? m.sysValueSize : 0, flags, r, r === 0, call, true);
   return r;
 }
 export function recSysUpdate(m: BpfMapImpl, kp: number, vp: number, flags: number): number {
   const call = stamp();
   const r = m.sysUpdate(kp, vp, flags);
-  record(OP_UPDATE, m, kp, vp, m.sysValueSize, flags, r, false, call, stamp());
+  record(OP_UPDATE, m, kp, vp, m.sysValueSize, flags, r, false, call, true);
   return r;
 }
 export function recSysDelete(m: BpfMapImpl, kp: number): number {
   const call = stamp();
   const r = m.sysDelete(kp);
-  record(OP_DELETE, m, kp, 0, 0, 0, r, false, call, stamp());
+  record(OP_DELETE, m, kp, 0, 0, 0, r, false, call, true);
   return r;
 }
 export function recSysLookupAndDelete(m: BpfMapImpl, kp: number, out: number, flags: number): number {
   const call = stamp();
   const r = m.sysLookupAndDelete(kp, out, flags);
-  record(OP_LOOKUP_AND_DELETE, m, kp, out, r === 0 ? m.sysValueSize : 0, flags, r, r === 0, call, stamp());
+  record(OP_LOOKUP_AND_DELETE, m, kp, out, r === 0 ? m.sysValueSize : 0, flags, r, r === 0, call, true);
   return r;
 }
 
@@ -159,19 +186,19 @@ export function recordingMap(impl: BpfMapImpl): BpfMapImpl {
     lookup: (kp: number): number => {
       const call = stamp();
       const p = impl.lookup(kp);
-      record(OP_LOOKUP, impl, kp, p, p !== 0 ? impl.valueSize : 0, 0, p !== 0 ? 0 : -2, p !== 0, call, stamp());
+      record(OP_LOOKUP, impl, kp, p, p !== 0 ? impl.valueSize : 0, 0, p !== 0 ? 0 : -2, p !== 0, call, false);
       return p;
     },
     update: (kp: number, vp: number, flags: number): number => {
       const call = stamp();
       const r = impl.update(kp, vp, flags);
-      record(OP_UPDATE, impl, kp, vp, impl.valueSize, flags, r, false, call, stamp());
+      record(OP_UPDATE, impl, kp, vp, impl.valueSize, flags, r, false, call, false);
       return r;
     },
     delete: (kp: number): number => {
       const call = stamp();
       const r = impl.delete(kp);
-      record(OP_DELETE, impl, kp, 0, 0, 0, r, false, call, stamp());
+      record(OP_DELETE, impl, kp, 0, 0, 0, r, false, call, false);
       return r;
     },
     sysLookup: (kp: number, out: number, flags: number): number => recSysLookup(impl, kp, out, flags),
@@ -193,6 +220,18 @@ export function recordingMap(impl: BpfMapImpl): BpfMapImpl {
 }
 
 // ---- main thread: draining ----
+
+/** How the history writes a value of `bytes` (inline hex up to 8 bytes, else the digest). */
+export function historyValueHex(bytes: Uint8Array): string {
+  if (bytes.length <= 8) return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+  let h1 = 0x811c9dc5, h2 = 0xcbf29ce4;
+  for (const b of bytes) {
+    h1 = Math.imul(h1 ^ b, 0x01000193);
+    h2 = Math.imul(h2 ^ b ^ (h1 >>> 24), 0x01000193);
+  }
+  const out = new Uint8Array(new Uint32Array([h1 >>> 0, h2 >>> 0]).buffer);
+  return [...out].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
 
 const hex = (p: number, n: number): string => {
   let s = '';
@@ -227,6 +266,8 @@ export function historyDrain(out: HistoryOp[], maxOps: number): number {
         flags: I32[ei + 3]!,
         result: isLookup ? (I32[ei + 15] === 1 ? vhex : result < 0 ? result : -2) : result,
         call: U32[ei + 4]!, ret: U32[ei + 5]!,
+        side: (I32[ei + 1]! & SIDE_SYSCALL) !== 0 ? 'syscall' : 'prog',
+        ...((I32[ei + 1]! & TORN) !== 0 ? { torn: true as const } : {}),
       });
       n++;
     }

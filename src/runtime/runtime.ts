@@ -44,7 +44,14 @@ import { memInit } from '../mem/slab.js';
 import { kzalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL, memStats } from '../mem/owners.js';
 import { BpfError, EINVAL, EBADF, EPERM, ENOMEM, EOPNOTSUPP } from '../errno.js';
-import { historyGlobalInit, historyThreadInit, historyDrain, historyDropped, type HistoryOp } from '../maps/map_history.js';
+import { historyGlobalInit, historyThreadInit, historyDrain, historyDropped, historyValueHex, type HistoryOp } from '../maps/map_history.js';
+
+/** What rt.historyMaps() says of a map (the checker's CheckOptions.maps). */
+export interface HistoryMapInfo {
+  readonly type: string; readonly keySize: number; readonly valueSize: number; readonly maxEntries: number; readonly name: string;
+  /** arrays and per-CPU maps: the zeroed value (an element's first value, a slot no CPU wrote), as the history writes values */
+  readonly initialValue?: string;
+}
 import { rcuGlobalInit, rcuService, synchronizeRcu, rcuBarrier, rcuStats, rcuShutdown } from '../rcu/rcu.js';
 import { hrtimerGlobalInit, hrtimerFireDue } from '../timers/hrtimer.js';
 import { bpfTimerService, bpfTimersIdle, bpfTimerStats, type BpfTimerStats } from '../timers/bpf_timer.js';
@@ -127,7 +134,11 @@ const DEFAULTS: Omit<ResolvedRuntimeOptions, 'cpus'> = Object.freeze({
 });
 /** Operations rt.history() keeps by default when recording (record: true). */
 const RECORD_DEFAULT_MAX_OPS = 4_000_000;
-const HISTORY_RING_ENTRIES = 16_384;
+/** History rings: an eighth of kernel memory (at most 64 MiB) split over the CPU ids, 4 Ki..256 Ki entries each. */
+function historyRingEntries(cpus: number, memoryBytes: number): number {
+  const budget = Math.min(64 << 20, memoryBytes / 8);
+  return Math.max(4096, Math.min(262_144, Math.floor(budget / (cpus + 1) / 64)));
+}
 
 const OPTION_NAMES: readonly (keyof RuntimeOptions)[] = [
   'cpus', 'preemptRt', 'memoryBytes', 'dynAlloc', 'bucketLock', 'clock', 'seed', 'lockTimeoutMs',
@@ -453,7 +464,7 @@ export class Runtime {
   };
   readonly #errors: Error[] = [];
   readonly #history: HistoryOp[] = [];
-  readonly #mapInfo = new Map<number, { type: string; keySize: number; valueSize: number; name: string }>();
+  readonly #mapInfo = new Map<number, HistoryMapInfo>();
 
   private constructor(options: ResolvedRuntimeOptions, sab: SharedArrayBuffer, workers: Worker[], controls: Comlink.Remote<CpuControl>[], coordinator: Coordinator, bootMs: number) {
     this.options = options;
@@ -492,7 +503,7 @@ export class Runtime {
     memInit();
     rcuGlobalInit();
     if (o.record !== false) {
-      if (!historyGlobalInit(HISTORY_RING_ENTRIES)) { detachArena(); throw new BpfError(ENOMEM, 'Runtime.start: no kernel memory for the history rings (record: true); raise memoryBytes'); }
+      if (!historyGlobalInit(historyRingEntries(o.cpus, o.memoryBytes))) { detachArena(); throw new BpfError(ENOMEM, 'Runtime.start: no kernel memory for the history rings (record: true); raise memoryBytes'); }
       historyThreadInit();
     }
     hrtimerGlobalInit();
@@ -526,7 +537,7 @@ export class Runtime {
     coordinator.add(rt.#fleet);
     coordinator.add(housekeepingProgress);
     coordinator.add(rt.#progFreeService);
-    if (o.record !== false) coordinator.add({ name: 'history', poll: () => { rt.#drainHistory(); return 5; } });
+    if (o.record !== false) coordinator.add({ name: 'history', poll: () => { rt.#drainHistory(); return 2; } });
     coordinator.start();
     activeRuntime = rt;
     return rt;
@@ -667,7 +678,11 @@ export class Runtime {
     this.#assertRunning('createMap');
     const m = new BpfMap(createMapImpl(spec));
     this.#maps.add(m);
-    this.#mapInfo.set(m.id, { type: m.impl.type, keySize: m.keySize, valueSize: m.valueSize, name: m.name });
+    this.#mapInfo.set(m.id, {
+      type: m.impl.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.impl.maxEntries, name: m.name,
+      // arrays start zeroed; a per-CPU element shows zeroes in the slots of CPUs that never wrote
+      ...(m.impl.type === 'array' || m.impl.percpu ? { initialValue: historyValueHex(new Uint8Array(m.valueSize)) } : {}),
+    });
     return m;
   }
 
@@ -687,7 +702,7 @@ export class Runtime {
   }
 
   /** What the checker needs to know of each map the history names: its type and sizes. */
-  historyMaps(): Record<number, { type: string; keySize: number; valueSize: number; name: string }> {
+  historyMaps(): Record<number, HistoryMapInfo> {
     return Object.fromEntries(this.#mapInfo);
   }
 
