@@ -118,6 +118,12 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
     return -EINVAL;
   }
 
+  ownsValue(value: number): boolean | null {
+    const off = value - this.values;
+    const span = this.percpu ? this.stride * nrCpus : this.maxEntries * this.elemSize;
+    return off >= 0 && off < span && (off % this.elemSize) === 0;
+  }
+
   // ---- syscall path ----
 
   sysLookup(key: number, out: number, flags: number): number {

@@ -512,6 +512,12 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     return I32[(l + this.valOff) >> 2]! + cpu * this.valuesStride;
   }
 
+  ownsValue(value: number): boolean | null {
+    if (this.dyn) return null;
+    const off = value - this.valOff - this.elems;
+    return off >= 0 && off < this.numElems * this.elemSize && (off % this.elemSize) === 0;
+  }
+
   lookupPercpu(key: number, cpu: number): number {
     if (!this.percpu || cpu < 0 || cpu >= nrCpus) return 0;
     const l = this.lookupNulls(key, this.hash(key));

@@ -216,6 +216,10 @@ export class BpfMapInMap extends BpfMapHeader implements BpfMapImpl {
     return m;
   }
 
+  ownsValue(_value: number): boolean | null {
+    return false; // an outer map's values are map pointers, never special fields
+  }
+
   lookupPercpu(_key: number, _cpu: number): number {
     return 0;
   }

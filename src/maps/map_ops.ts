@@ -308,6 +308,13 @@ export interface BpfMapImpl {
    */
   lookupBatch(inBatch: number, keys: number, values: number, count: number, elemFlags: number, flags: number, doDelete: boolean, res: number): number;
 
+  /**
+   * Whether `value` is the start of one of this map's values: true / false, or null when the map
+   * cannot tell cheaply (dynamically allocated elements). The verifier's map_uid check for
+   * bpf_timer_init (timer_mim_reject) is made with it at run time.
+   */
+  ownsValue(value: number): boolean | null;
+
   // ---- lifetime and introspection (main thread) ----
   /** map_release_uref: the last user reference is gone: cancel and free every timer in the values. */
   releaseUref(): void;

@@ -32,7 +32,7 @@ import { LC_BPF_SPIN_LOCK, LC_TEST_SLEEPING } from '../locks/lock_classes.js';
 import { kmalloc, kzalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import { rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';
-import type { BpfMapImpl } from '../maps/map_ops.js';
+import { MAP_TIMER_OFF, type BpfMapImpl } from '../maps/map_ops.js';
 import {
   bpfTimerInit, bpfTimerSetCallback, bpfTimerStart, bpfTimerCancel, bpfTimerCancelAsync,
 } from '../timers/bpf_timer.js';
@@ -153,7 +153,14 @@ export class ProgramContext {
 
   // ---- timers (bpf_timer_*) ----
   /** bpf_timer_init(timer, map, flags = CLOCK_MONOTONIC): 0 | -EBUSY | -EPERM | -EINVAL | -ENOMEM | -EOPNOTSUPP. */
-  timerInit(timer: number, map: BpfMapImpl, flags = 1): number { return bpfTimerInit(timer, map.ptr, flags); }
+  timerInit(timer: number, map: BpfMapImpl, flags = 1): number {
+    // the verifier's map_uid check (timer_mim_reject): the timer must be in a value of `map`
+    const toff = I32[(map.ptr + MAP_TIMER_OFF) >> 2]! - 1;
+    if (toff >= 0 && map.ownsValue(timer - toff) === false) {
+      throw new TypeError(`timerInit: the timer at 0x${timer.toString(16)} is not in a value of map '${map.name}' (timer pointer map_uid doesn't match map pointer)`);
+    }
+    return bpfTimerInit(timer, map.ptr, flags);
+  }
   /** bpf_timer_set_callback(timer, callbacks[name]): 0 | -EINVAL | -EPERM | -EOPNOTSUPP. */
   timerSetCallback(timer: number, name: string): number {
     const i = this.#cbIndex.get(name);

@@ -45,36 +45,45 @@ const timerSpec = (name: string, type: 'hash' | 'array' = 'hash') => ({
 } as const);
 
 const SPIN_US = 60_000;
+const HOLD_MS = 30;
+const ctlSpec = { type: 'array', name: 'ctl', keySize: 4, valueSize: 4, maxEntries: 16 } as const;
 
 const timerRaces: Scenario = {
   name: 'timer-races',
   seed: '003',
   title: 'Timer callbacks racing cancel, delete, self-cancel, each other and map teardown on two CPUs: no hang, no wait under a bucket lock',
-  summary: `Timers armed on CPU 1 run a ${SPIN_US / 1000} ms callback; CPU 0 cancels one (waits), deletes the element of another (deferred free); `
+  summary: 'Timers armed on CPU 1 run a callback that holds its CPU until released; CPU 0 cancels one (waits), deletes the element of another (deferred free); '
     + 'a callback cancels its own timer; two callbacks on two CPUs cancel each other; the map is closed while a callback runs.',
   runtime: { cpus: 2, memoryBytes: 32 << 20 },
   async play(rt, log) {
     const main = rt.cpus;
     const m = rt.createMap(timerSpec('tmap'));
-    const prog = await rt.loadProgram(programUrl('timer_scenario'), { maps: { tmap: m } });
+    const ctl = rt.createMap(ctlSpec);
+    const prog = await rt.loadProgram(programUrl('timer_scenario'), { maps: { tmap: m, ctl } });
     const run = async (cpu: number, args: Record<string, unknown>): Promise<number> => (await prog.testRun({ cpu, args })).retval;
+    const release = (k: number): void => { void ctl.update(k4(k), k4(1)); };
     const checks: [string, boolean][] = [];
     const ARM_NS = 5_000_000; // 5 ms ahead: the arming test run has returned when it fires
 
     // 1. callback vs bpf_timer_cancel from another CPU
-    await run(1, { op: 'arm', key: 1, cb: 'spin', ns: ARM_NS, arg: SPIN_US });
-    log({ cpu: 1, context: 'task', what: `program: bpf_timer_init/set_callback/start(key 1, 5 ms): callback busy ${SPIN_US / 1000} ms` });
+    await run(1, { op: 'arm', key: 1, cb: 'hold', ns: ARM_NS });
+    log({ cpu: 1, context: 'task', what: 'program: bpf_timer_init/set_callback/start(key 1, 5 ms): the callback holds its CPU until released' });
     const running1 = await waitFor(() => field(m, 1, TV_COUNT) === 1, 5000);
     log({ cpu: 1, context: 'softirq', what: 'timer softirq: callback of key 1 starts' });
     const t0 = nowMs();
-    const c1 = await run(0, { op: 'cancel', key: 1 });
+    let cancelled = false;
+    const cancel = run(0, { op: 'cancel', key: 1 }).then((r) => { cancelled = true; return r; });
+    await sleep(HOLD_MS);
+    const waiting = !cancelled;
+    release(1);
+    const c1 = await cancel;
     const waited = nowMs() - t0;
     const done1 = field(m, 1, TV_DONE);
-    log({ cpu: 0, context: 'task', what: `program: bpf_timer_cancel(key 1) -> ${errStr(c1)} after ${fmt(waited)}; callback finished: ${done1 === 1 ? 'yes' : 'no'}` });
-    checks.push(['cancel waited for the running callback and returned 0', running1 && c1 === 0 && done1 === 1]);
+    log({ cpu: 0, context: 'task', what: `program: bpf_timer_cancel(key 1) -> ${errStr(c1)} after ${fmt(waited)} (still waiting when the callback was released ${fmt(HOLD_MS)} in: ${waiting ? 'yes' : 'no'}); callback finished: ${done1 === 1 ? 'yes' : 'no'}` });
+    checks.push(['cancel waited for the running callback and returned 0', running1 && waiting && c1 === 0 && done1 === 1]);
 
     // 2. callback vs delete of its element (bucket lock): the free is deferred, nothing waits
-    await run(1, { op: 'arm', key: 2, cb: 'spin', ns: ARM_NS, arg: SPIN_US });
+    await run(1, { op: 'arm', key: 2, cb: 'hold', ns: ARM_NS });
     const running2 = await waitFor(() => field(m, 2, TV_COUNT) === 1, 5000);
     const pending0 = rt.stats().timers.deferredPending;
     const t1 = nowMs();
@@ -82,6 +91,7 @@ const timerRaces: Scenario = {
     const delMs = nowMs() - t1;
     const pending1 = rt.stats().timers.deferredPending;
     log({ cpu: 0, context: 'task', what: `program: map_delete_elem(key 2) while its callback runs -> ${errStr(d2)} after ${fmt(delMs)}; timer free deferred past the callback (${pending1 - pending0} pending)` });
+    release(2);
     await rt.idle();
     log({ cpu: main, context: 'task', what: `delete_work: the callback ended, the timer was cancelled and freed (${rt.stats().timers.deferredPending} pending)` });
     checks.push(['delete did not wait for the callback (free deferred, then done)', running2 && d2 === 0 && pending1 === pending0 + 1 && rt.stats().timers.deferredPending === 0]);
@@ -114,6 +124,7 @@ const timerRaces: Scenario = {
     const st = rt.stats().timers;
     log({ cpu: main, context: 'task', what: `close(tmap): map_release_uref cancelled every timer, waiting ${fmt(closeMs)} for the running callback; timers queued ${st.queued.reduce((a, b) => a + b, 0)}` });
     await prog.unload();
+    await ctl.close();
     await rt.idle();
     const st2 = rt.stats().timers;
     log({ cpu: main, context: 'task', what: `program unloaded; bpf_hrtimer objects allocated ${st2.allocated}, freed ${st2.freed}` });
@@ -139,7 +150,8 @@ const timerUref: Scenario = {
     const main = rt.cpus;
     const checks: [string, boolean][] = [];
     const m = rt.createMap(timerSpec('owned'));
-    const prog = await rt.loadProgram(programUrl('timer_scenario'), { maps: { tmap: m } });
+    const ctl = rt.createMap(ctlSpec);
+    const prog = await rt.loadProgram(programUrl('timer_scenario'), { maps: { tmap: m, ctl } });
     for (let k = 0; k < 4; k++) await prog.testRun({ cpu: k & 1, args: { op: 'arm', key: k, cb: 'periodic', ns: 1000, arg: 1 } });
     log({ cpu: 0, context: 'task', what: 'program arms 4 periodic timers (1 us, re-armed by their callback) on CPUs 0 and 1' });
     for (let i = 0; i < 10; i++) await rt.clock.advance(1000);
@@ -153,7 +165,7 @@ const timerUref: Scenario = {
     const r2 = runs();
     log({ cpu: main, context: 'task', what: `program unloaded by the user: references left ${ref1} (the timers'); 10 us later ${r2 - r1} more runs` });
     checks.push(['the unloaded program stays alive through its timers', ref1 === 4 && r2 - r1 === 40]);
-    const keep = await rt.loadProgram(programUrl('timer_scenario'), { maps: { tmap: m } }); // keeps the map allocated after close
+    const keep = await rt.loadProgram(programUrl('timer_scenario'), { maps: { tmap: m, ctl } }); // keeps the map allocated after close
     await m.close();
     const ref2 = prog.refcnt();
     for (let i = 0; i < 10; i++) await rt.clock.advance(1000);
@@ -171,7 +183,7 @@ const timerUref: Scenario = {
     const outer = rt.createMap({ type: 'array_of_maps', name: 'outer', keySize: 4, valueSize: 4, maxEntries: 2, innerMap: inner0 });
     await outer.update(k4(0), inner0);
     await outer.update(k4(1), inner1);
-    const ip = await rt.loadProgram(programUrl('timer_scenario'), { maps: { tmap: inner1 } });
+    const ip = await rt.loadProgram(programUrl('timer_scenario'), { maps: { tmap: inner1, ctl } });
     await ip.testRun({ cpu: 1, args: { op: 'arm', key: 0, cb: 'periodic', ns: 1000, arg: 1 } });
     for (let i = 0; i < 5; i++) await rt.clock.advance(1000);
     const i1 = field(inner1, 0, TV_COUNT);
@@ -187,6 +199,7 @@ const timerUref: Scenario = {
     checks.push(['the inner map\'s timer ran, then stopped with its inner map', i1 === 5 && f1 === f0]);
     outer.close();
     inner0.close();
+    ctl.close();
     await rt.idle();
     const st = rt.stats().timers;
     log({ cpu: main, context: 'task', what: `teardown: bpf_hrtimer objects allocated ${st.allocated}, freed ${st.freed}` });

@@ -222,6 +222,28 @@ describe('contexts the modelled era refuses', () => {
     expect(EOPNOTSUPP).toBe(95);
   });
 
+  it('timer_mim_reject: bpf_timer_init with another inner map than the timer\'s is refused (the program aborts)', async () => {
+    const spec: MapSpec = { type: 'hash', name: 'inner', keySize: 4, valueSize: 24, maxEntries: 8, fields: [{ type: 'bpf_timer', offset: 8 }] };
+    const in0 = mk(spec);
+    const in1 = mk(spec);
+    const outer = mk({ type: 'array_of_maps', name: 'outer', keySize: 4, valueSize: 4, maxEntries: 2, innerMap: in0 });
+    await outer.update(u32(0), in0);
+    await outer.update(u32(1), in1);
+    const ok = await rt.loadProgram(fixture('timer_mim_reject.mjs'), { maps: { outer } });
+    progs.push(ok);
+    expect((await ok.testRun({ cpu: 0, args: { wrong: false } })).retval).toBe(0);
+    const bad = await rt.loadProgram(fixture('timer_mim_reject.mjs'), { maps: { outer } });
+    progs.push(bad);
+    await bad.testRun({ cpu: 0, args: { wrong: true } });
+    expect(bad.stats().aborted).toBe(true);
+    const s = newSplats(rt, base);
+    expect(s).toHaveLength(1);
+    expect(s[0]).toMatch(/PROG_ABORT.*map_uid doesn't match/);
+    base = { ...base, splats: rt.splatCount() }; // the splat this test provoked
+    await outer.delete(u32(0));
+    await outer.delete(u32(1));
+  });
+
   it('tracing programs may not use maps with timers (classic verifier); maps without are fine', async () => {
     const a = mk(arraySpec);
     const err = await rt.loadProgram(fixture('timer_tracing.mjs'), { maps: { m: a } }).then(() => null, (e: unknown) => e);

@@ -76,7 +76,7 @@ describe('races on 2 CPUs (real clock)', () => {
       const [r0, r1] = await Promise.all([p.testRun({ cpu: 0, args: { key: 0, meet } }), p.testRun({ cpu: 1, args: { key: 1, meet } })]);
       expect([r0.retval, r1.retval]).toEqual([0, 0]);
       const done = (): number => rd(0, 28) + rd(1, 28);
-      // overlapping callbacks both finish (the rendezvous waits at most 200 ms); otherwise the
+      // overlapping callbacks both finish (the rendezvous waits at most 3 s); otherwise the
       // first may cancel the second before it runs
       expect(await waitFor(() => done() >= (meet ? 2 : 1), 5000)).toBe(true);
       if (!meet) await waitFor(() => done() >= 2, 20);
@@ -127,22 +127,31 @@ describe('races on 2 CPUs (real clock)', () => {
   });
 
   it('a replace under the bucket lock never waits for the running callback; bpf_timer_cancel does', async () => {
-    const h = mk({ type: 'hash', name: 'h', keySize: 4, valueSize: 48, maxEntries: 4, fields: [{ type: 'bpf_timer', offset: 8 }] });
-    const p = await load('timer_ops.mjs', { m: h });
-    const run = async (cpu: number, args: Record<string, unknown>): Promise<number> => (await p.testRun({ cpu, args })).retval;
-    // a callback spinning 200 ms on CPU1, armed 20 ms ahead (so the arming test run has returned)
-    expect(await run(1, { op: 'arm', key: 1, cb: 'spin', ns: 20_000_000, arg: 200_000 })).toBe(0);
-    expect(await waitFor(() => rdU64(h.lookup(u32(1)), 0) === 1)).toBe(true); // it started
+    const h = mk({ type: 'hash', name: 'h', keySize: 4, valueSize: 32, maxEntries: 4, fields: [{ type: 'bpf_timer', offset: 8 }] });
+    const ctl = mk({ type: 'array', name: 'ctl', keySize: 4, valueSize: 4, maxEntries: 4 });
+    const p = await load('timer_hold.mjs', { m: h, ctl });
+    const run = (cpu: number, args: Record<string, unknown>): Promise<number> => p.testRun({ cpu, args }).then((r) => r.retval);
+    const release = (k: number): void => { void ctl.update(u32(k), u32(1)); };
+    // a callback on CPU1 that holds its CPU until released (armed 5 ms ahead: the arming run returns first)
+    expect(await run(1, { op: 'arm', key: 1, ns: 5_000_000 })).toBe(0);
+    expect(await waitFor(() => rdU64(h.lookup(u32(1)), 0) === 1)).toBe(true); // it runs
     const pending0 = rt.stats().timers.deferredPending;
-    expect(await run(0, { op: 'update', key: 1 })).toBe(0);                  // prealloc replace
-    expect(rt.stats().timers.deferredPending).toBe(pending0 + 1);            // the free was deferred…
-    await rt.idle();                                                          // …and done once it ended
+    expect(await run(0, { op: 'update', key: 1 })).toBe(0);   // prealloc replace: frees the timer under the bucket lock
+    expect(rt.stats().timers.deferredPending).toBe(pending0 + 1); // returned while the callback still runs: deferred
+    release(1);
+    await rt.idle();                                             // the delete work finished the free
+    expect(rt.stats().timers.deferredPending).toBe(0);
     // bpf_timer_cancel from another CPU waits for the running callback
-    expect(await run(1, { op: 'arm', key: 2, cb: 'spin', ns: 20_000_000, arg: 200_000 })).toBe(0);
+    expect(await run(1, { op: 'arm', key: 2, ns: 5_000_000 })).toBe(0);
     expect(await waitFor(() => rdU64(h.lookup(u32(2)), 0) === 1)).toBe(true);
-    expect(rdU32(h.lookup(u32(2)), 44)).toBe(0);
-    expect(await run(0, { op: 'cancel', key: 2 })).toBe(0);
-    expect(rdU32(h.lookup(u32(2)), 44)).toBe(1); // the callback had finished when cancel returned
+    let returned = false;
+    const cancel = run(0, { op: 'cancel', key: 2 }).then((r) => { returned = true; return r; });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(returned).toBe(false);                                // still waiting for the callback
+    expect(rdU32(h.lookup(u32(2)), 24)).toBe(0);
+    release(2);
+    expect(await cancel).toBe(0);
+    expect(rdU32(h.lookup(u32(2)), 24)).toBe(1);                 // the callback had finished when cancel returned
   });
 
   it('timer_mim: callbacks in an inner hash keep re-arming; closing the inner map and deleting it from the outer map stops them', async () => {

@@ -2,6 +2,8 @@
  * Scenario program (seed 003, BPF timers): one bpf_timer helper per run on map `tmap` (hash or
  * array, value layout below), chosen by args.op, and the callbacks the timer scenarios arm.
  *
+ * Map `ctl`: array of u32, one per key: the 'hold' callback of key k spins until ctl[k] != 0.
+ *
  * value (48 bytes): +0 u64 callback runs | +8 struct bpf_timer | +24 u32 arrived (rendezvous)
  *   | +28 i32 what the callback's own helper returned | +32 u32 CPU of the last callback
  *   | +36 u32 1 once a callback finished | +40 u32 argument (spin us / period us) | +44 u32 peer key
@@ -14,7 +16,7 @@ export const TIMER_SCENARIO_VALUE_SIZE = 48;
 export interface TimerScenarioArgs {
   readonly op: 'arm' | 'cancel' | 'delete' | 'init';
   readonly key: number;
-  readonly cb?: 'spin' | 'self_cancel' | 'cancel_peer' | 'periodic';
+  readonly cb?: 'spin' | 'hold' | 'self_cancel' | 'cancel_peer' | 'periodic';
   readonly ns?: number;
   readonly arg?: number;
   readonly peer?: number;
@@ -31,11 +33,20 @@ function done(ctx: ProgramContext, value: number, err: number): void {
   ctx.setU32(value + TV_DONE, 1);
 }
 
-export default defineProgram<{ readonly tmap: BpfMapImpl }>({
+export default defineProgram<{ readonly tmap: BpfMapImpl; readonly ctl: BpfMapImpl }>({
   name: 'timer_scenario',
   type: 'xdp',
-  maps: ['tmap'],
+  maps: ['tmap', 'ctl'],
   callbacks: {
+    /** busy until ctl[key] != 0 (bounded: 5 s of real time) */
+    hold(ctx, map, key, value, maps) {
+      enter(ctx, value);
+      const flag = maps.ctl.lookup(key);
+      const t0 = performance.now();
+      while (flag !== 0 && ctx.atomicAddU32(flag, 0) === 0 && performance.now() - t0 < 5000) { /* held */ }
+      done(ctx, value, 0);
+      return 0;
+    },
     /** busy for `arg` microseconds of real time */
     spin(ctx, map, key, value) {
       enter(ctx, value);
@@ -57,7 +68,7 @@ export default defineProgram<{ readonly tmap: BpfMapImpl }>({
       if (peer === 0) { done(ctx, value, -2); return 0; }
       ctx.atomicAddU32(value + TV_ARRIVED, 1);
       const t0 = performance.now();
-      while (ctx.atomicAddU32(peer + TV_ARRIVED, 0) === 0 && performance.now() - t0 < 200) { /* rendezvous */ }
+      while (ctx.atomicAddU32(peer + TV_ARRIVED, 0) === 0 && performance.now() - t0 < 3000) { /* rendezvous (bounded) */ }
       done(ctx, value, ctx.timerCancel(peer + TV_TIMER));
       return 0;
     },
