@@ -278,7 +278,10 @@ async function runTimerCell(run: StressRun, rt: Runtime, plan: CellPlan, n: numb
 type Phase = keyof StressPhases;
 
 function skippedCell(plan: CellPlan, why: string): StressCell {
-  return { map: plan.map, alloc: plan.alloc, status: 'skipped', skipReason: why, ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0, measuredMs: 0 };
+  return {
+    map: plan.map, alloc: plan.alloc, ...(plan.timers ? { workload: 'timers' as const } : {}), status: 'skipped', skipReason: why,
+    ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0, measuredMs: 0,
+  };
 }
 
 const INTERRUPTED = 'interrupted (Ctrl-C) before this cell ran';

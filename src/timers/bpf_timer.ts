@@ -54,7 +54,7 @@
  * the free path from any map operation (any thread); the delete work and the coordinator service
  * on the main thread.
  */
-import { I32, ktimeGetNs, SAB } from '../mem/arena.js';
+import { I32, ktimeGetNs, arenaGeneration } from '../mem/arena.js';
 import { setIrqHooks } from '../cpu/window.js';
 import { thisCpu } from '../mem/this_cpu.js';
 import { kzalloc, kfree } from '../mem/slab.js';
@@ -366,11 +366,11 @@ export function bpfTimerCancelAndFree(field: number, mayWait: boolean, retire: b
 // ---------------------------------------------------------------------------------------------
 // delete work and the coordinator service (main thread)
 
-let workSab: SharedArrayBuffer | null = null;
+let workGen = -1; // arenaGeneration this state belongs to (a number: keeps no arena alive)
 let retry: number[] = [];
 
 function workState(): void {
-  if (workSab !== SAB) { workSab = SAB; retry = []; }
+  if (workGen !== arenaGeneration) { workGen = arenaGeneration; retry = []; }
 }
 
 /**

@@ -29,7 +29,7 @@ beforeAll(() => ensureBuilt(), 180_000);
 describe('stress --seconds bounds the run', () => {
   // 4 cells in two runtimes (hash and array preallocated, hash bpf_mem_alloc, hash kmalloc)
   const N = 3;
-  const CELLS = 4;
+  const CELLS = 8; // hash × 3 allocators + array, each as a mix cell and a timer cell
   const RUNTIMES = 2;
   const SLICE_MS = STRESS_DEFAULTS.sampleIntervalMs;
 
