@@ -178,11 +178,14 @@ export class Program {
   readonly #maps: readonly BpfMapImpl[];
   readonly #links = new Set<Link>();
   #unloaded = false;
+  #released = false;
   /** @internal */
   constructor(rt: Runtime, id: number, info: ProgramInfo, statePtr: number, maps: readonly BpfMapImpl[]) {
     this.#rt = rt; this.id = id; this.info = info; this.statePtr = statePtr; this.#maps = maps;
   }
   get unloaded(): boolean { return this.#unloaded; }
+  /** Freed: unloaded from every CPU, map references dropped (after unload, once no timer holds it). */
+  get released(): boolean { return this.#released; }
 
   /**
    * Drop the user's reference: detach its links; no new runs. When no timer holds the program
@@ -207,6 +210,7 @@ export class Program {
     await this.#rt.unloadFromCpus(this.id);
     kfree(this.statePtr);
     for (const m of this.#maps) bpfMapPut(m);
+    this.#released = true;
   }
 
   /** References held on the program (the user's until unload, plus one per timer using its callbacks). */
