@@ -256,12 +256,15 @@ export class Program {
   readonly #links = new Set<Link>();
   readonly #gen: number;
   #unloaded = false;
+  #released = false;
   /** @internal */
   constructor(rt: Runtime, id: number, info: ProgramInfo, statePtr: number, maps: readonly BpfMapImpl[]) {
     this.#rt = rt; this.id = id; this.info = info; this.statePtr = statePtr; this.#maps = maps;
     this.#gen = arenaGeneration;
   }
   get unloaded(): boolean { return this.#unloaded; }
+  /** Freed: unloaded from every CPU, map references dropped (after unload, once no timer holds it). */
+  get released(): boolean { return this.#released; }
 
   /** EBADF once the runtime is gone; `what` names the call. */
   #live(what: string): void {
@@ -298,6 +301,7 @@ export class Program {
     await this.#rt.unloadFromCpus(this.id);
     kfree(this.statePtr);
     for (const m of this.#maps) bpfMapPut(m);
+    this.#released = true;
   }
 
   /** References held on the program (the user's until unload, plus one per timer using its callbacks). */

@@ -171,7 +171,7 @@ const timerUref: Scenario = {
     for (let i = 0; i < 10; i++) await rt.clock.advance(1000);
     const r3 = rt.stats().timers.queued.reduce((a, b) => a + b, 0);
     log({ cpu: main, context: 'task', what: `close(owned): map_release_uref cancelled and freed the timers; program references ${ref2}; timers queued ${r3}` });
-    checks.push(['uref release cancels the timers and frees the program they held', ref2 === 0 && r3 === 0 && (await waitFor(() => prog.unloaded, 5000))]);
+    checks.push(['uref release cancels the timers and frees the program they held', ref2 === 0 && r3 === 0 && (await waitFor(() => prog.released, 5000))]);
     const r4 = await keep.testRun({ cpu: 0, args: { op: 'init', key: 9 } });
     log({ cpu: 0, context: 'task', what: `another program still holding the closed map: bpf_timer_init -> ${errStr(r4.retval)}` });
     checks.push(['no timer can be set up in a map without user references (-EPERM)', r4.retval === -EPERM]);

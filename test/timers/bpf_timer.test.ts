@@ -208,7 +208,7 @@ describe('ownership: the map owns its timers', () => {
     expect(rdU64(a.lookup(u32(0)), V.count)).toBe(1); // the callback still runs: its program is alive
     await a.close();
     expect(p.refcnt()).toBe(0);
-    expect(await waitFor(() => p.unloaded)).toBe(true);
+    expect(await waitFor(() => p.released)).toBe(true);
   });
 });
 
