@@ -12,11 +12,13 @@
  * four times per period), checks which sources are due and raises them on itself.
  *
  * Accounting, per kind (line 0, Atomics, any thread may add): REQUESTED counts every event that
- * came due (a rate × busy time), COALESCED every event merged into one already pending or due in
- * the same check (the CPU could not take it separately, as hardware merges a pending interrupt),
- * and the CPU's own PC_STAT_{NMI,HARDIRQ,SOFTIRQ} count what it delivered. Invariant, per kind:
- * requested = delivered + coalesced + (1 if one is pending now), for interrupts raised through
- * raiseIrq (sources, precise injection, the coordinator).
+ * came due (a rate × busy time), COALESCED every event merged into one already pending (the CPU
+ * had not taken it yet, as hardware merges a pending interrupt), and the CPU's own
+ * PC_STAT_{NMI,HARDIRQ,SOFTIRQ} count what it delivered. Several events due at one clock check
+ * arrived at different times: the first is raised, the rest are owed (PC_SRC_BACKLOG) and raised
+ * one per window while their kind is not pending. Invariant, per kind: requested = delivered +
+ * coalesced + owed + (1 if one is pending now), for interrupts raised through raiseIrq (sources,
+ * precise injection, timers, ctx.raiseSoftirq).
  *
  * Busy only: sources advance while the CPU runs work (a workload or a test run), not while it
  * idles — like a cycles counter, which stops in idle. srcResume() restarts their clocks when the
@@ -36,7 +38,7 @@ import { pcpuI, thisCpu, perCpuBlock } from '../mem/this_cpu.js';
 import {
   PC_PENDING, PC_WAKE, PC_IRQ_REQUESTED, PC_IRQ_COALESCED, PC_SRC_GEN, PC_SRC_BASE, IRQ_SOURCES,
   IRQ_SOURCE, PC_SRC_COUNTDOWN, PC_SRC_SEEN_GEN, PC_SRC_LAST_MS, PC_SRC_NEXT, PC_SRC_RNG,
-  PC_SRC_PER_CHECK, PC_SRC_RAISED, PC_SRC_INTERVAL_MS, PC_SRC_OFFCORE_MS, PEND_NMI, PEND_HARDIRQ, PEND_SOFTIRQ, PEND_SRC, HDR_SEED,
+  PC_SRC_PER_CHECK, PC_SRC_RAISED, PC_SRC_BACKLOG, PC_SRC_BACKLOG_ANY, PC_SRC_INTERVAL_MS, PC_SRC_OFFCORE_MS, PEND_NMI, PEND_HARDIRQ, PEND_SOFTIRQ, PEND_SRC, HDR_SEED,
 } from '../mem/layout.js';
 
 export const KIND_NMI = 0;
@@ -45,6 +47,8 @@ export const KIND_SOFTIRQ = 2;
 const KIND_BITS = [PEND_NMI, PEND_HARDIRQ, PEND_SOFTIRQ] as const;
 
 const PEND_I = PC_PENDING >> 2;
+const BACKLOG_I = PC_SRC_BACKLOG >> 2;
+const BACKLOG_ANY_I = PC_SRC_BACKLOG_ANY >> 2;
 const CD_I = PC_SRC_COUNTDOWN >> 2;
 const PAUSED = 0x3fffffff;
 /** A check never waits longer than this (ms), nor less than this many windows. */
@@ -59,9 +63,9 @@ const OFFCORE_MIN_MS = 1;
  * as requested, and as coalesced when one was already pending. Any thread. Returns true when it
  * was newly raised.
  */
-export function raiseIrq(blockI: number, kind: number, n = 1): boolean {
+export function raiseIrq(blockI: number, kind: number, n = 1, counted = false): boolean {
   const bit = KIND_BITS[kind]!;
-  Atomics.add(I32, blockI + (PC_IRQ_REQUESTED >> 2) + kind, n);
+  if (!counted) Atomics.add(I32, blockI + (PC_IRQ_REQUESTED >> 2) + kind, n);
   const old = Atomics.or(I32, blockI + PEND_I, bit);
   const fresh = (old & bit) === 0;
   const merged = n - (fresh ? 1 : 0);
@@ -165,17 +169,48 @@ export function srcResume(): void {
   I32[pcpuI + CD_I] = 1;
 }
 
-/** The CPU goes idle (and at boot): its sources stop counting. */
-export function srcPause(): void { I32[pcpuI + CD_I] = PAUSED; }
+/**
+ * The CPU goes idle (and at boot): its sources stop counting. Events still owed merge into one
+ * (coalesced): the CPU would have taken them before idling only if it had passed more windows.
+ */
+export function srcPause(): void {
+  I32[pcpuI + CD_I] = PAUSED;
+  for (let k = 0; k < 3; k++) {
+    const owed = I32[pcpuI + BACKLOG_I + k]!;
+    if (owed !== 0) Atomics.add(I32, pcpuI + (PC_IRQ_COALESCED >> 2) + k, owed);
+    I32[pcpuI + BACKLOG_I + k] = 0;
+  }
+  I32[pcpuI + BACKLOG_ANY_I] = 0;
+}
 
 /**
  * Window slow path with PEND_SRC set: count down; at zero, raise what is due. Returns true when
  * the caller may return at once (nothing but the sticky source bit is pending).
  */
 export function srcWindow(pending: number): boolean {
+  if (I32[pcpuI + BACKLOG_ANY_I] !== 0 && drainBacklog(pending)) return false;
   const c = I32[pcpuI + CD_I]! - 1;
   if (c > 0) { I32[pcpuI + CD_I] = c; return pending === PEND_SRC; }
   srcCheck();
+  return false;
+}
+
+/**
+ * Events that fell due between two clock checks arrived at different times: a CPU running code
+ * would have taken each at the first window after it. They are owed (PC_SRC_BACKLOG) and raised
+ * one per window while that kind is not pending; one still pending when more fall due absorbs
+ * them (coalesced). Returns true when it raised one.
+ */
+function drainBacklog(pending: number): boolean {
+  for (let k = 0; k < 3; k++) {
+    const bi = pcpuI + BACKLOG_I + k;
+    const owed = I32[bi]!;
+    if (owed === 0 || (pending & KIND_BITS[k]!) !== 0) continue;
+    I32[bi] = owed - 1;
+    I32[pcpuI + BACKLOG_ANY_I] = I32[pcpuI + BACKLOG_ANY_I]! - 1;
+    raiseIrq(pcpuI, k, 1, true);
+    return true;
+  }
   return false;
 }
 
@@ -215,7 +250,20 @@ function srcCheck(): void {
     }
     F64[ni] = next;
     I32[pcpuI + (PC_SRC_RAISED >> 2) + s] = I32[pcpuI + (PC_SRC_RAISED >> 2) + s]! + n;
-    raiseIrq(pcpuI, kind1 - 1, n);
+    const kind = kind1 - 1;
+    Atomics.add(I32, pcpuI + (PC_IRQ_REQUESTED >> 2) + kind, n);
+    const bi = pcpuI + BACKLOG_I + kind;
+    if ((Atomics.load(I32, pcpuI + PEND_I) & KIND_BITS[kind]!) !== 0) {
+      // still pending from before: these, and whatever was owed, merge into it
+      const merged = n + I32[bi]!;
+      I32[pcpuI + BACKLOG_ANY_I] = I32[pcpuI + BACKLOG_ANY_I]! - I32[bi]!;
+      I32[bi] = 0;
+      Atomics.add(I32, pcpuI + (PC_IRQ_COALESCED >> 2) + kind, merged);
+    } else {
+      raiseIrq(pcpuI, kind, 1, true);
+      I32[bi] = I32[bi]! + n - 1;
+      I32[pcpuI + BACKLOG_ANY_I] = I32[pcpuI + BACKLOG_ANY_I]! + n - 1;
+    }
   }
   // Calibrate: how many slow windows pass in a quarter of the shortest period.
   const li = (base + PC_SRC_LAST_MS) >> 3;
