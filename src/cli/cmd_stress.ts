@@ -38,6 +38,8 @@ const OPTIONS = {
   'irq-rate': { type: 'string' },
   mix: { type: 'string' },
   fault: { type: 'string' },
+  check: { type: 'boolean' },
+  record: { type: 'string' },
 } as const;
 
 const HELP = `Usage: bpfsim stress [options]
@@ -64,6 +66,11 @@ Options:
   --mix SPEC        operation weights (default ${MIX_OPS.map((o) => `${o}=${DEFAULT_MIX[o]}`).join(',')})
   --rt              PREEMPT_RT semantics
   --seed X          u32 seed, decimal or 0x hex (default: random, always printed)
+  --check           record every map operation and check each cell's history for
+                    linearizability (bpfsim/check); an illegal history fails the run, the
+                    kernel's own properties (a lookup missing a key being replaced, a read of a
+                    reused preallocated element) are reported apart (docs/CHECK.md)
+  --record FILE     write the recorded history to FILE (JSON lines, docs/CHECK.md)
   --fault NAME      TEST ONLY: switch on a fault (${FAULT_NAMES.join(', ')}) to see the checks fire
 
 ${COMMON_HELP}
@@ -82,7 +89,7 @@ export function rerunCommand(o: StressOptions): string {
   const mix = MIX_OPS.map((op) => `${op}=${o.mix[op]}`).join(',');
   return `bpfsim stress --cpus ${o.cpus} --seconds ${o.seconds} --maps ${o.maps.join(',')} --alloc ${o.alloc.join(',')}`
     + ` --nmi-rate ${o.nmiRate} --irq-rate ${o.irqRate} --mix ${mix}${o.preemptRt ? ' --rt' : ''}`
-    + `${o.faults.length > 0 ? ` --fault ${o.faults.join(',')}` : ''} --seed ${o.seed}`;
+    + `${o.faults.length > 0 ? ` --fault ${o.faults.join(',')}` : ''}${o.check === true ? ' --check' : ''} --seed ${o.seed}`;
 }
 
 export function parseStress(argv: readonly string[], ctx: CommandContext): { opts: StressOptions; common: Common } {
@@ -100,6 +107,8 @@ export function parseStress(argv: readonly string[], ctx: CommandContext): { opt
     seed: common.seed,
     mix: parseMix(v.mix),
     faults: parseFaults(v.fault),
+    ...(v.check === true ? { check: true } : {}),
+    ...(typeof v.record === 'string' && v.record !== '' ? { record: v.record } : {}),
     sampleIntervalMs: STRESS_DEFAULTS.sampleIntervalMs,
     ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}),
   };

@@ -36,10 +36,13 @@ import {
   EngineUsageError, unsupportedReason, type Engine, type StressOptions, type StressResult, type LiveStats,
   type StressCell, type InvariantCheck, type CacheSeries, type TimelineSample, type SplatRecord,
   type Interrupts, type MapType, type AllocMode, type BenchRequest, type BenchSuite, type ScenarioInfo,
-  type ScenarioOptions, type ScenarioResult, type ContextName, type FaultName, type StressPhases, type TimerLatencySeries,
+  type ScenarioOptions, type ScenarioResult, type ContextName, type FaultName, type StressPhases, type TimerLatencySeries, type CellCheck,
 } from './engine_api.js';
 import { readInterrupts, addInterrupts, ZERO_INTERRUPTS } from './irq_stats.js';
 import { Worker } from 'node:worker_threads';
+import { appendFileSync } from 'node:fs';
+import { checkHistory } from '../check/index.js';
+import type { HistoryOp } from '../maps/map_history.js';
 import type { StressMixArgs } from './programs/stress_mix.js';
 import { ERRS_SLOTS } from './programs/stress_irq.js';
 import type { BenchArgs, BenchOp } from './programs/bench_ops.js';
@@ -277,6 +280,36 @@ async function runTimerCell(run: StressRun, rt: Runtime, plan: CellPlan, n: numb
 
 type Phase = keyof StressPhases;
 
+/**
+ * stress --record FILE: append this runtime's history as JSON lines — a header line
+ * { "bpfsim": "history/1", … , "maps": rt.historyMaps() }, then one operation per line (docs/CHECK.md).
+ */
+function writeHistory(file: string, rt: Runtime, dynAlloc: string): void {
+  const st = rt.historyStats();
+  const head = { bpfsim: 'history/1', dynAlloc, cpus: rt.cpus, syscallCpu: rt.cpus, recorded: st.recorded, dropped: st.dropped, maps: rt.historyMaps() };
+  const lines = [JSON.stringify(head), ...rt.history().map((op) => JSON.stringify(op))];
+  appendFileSync(file, `${lines.join('\n')}\n`);
+}
+
+/** Check one cell's history (stress --check): a budget of 30 s; dropped operations make it incomplete. */
+async function checkCell(rt: Runtime, ops: readonly HistoryOp[]): Promise<CellCheck> {
+  const dropped = rt.historyStats().dropped;
+  const t0 = performance.now();
+  const r = await checkHistory(ops, { maps: rt.historyMaps(), syscallCpu: rt.cpus, timeoutMs: 30_000 });
+  const kp: Record<string, number> = {};
+  for (const k of r.kernelProperties) kp[`${k.kind} (${k.kernelFunction})`] = (kp[`${k.kind} (${k.kernelFunction})`] ?? 0) + 1;
+  const first = r.illegal[0];
+  const window = first === undefined ? [] : (first.window?.ops ?? first.ops).slice(0, 12).map((i) => {
+    const op = ops[i]!;
+    return `cpu${op.cpu} ${op.op}(${op.key}${op.value !== undefined ? `, ${op.value}` : ''}) = ${String(op.result)} [${op.call}, ${op.ret}]`;
+  });
+  const result = r.result === 'illegal' && dropped > 0 ? 'incomplete' : r.result;
+  return {
+    result, ops: r.opsChecked, opsNotModelled: r.opsNotModelled, partitions: r.partitions, illegal: r.illegal.length,
+    unknown: r.unknown.length, kernelProperties: kp, dropped, elapsedMs: performance.now() - t0, window,
+  };
+}
+
 function skippedCell(plan: CellPlan, why: string): StressCell {
   return {
     map: plan.map, alloc: plan.alloc, ...(plan.timers ? { workload: 'timers' as const } : {}), status: 'skipped', skipReason: why,
@@ -381,8 +414,10 @@ class StressRun {
     const faults = o.faults.reduce((a, f) => a | FAULT_BITS[f], 0);
     this.status(`booting runtime (${dynAlloc})`);
     this.lap('setup');
-    const rt = await Runtime.start({ cpus: o.cpus, preemptRt: o.preemptRt, dynAlloc, seed: o.seed, memoryBytes: MEMORY_BYTES, faults });
+    const recording = o.check === true || o.record !== undefined;
+    const rt = await Runtime.start({ cpus: o.cpus, preemptRt: o.preemptRt, dynAlloc, seed: o.seed, memoryBytes: MEMORY_BYTES, faults, record: recording });
     this.lap('boot');
+    let historySeen = 0;
     const gpsBase = this.gracePeriods;
     const irqBase = this.interrupts;
     // Ctrl-C: end the running slice at its next window, not at its deadline
@@ -485,9 +520,22 @@ class StressRun {
         mergeErrors(cellErrors, irqErrors); mergeErrors(this.errors, irqErrors);
         const violations = set.m.check();
         this.invariants.push({ name: 'map check()', scope: name, ok: violations.length === 0, details: violations });
+        let check: CellCheck | undefined;
+        if (o.check === true) {
+          const ids = new Set([set.m.id, ...set.extra.map((x) => x.id)]);
+          const all = rt.history();
+          const ops = all.slice(historySeen).filter((op) => ids.has(op.map));
+          historySeen = all.length;
+          check = await checkCell(rt, ops);
+          this.invariants.push({
+            name: 'linearizable (bpfsim/check)', scope: name, ok: check.result !== 'illegal',
+            details: check.result === 'illegal' ? [`${check.illegal} of ${check.partitions} partitions illegal; shortest window: ${check.window.join(' · ')}`] : [],
+          });
+        }
         out.push({
           map: plan.map, alloc: plan.alloc, status: 'ran', ops: cellOps, opsPerSec: cellMs > 0 ? (cellOps * 1000) / cellMs : 0,
           errors: cellErrors, recursionMisses: mix.stats().recursionMisses + (irq?.stats().recursionMisses ?? 0), measuredMs: cellMs,
+          ...(check !== undefined ? { check } : {}),
         });
         const cellProgs = programs.splice(0);
         const cellMaps = maps.splice(0);
@@ -521,6 +569,7 @@ class StressRun {
       this.interrupts = addInterrupts(irqBase, sumInterrupts(rt));
       this.gpLatencyMs.push(...rcuGpLatencySamples('rcu'));
       this.splats.push(...rt.splats().map(toSplatRecord));
+      if (o.record !== undefined) writeHistory(o.record, rt, dynAlloc);
       this.lap('checks');
     } finally {
       o.signal?.removeEventListener('abort', onAbort);

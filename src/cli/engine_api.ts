@@ -74,6 +74,10 @@ export interface StressOptions {
   readonly seed: number;
   readonly mix: Mix;
   readonly faults: readonly FaultName[];
+  /** Record every map operation and check each mix cell's history for linearizability (bpfsim/check). */
+  readonly check?: boolean;
+  /** Write the recorded history (JSON lines, docs/CHECK.md) to this file. */
+  readonly record?: string;
   /** How often the engine calls onProgress (and samples the timeline); also the longest workload
    * slice, so the measured phase overruns --seconds by at most about this much. */
   readonly sampleIntervalMs: number;
@@ -150,6 +154,26 @@ export interface StressCell {
   readonly recursionMisses: number;
   /** Wall time this cell's workload ran (its share of the measured phase); 0 when skipped. */
   readonly measuredMs: number;
+  /** --check: the linearizability check of this cell's recorded history. */
+  readonly check?: CellCheck;
+}
+
+/** What `stress --check` found in one cell's history (bpfsim/check). */
+export interface CellCheck {
+  /** 'ok' | 'illegal' | 'unknown' (a partition ran out of budget) | 'incomplete' (operations were dropped: not judged) */
+  readonly result: 'ok' | 'illegal' | 'unknown' | 'incomplete';
+  readonly ops: number;
+  readonly opsNotModelled: number;
+  readonly partitions: number;
+  readonly illegal: number;
+  readonly unknown: number;
+  /** kernel behaviours that look like violations, by kind (replace_lookup_miss, foreign_read) */
+  readonly kernelProperties: Readonly<Record<string, number>>;
+  /** operations the recorder lost (ring full): the history is incomplete when > 0 */
+  readonly dropped: number;
+  readonly elapsedMs: number;
+  /** the first illegal partition, shortest window: one line per operation */
+  readonly window: readonly string[];
 }
 
 export interface InvariantCheck {

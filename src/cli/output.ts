@@ -122,6 +122,17 @@ export function formatStressSummary(s: StressSection): string {
   lines.push(`invariants: ${s.invariants.length - bad.length}/${s.invariants.length} held${bad.length > 0 ? ` — VIOLATED: ${bad.map((b) => `${b.name} [${b.scope}]`).join(', ')}` : ''}`);
   lines.push(`leak check after teardown: ${s.leak.ok ? 'ok' : 'FAILED'} (slab ${formatBytes(s.leak.startBytes)} before, ${formatBytes(s.leak.endBytes)} after)`);
   lines.push(`splats: ${s.splats.length}`);
+  const checked = s.cells.filter((c) => c.check !== undefined);
+  if (checked.length > 0) {
+    lines.push('linearizability (bpfsim/check, per cell: ops checked, partitions, illegal, unknown; kernel properties apart):');
+    for (const c of checked) {
+      const k = c.check!;
+      const props = Object.entries(k.kernelProperties).map(([n, v]) => `${n} ×${v}`).join(', ');
+      lines.push(`  ${`${c.map}/${c.alloc}`.padEnd(28)} ${k.result.toUpperCase().padEnd(10)} ${formatCount(k.ops)} ops, ${k.partitions} partitions, ${k.illegal} illegal, ${k.unknown} unknown`
+        + `${k.opsNotModelled > 0 ? `, ${formatCount(k.opsNotModelled)} not modelled` : ''}${k.dropped > 0 ? `, ${formatCount(k.dropped)} dropped by the recorder (not judged)` : ''}${props !== '' ? `; kernel properties: ${props}` : ''}`);
+      if (k.window.length > 0) lines.push(`    shortest illegal window: ${k.window.join(' · ')}`);
+    }
+  }
   return lines.join('\n');
 }
 

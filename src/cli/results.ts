@@ -14,7 +14,7 @@
 import type { BenchEnvironment, BenchFigure } from '../../bench/harness.js';
 import {
   MAP_TYPES, ALLOC_MODES, ALL_BENCH_NAMES, type MapType, type AllocMode, type BenchName, type Mix,
-  type StressOptions, type StressResult, type ScenarioResult, type ContextName, type StressPhases,
+  type StressOptions, type StressResult, type ScenarioResult, type ContextName, type StressPhases, type CellCheck,
 } from './engine_api.js';
 
 export const RESULTS_SCHEMA = 'bpfsim-results/2';
@@ -89,6 +89,8 @@ export interface StressSection {
     readonly map: MapType; readonly alloc: AllocMode; readonly workload: 'mix' | 'timers'; readonly status: 'ran' | 'skipped';
     readonly skipReason: string | null; readonly ops: number; readonly opsPerSec: number;
     readonly errors: Readonly<Record<string, number>>; readonly recursionMisses: number; readonly measuredMs: number;
+    /** stress --check: the linearizability check of the cell's history (absent without --check) */
+    readonly check?: CellCheck;
   }[];
   readonly splats: readonly SplatEntry[];
   readonly invariants: readonly {
@@ -270,6 +272,10 @@ const vStress = obj<StressSection>({
   cells: arr(obj<StressCellEntry>({
     map: mapType, alloc: allocMode, workload: lit('mix', 'timers'), status: lit('ran', 'skipped'), skipReason: nullable(str), ops: nonneg,
     opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg, measuredMs: nonneg,
+    check: optional(obj<CellCheck>({
+      result: lit('ok', 'illegal', 'unknown', 'incomplete'), ops: nonneg, opsNotModelled: nonneg, partitions: nonneg,
+      illegal: nonneg, unknown: nonneg, kernelProperties: errorCounts, dropped: nonneg, elapsedMs: nonneg, window: arr(str),
+    })),
   })),
   splats: arr(splatEntry),
   invariants: arr(obj<InvariantEntry>({ name: str, scope: str, ok: bool, details: arr(str) })),
@@ -405,6 +411,7 @@ export function toStressSection(o: StressOptions, r: StressResult): StressSectio
     cells: r.cells.map((c) => ({
       map: c.map, alloc: c.alloc, workload: c.workload ?? 'mix', status: c.status, skipReason: c.skipReason ?? null, ops: c.ops,
       opsPerSec: c.opsPerSec, errors: { ...c.errors }, recursionMisses: c.recursionMisses, measuredMs: c.measuredMs,
+      ...(c.check !== undefined ? { check: { ...c.check, kernelProperties: { ...c.check.kernelProperties }, window: [...c.check.window] } } : {}),
     })),
     splats: r.splats.map((s) => ({ ...s, heldLocks: [...s.heldLocks] })),
     invariants: r.invariants.map((i) => ({ name: i.name, scope: i.scope, ok: i.ok, details: [...i.details] })),

@@ -21,7 +21,8 @@
  *   +28 key length  +32 value length  +36 value digest or inline value (8 bytes)
  *   +44 key inline (<= 16 bytes) or its digest (8 bytes)  +60 found (lookups: 1 = a value)
  * Values longer than 8 bytes and keys longer than 16 are stored as a 64-bit FNV-1a digest: the
- * checker compares them for equality only. Stamps are u32: recording stops (everything after
+ * checker compares them for equality only. Special fields of a value (bpf_spin_lock, bpf_timer)
+ * are zeroed first: user copies never see them (copy_map_value). Stamps are u32: recording stops (everything after
  * counted as dropped) before the counter wraps.
  *
  * Cost when off: none on the program path (maps are wrapped only when recording), one boolean
@@ -32,7 +33,8 @@ import { pcpuI, thisCpu } from '../mem/this_cpu.js';
 import { FLAG_RECORD, HDR_HIST_BASE, HDR_HIST_CLOCK, HDR_HIST_ENTRIES, HDR_HIST_OFF, PC_CTX_MASK } from '../mem/layout.js';
 import { kzalloc } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
-import type { BpfMapImpl } from './map_ops.js';
+import { MAP_LOCK_OFF, MAP_TIMER_OFF, type BpfMapImpl } from './map_ops.js';
+import { BPF_SPIN_LOCK_SIZE, BPF_TIMER_SIZE } from './btf_record.js';
 import { ringDoorbell } from '../rcu/rcu.js';
 
 export const HIST_ENTRY = 64;
@@ -111,6 +113,18 @@ function fnv(p: number, n: number, out: number): void {
  * if the two copies differ, the element changed under the reader (prealloc reuse) and the entry is
  * marked torn (the checker does not model it).
  */
+let maskBuf = new Uint8Array(256);
+
+/** The value at `vp` with the special-field ranges zeroed, as the history writes it, into `out`. */
+function maskedValue(vp: number, vlen: number, lockOff: number, timerOff: number, out: number): void {
+  if (maskBuf.length < vlen) maskBuf = new Uint8Array(vlen);
+  maskBuf.set(U8.subarray(vp, vp + vlen));
+  if (lockOff >= 0) maskBuf.fill(0, lockOff, Math.min(vlen, lockOff + BPF_SPIN_LOCK_SIZE));
+  if (timerOff >= 0) maskBuf.fill(0, timerOff, Math.min(vlen, timerOff + BPF_TIMER_SIZE));
+  const h = historyValueHex(maskBuf.subarray(0, vlen));
+  for (let i = 0; i < 8; i++) U8[out + i] = i * 2 < h.length ? parseInt(h.slice(i * 2, i * 2 + 2), 16) : 0;
+}
+
 function record(op: number, m: BpfMapImpl, kp: number, vp: number, vlen: number, flags: number, result: number, found: boolean, call: number, syscall: boolean): void {
   const ring = ringOf(thisCpu);
   const ri = ring >> 2;
@@ -125,12 +139,24 @@ function record(op: number, m: BpfMapImpl, kp: number, vp: number, vlen: number,
   Atomics.store(I32, ei, 0);
   let torn = false;
   if (vlen > 0) {
-    if (vlen <= 8) { U32[ei + 9] = 0; U32[ei + 10] = 0; U8.copyWithin(e + 36, vp, vp + vlen); } else fnv(vp, vlen, e + 36);
-    if (found) {
-      if (vlen <= 8) { for (let i = 0; i < vlen; i++) if (U8[e + 36 + i] !== U8[vp + i]) torn = true; } else {
+    const lockW = I32[(m.ptr + MAP_LOCK_OFF) >> 2]!, timerW = I32[(m.ptr + MAP_TIMER_OFF) >> 2]!;
+    if ((lockW | timerW) !== 0) {
+      // special fields (bpf_spin_lock, bpf_timer) are not part of a value as user copies see it
+      // (copy_map_value skips them): digest the value with them zeroed
+      maskedValue(vp, vlen, lockW - 1, timerW - 1, e + 36);
+      if (found) {
         const a = U32[ei + 9]!, b = U32[ei + 10]!;
-        fnv(vp, vlen, e + 36);
+        maskedValue(vp, vlen, lockW - 1, timerW - 1, e + 36);
         torn = U32[ei + 9] !== a || U32[ei + 10] !== b;
+      }
+    } else {
+      if (vlen <= 8) { U32[ei + 9] = 0; U32[ei + 10] = 0; U8.copyWithin(e + 36, vp, vp + vlen); } else fnv(vp, vlen, e + 36);
+      if (found) {
+        if (vlen <= 8) { for (let i = 0; i < vlen; i++) if (U8[e + 36 + i] !== U8[vp + i]) torn = true; } else {
+          const a = U32[ei + 9]!, b = U32[ei + 10]!;
+          fnv(vp, vlen, e + 36);
+          torn = U32[ei + 9] !== a || U32[ei + 10] !== b;
+        }
       }
     }
   }

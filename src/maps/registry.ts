@@ -5,7 +5,8 @@
  * Layout: the map id table at MAP_TABLE_BASE, MAP_TABLE_ENTRIES u32 words in the arena header.
  *   word 0        serial counter (Atomics.add): every created map gets a unique MAP_SERIAL
  *   word id       struct bpf_map pointer of map `id` (1 .. MAP_TABLE_ENTRIES-1), 0 = free
- * Slots are claimed with compareExchange 0 -> ptr and cleared when the map is freed.
+ * Slots are claimed with compareExchange 0 -> ptr and cleared when the map is freed; ids are
+ * given cyclically (the kernel's idr_alloc_cyclic): the search starts after the last id given.
  *
  * Invariants: a live map's MAP_ID slot holds its pointer; MAP_REFCNT >= MAP_USERCNT >= 0 and the
  * map is freed exactly once, when MAP_REFCNT reaches 0.
@@ -60,8 +61,12 @@ export function createMap(spec: MapSpec): BpfMapImpl {
     freeOwner(owner);
     throw new BpfError(ENOMEM, `cannot allocate struct bpf_map for '${r.name}'`);
   }
+  // idr_alloc_cyclic, as the kernel's map ids: the next free id after the last one given, so an
+  // id is not reused soon after its map is freed (histories and tools name maps by id)
   let id = 0;
-  for (let i = 1; i < MAP_TABLE_ENTRIES; i++) {
+  const start = Atomics.load(I32, TABLE_I) % (MAP_TABLE_ENTRIES - 1);
+  for (let n = 0; n < MAP_TABLE_ENTRIES - 1; n++) {
+    const i = ((start + n) % (MAP_TABLE_ENTRIES - 1)) + 1;
     if (Atomics.compareExchange(I32, TABLE_I + i, 0, ptr) === 0) { id = i; break; }
   }
   if (id === 0) {

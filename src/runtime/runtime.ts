@@ -48,7 +48,7 @@ import { historyGlobalInit, historyThreadInit, historyDrain, historyDropped, his
 
 /** What rt.historyMaps() says of a map (the checker's CheckOptions.maps). */
 export interface HistoryMapInfo {
-  readonly type: string; readonly keySize: number; readonly valueSize: number; readonly maxEntries: number; readonly name: string;
+  readonly type: MapType; readonly keySize: number; readonly valueSize: number; readonly maxEntries: number; readonly name: string;
   /** arrays and per-CPU maps: the zeroed value (an element's first value, a slot no CPU wrote), as the history writes values */
   readonly initialValue?: string;
 }
@@ -60,7 +60,7 @@ import { MAP_TIMER_OFF } from '../maps/map_ops.js';
 import { MIM_META_TIMER_OFF, isMapInMapType } from '../maps/map_in_map.js';
 import { irqWorkService } from '../alloc/irq_work.js';
 import { createMap as createMapImpl, bpfMapInc, bpfMapPut, type MapSpec } from '../maps/registry.js';
-import type { BpfMapImpl } from '../maps/map_ops.js';
+import type { BpfMapImpl, MapType } from '../maps/map_ops.js';
 import { BpfMap } from '../maps/bpf_map.js';
 import {
   progStateBytes, progStateInit, progRefcnt, bpfProgPut, PROG_LINE, PS_LAST_RET, PS_MISSES, PS_RUNS,

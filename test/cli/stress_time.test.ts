@@ -27,7 +27,7 @@ function run(args: readonly string[], cwd: string): Promise<{ code: number | nul
 beforeAll(() => ensureBuilt(), 180_000);
 
 describe('stress --seconds bounds the run', () => {
-  // 4 cells in two runtimes (hash and array preallocated, hash bpf_mem_alloc, hash kmalloc)
+  // 8 cells in two runtimes: mix and timer cells of hash (prealloc, bpf_mem_alloc, kmalloc) and array
   const N = 3;
   const CELLS = 8; // hash × 3 allocators + array, each as a mix cell and a timer cell
   const RUNTIMES = 2;
