@@ -238,24 +238,8 @@ async function runTimerCell(run: StressRun, rt: Runtime, plan: CellPlan, n: numb
     ...(o.irqRate > 0 ? [rt.inject({ kind: 'hardirq', cpus: 'all', ratePerSec: o.irqRate })] : []),
   ];
   const args: TimerStressArgs = { keys: plan.map === 'array' ? TIMER_STRESS_MAX_ENTRIES : 2 * TIMER_STRESS_MAX_ENTRIES };
-  const errors: Record<string, number> = {};
-  let ops = 0;
-  let cellMs = 0;
   run.lap('setup');
-  // at least one slice per cell (1 ms when nothing is left), so every cell that ran did run
-  for (let first = true; (first || msPerCell - cellMs >= 1) && !isAborted(o); first = false) {
-    const slice = Math.max(1, Math.min(o.sampleIntervalMs, msPerCell - cellMs));
-    const ts = performance.now();
-    const r = await rt.runWorkload({ cpus: 'all', context: 'task', program: prog, seconds: slice / 1000, args });
-    const te = performance.now();
-    cellMs += te - ts;
-    run.measured(ts, te);
-    ops += r.ops; run.ops += r.ops;
-    mergeErrors(errors, r.errors); mergeErrors(run.errors, r.errors);
-    run.sample(rt, name, gpsBase, irqBase, null, name);
-    run.lap('sampling');
-  }
-  const ms = cellMs;
+  const { ops, errors, ms } = await run.runSlices(rt, prog, msPerCell, args, name, gpsBase, irqBase, null, false);
   for (const inj of injections) inj.cancel();
   await rt.idle();
   const st = rt.stats().timers;
@@ -275,7 +259,7 @@ async function runTimerCell(run: StressRun, rt: Runtime, plan: CellPlan, n: numb
     details: after.live === 0 ? [] : [`${after.live} bpf_hrtimer objects still live after close`],
   });
   run.lap('checks');
-  return { map: plan.map, alloc: plan.alloc, workload: 'timers', status: 'ran', ops, opsPerSec: ms > 0 ? (ops * 1000) / ms : 0, errors, recursionMisses: prog.stats().recursionMisses, measuredMs: cellMs };
+  return { map: plan.map, alloc: plan.alloc, workload: 'timers', status: 'ran', ops, opsPerSec: ms > 0 ? (ops * 1000) / ms : 0, errors, recursionMisses: prog.stats().recursionMisses, measuredMs: ms };
 }
 
 type Phase = keyof StressPhases;
@@ -365,6 +349,33 @@ class StressRun {
     const t = performance.now();
     this.phases[phase] += t - this.#lapT;
     this.#lapT = t;
+  }
+
+  /**
+   * Run `prog` on every CPU in slices of at most sampleIntervalMs until `budgetMs` of workload
+   * time has passed (at least one slice, 1 ms when nothing is left, so every cell that ran did
+   * run) or Ctrl-C; sample after each slice; with `synchronize`, a BPF_SYNCHRONIZE from "user
+   * space" between slices (grace periods keep happening even for preallocated maps).
+   */
+  async runSlices(rt: Runtime, prog: Program, budgetMs: number, args: unknown, name: string, gpsBase: number, irqBase: Interrupts,
+    cell: MapSet | null, synchronize: boolean): Promise<{ ops: number; errors: Record<string, number>; ms: number }> {
+    const errors: Record<string, number> = {};
+    let ops = 0;
+    let ms = 0;
+    for (let first = true; (first || budgetMs - ms >= 1) && !isAborted(this.o); first = false) {
+      const slice = Math.max(1, Math.min(this.o.sampleIntervalMs, budgetMs - ms));
+      const ts = performance.now();
+      const r = await rt.runWorkload({ cpus: 'all', context: 'task', program: prog, seconds: slice / 1000, args });
+      const te = performance.now();
+      ms += te - ts;
+      this.measured(ts, te);
+      ops += r.ops; this.ops += r.ops;
+      mergeErrors(errors, r.errors); mergeErrors(this.errors, r.errors);
+      this.sample(rt, name, gpsBase, irqBase, cell, name);
+      if (synchronize) await rt.synchronizeRcu();
+      this.lap('sampling');
+    }
+    return { ops, errors, ms };
   }
 
   /** A workload slice ran from `ts` to `te`: the measured phase, exactly; the gap before it is sampling. */
@@ -491,28 +502,13 @@ class StressRun {
           keys: set.kind === 'hash' ? STRESS_KEYS : STRESS_MAX_ENTRIES, kind: set.kind, innerIds: set.innerIds,
         };
         const errsBefore = readErrs(errs, o.cpus);
-        const cellErrors: Record<string, number> = {};
-        let cellOps = 0;
-        let cellMs = 0;
         // this cell's share of what is left of the measured phase
         const budget = Math.max(0, this.totalMs - this.measuredMs) / Math.max(1, this.cellsLeft);
         this.lap('setup');
-        // at least one slice per cell (1 ms when nothing is left), so every cell that ran did run
-        for (let first = true; (first || budget - cellMs >= 1) && !isAborted(o); first = false) {
-          const slice = Math.max(1, Math.min(o.sampleIntervalMs, budget - cellMs));
-          const ts = performance.now();
-          const r = await rt.runWorkload({ cpus: 'all', context: 'task', program: mix, seconds: slice / 1000, args });
-          const te = performance.now();
-          cellMs += te - ts;
-          this.measured(ts, te);
-          cellOps += r.ops; this.ops += r.ops;
-          mergeErrors(cellErrors, r.errors); mergeErrors(this.errors, r.errors);
-          this.sample(rt, name, gpsBase, irqBase, plan.alloc === 'bpf_mem_alloc' ? set : null, name);
-          // a BPF_SYNCHRONIZE from "user space" between slices: grace periods keep happening
-          // even for preallocated maps (their durations come from the RCU coordinator's samples)
-          await rt.synchronizeRcu();
-          this.lap('sampling');
-        }
+        const ran = await this.runSlices(rt, mix, budget, args, name, gpsBase, irqBase, plan.alloc === 'bpf_mem_alloc' ? set : null, true);
+        const cellErrors: Record<string, number> = ran.errors;
+        const cellOps = ran.ops;
+        const cellMs = ran.ms;
         this.cellsLeft--;
         for (const inj of injections) inj.cancel();
         await rt.synchronizeRcu();
