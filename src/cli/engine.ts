@@ -264,15 +264,20 @@ async function runTimerCell(run: StressRun, rt: Runtime, plan: CellPlan, n: numb
 
 type Phase = keyof StressPhases;
 
+/** stress --record FILE: append operations, one JSON line each (docs/CHECK.md). */
+function appendHistory(file: string, ops: readonly HistoryOp[]): void {
+  if (ops.length > 0) appendFileSync(file, `${ops.map((op) => JSON.stringify(op)).join('\n')}\n`);
+}
+
 /**
- * stress --record FILE: append this runtime's history as JSON lines — a header line
- * { "bpfsim": "history/1", … , "maps": rt.historyMaps() }, then one operation per line (docs/CHECK.md).
+ * stress --record FILE: after a runtime's operations, one header line
+ * { "bpfsim": "history/1", "dynAlloc", "cpus", "syscallCpu", "recorded", "dropped", "maps" } that
+ * says what they were recorded on (`maps` is CheckOptions.maps).
  */
-function writeHistory(file: string, rt: Runtime, dynAlloc: string): void {
+function writeHistoryHeader(file: string, rt: Runtime, dynAlloc: string): void {
   const st = rt.historyStats();
   const head = { bpfsim: 'history/1', dynAlloc, cpus: rt.cpus, syscallCpu: rt.cpus, recorded: st.recorded, dropped: st.dropped, maps: rt.historyMaps() };
-  const lines = [JSON.stringify(head), ...rt.history().map((op) => JSON.stringify(op))];
-  appendFileSync(file, `${lines.join('\n')}\n`);
+  appendFileSync(file, `${JSON.stringify(head)}\n`);
 }
 
 /** Check one cell's history (stress --check): a budget of 30 s; dropped operations make it incomplete. */
@@ -428,7 +433,6 @@ class StressRun {
     const recording = o.check === true || o.record !== undefined;
     const rt = await Runtime.start({ cpus: o.cpus, preemptRt: o.preemptRt, dynAlloc, seed: o.seed, memoryBytes: MEMORY_BYTES, faults, record: recording });
     this.lap('boot');
-    let historySeen = 0;
     const gpsBase = this.gracePeriods;
     const irqBase = this.interrupts;
     // Ctrl-C: end the running slice at its next window, not at its deadline
@@ -517,12 +521,15 @@ class StressRun {
         const violations = set.m.check();
         this.invariants.push({ name: 'map check()', scope: name, ok: violations.length === 0, details: violations });
         let check: CellCheck | undefined;
+        let taken: HistoryOp[] = [];
+        if (recording) {
+          // hand the history over cell by cell: the runtime keeps none (memory stays flat)
+          taken = rt.history({ clear: true });
+          if (o.record !== undefined) appendHistory(o.record, taken);
+        }
         if (o.check === true) {
           const ids = new Set([set.m.id, ...set.extra.map((x) => x.id)]);
-          const all = rt.history();
-          const ops = all.slice(historySeen).filter((op) => ids.has(op.map));
-          historySeen = all.length;
-          check = await checkCell(rt, ops);
+          check = await checkCell(rt, taken.filter((op) => ids.has(op.map)));
           this.invariants.push({
             name: 'linearizable (bpfsim/check)', scope: name, ok: check.result !== 'illegal',
             details: check.result === 'illegal' ? [`${check.illegal} of ${check.partitions} partitions illegal; shortest window: ${check.window.join(' · ')}`] : [],
@@ -565,7 +572,10 @@ class StressRun {
       this.interrupts = addInterrupts(irqBase, sumInterrupts(rt));
       this.gpLatencyMs.push(...rcuGpLatencySamples('rcu'));
       this.splats.push(...rt.splats().map(toSplatRecord));
-      if (o.record !== undefined) writeHistory(o.record, rt, dynAlloc);
+      if (o.record !== undefined) {
+        appendHistory(o.record, rt.history({ clear: true }));
+        writeHistoryHeader(o.record, rt, dynAlloc);
+      }
       this.lap('checks');
     } finally {
       o.signal?.removeEventListener('abort', onAbort);

