@@ -36,7 +36,15 @@ describe('history recording', () => {
     }
     expect(stamps.size).toBe(2 * h.length);
     expect(rt.historyStats()).toEqual({ recorded: h.length, dropped: 0 });
-    expect(rt.historyMaps()[m.id]).toMatchObject({ type: 'hash', keySize: 4, valueSize: 16 });
+    expect(rt.historyMaps()[m.id]).toMatchObject({ type: 'hash', keySize: 4, valueSize: 16, maxEntries: 64 });
+    // clear: hand over and keep none; the next call returns only newer operations
+    expect(rt.history({ clear: true })).toHaveLength(h.length);
+    expect(rt.history()).toEqual([]);
+    m.delete(k(1));
+    const after = rt.history();
+    expect(after.map((o) => [o.op, o.key, o.result, o.side])).toEqual([['delete', '01000000', 0, 'syscall']]);
+    expect(after[0]!.call).toBeGreaterThan(h[h.length - 1]!.ret);
+    expect(rt.historyStats().recorded).toBe(h.length + 1);
   });
 
   it('a cap on recorded operations: the rest is counted as dropped, never silently lost', async () => {
