@@ -124,15 +124,8 @@ export interface GpLatency {
  * Timer fire latency (`bpfsim bench timers`): how late after the requested expiry, per series
  * (the bpf timer callbacks and the same-run baselines), latency in milliseconds.
  */
-export interface TimerLatencyRecord {
+export interface TimerLatencyRecord extends GpLatency {
   readonly label: string;
-  readonly count: number;
-  /** Up to GP_SAMPLES_MAX samples (evenly thinned when there were more), ms. */
-  readonly samplesMs: readonly number[];
-  readonly p50Ms: number;
-  readonly p90Ms: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
 }
 
 export interface BenchSection {

@@ -170,7 +170,8 @@ function lockSlow(lock: number, me: number, spin: boolean, what: string): number
   I32[pcpuI + WAIT_I] = lock;
   Atomics.store(I32, pcpuI + WAIT_I, lock);
   // The owner we are waiting for, since when, and the progress of the end of its wait chain.
-  let owner = -1, ownerSince = 0, endCpu = -1, endProgress = 0, endSince = 0;
+  let owner = -1, ownerSince = 0;
+  endCpu = -1;
   try {
     for (;;) {
       v = Atomics.load(I32, idx);
@@ -201,28 +202,32 @@ function lockSlow(lock: number, me: number, spin: boolean, what: string): number
   } finally {
     Atomics.store(I32, pcpuI + WAIT_I, 0);
   }
+}
 
-  /** Why the owner of `word` will not release it (a reason for -ETIMEDOUT), or null: keep waiting. */
-  function holderStuck(word: number, now: number, held: number): string | null {
-    let c = (word & 0xff) - 1;
-    if (c < 0 || c >= nrCpuIds) return null;
-    if (Atomics.load(I32, (perCpuBlock(c) + PC_OFFLINE) >> 2) !== 0) return `cpu ${c} is offline (stuck or dead)`;
-    // Follow the wait chain: c waits for a lock owned by c2, which waits ...
-    for (let hops = 0; hops < nrCpuIds; hops++) {
-      const want = Atomics.load(I32, (perCpuBlock(c) + PC_WAIT_LOCK) >> 2);
-      if (want === 0) break;
-      const next = (Atomics.load(I32, want >> 2) & 0xff) - 1;
-      if (next < 0 || next >= nrCpuIds) break;
-      if (next === thisCpu) return `a wait cycle of ${hops + 2} CPUs through cpu ${c}`;
-      if (Atomics.load(I32, (perCpuBlock(next) + PC_OFFLINE) >> 2) !== 0) return `cpu ${c} waits for cpu ${next}, which is offline (stuck or dead)`;
-      c = next;
-    }
-    const progress = Atomics.load(I32, (perCpuBlock(c) + PC_PROGRESS) >> 2);
-    if (c !== endCpu || progress !== endProgress) { endCpu = c; endProgress = progress; endSince = now; }
-    if (now - endSince >= watchdogMs) return `cpu ${c} made no progress for ${(now - endSince).toFixed(0)} ms (stuck inside its critical section)`;
-    if (held >= Math.max(HOLD_CAP_FACTOR * lockTimeoutMs, 2 * watchdogMs)) return `one owner held it for ${held.toFixed(0)} ms while making progress (a lock leaked across a quiescent state)`;
-    return null;
+// The end of the wait chain being watched by this thread's lockSlow (one wait at a time per
+// thread: no window, hence no nested wait, inside lockSlow), and since when it stood still.
+let endCpu = -1, endProgress = 0, endSince = 0;
+
+/** Why the owner of `word` will not release it (a reason for -ETIMEDOUT), or null: keep waiting. */
+function holderStuck(word: number, now: number, held: number): string | null {
+  let c = (word & 0xff) - 1;
+  if (c < 0 || c >= nrCpuIds) return null;
+  if (Atomics.load(I32, (perCpuBlock(c) + PC_OFFLINE) >> 2) !== 0) return `cpu ${c} is offline (stuck or dead)`;
+  // Follow the wait chain: c waits for a lock owned by c2, which waits ...
+  for (let hops = 0; hops < nrCpuIds; hops++) {
+    const want = Atomics.load(I32, (perCpuBlock(c) + PC_WAIT_LOCK) >> 2);
+    if (want === 0) break;
+    const next = (Atomics.load(I32, want >> 2) & 0xff) - 1;
+    if (next < 0 || next >= nrCpuIds) break;
+    if (next === thisCpu) return `a wait cycle of ${hops + 2} CPUs through cpu ${c}`;
+    if (Atomics.load(I32, (perCpuBlock(next) + PC_OFFLINE) >> 2) !== 0) return `cpu ${c} waits for cpu ${next}, which is offline (stuck or dead)`;
+    c = next;
   }
+  const progress = Atomics.load(I32, (perCpuBlock(c) + PC_PROGRESS) >> 2);
+  if (c !== endCpu || progress !== endProgress) { endCpu = c; endProgress = progress; endSince = now; }
+  if (now - endSince >= watchdogMs) return `cpu ${c} made no progress for ${(now - endSince).toFixed(0)} ms (stuck inside its critical section)`;
+  if (held >= Math.max(HOLD_CAP_FACTOR * lockTimeoutMs, 2 * watchdogMs)) return `one owner held it for ${held.toFixed(0)} ms while making progress (a lock leaked across a quiescent state)`;
+  return null;
 }
 
 /** raw_spin_lock(): 0, or -EDEADLK / -ETIMEDOUT (with a splat). Does not touch irqs. */

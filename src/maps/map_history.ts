@@ -96,16 +96,26 @@ function ringOf(cpu: number): number { return ringBase + cpu * (HIST_RING_HDR + 
 
 function stamp(): number { return Atomics.add(U32, HDR_HIST_CLOCK >> 2, 1); }
 
-function fnv(p: number, n: number, out: number): void {
+/** The 64-bit digest of bytes [from, to) of `a`: the low word is returned, the high one left in fnvHigh. */
+let fnvHigh = 0;
+function fnvDigest(a: Uint8Array, from: number, to: number): number {
   let h1 = 0x811c9dc5, h2 = 0xcbf29ce4;
-  for (let i = 0; i < n; i++) {
-    const b = U8[p + i]!;
+  for (let i = from; i < to; i++) {
+    const b = a[i]!;
     h1 = Math.imul(h1 ^ b, 0x01000193);
     h2 = Math.imul(h2 ^ b ^ (h1 >>> 24), 0x01000193);
   }
-  U32[out >> 2] = h1 >>> 0;
-  U32[(out + 4) >> 2] = h2 >>> 0;
+  fnvHigh = h2 >>> 0;
+  return h1 >>> 0;
 }
+
+/** The digest of bytes [from, to) of `a`, as two u32 written at kernel pointer `out`. */
+function fnvBytes(a: Uint8Array, from: number, to: number, out: number): void {
+  U32[out >> 2] = fnvDigest(a, from, to);
+  U32[(out + 4) >> 2] = fnvHigh;
+}
+
+function fnv(p: number, n: number, out: number): void { fnvBytes(U8, p, p + n, out); }
 
 /**
  * Write one entry. The return stamp is taken here, after the value was copied: the value recorded
@@ -121,8 +131,7 @@ function maskedValue(vp: number, vlen: number, lockOff: number, timerOff: number
   maskBuf.set(U8.subarray(vp, vp + vlen));
   if (lockOff >= 0) maskBuf.fill(0, lockOff, Math.min(vlen, lockOff + BPF_SPIN_LOCK_SIZE));
   if (timerOff >= 0) maskBuf.fill(0, timerOff, Math.min(vlen, timerOff + BPF_TIMER_SIZE));
-  const h = historyValueHex(maskBuf.subarray(0, vlen));
-  for (let i = 0; i < 8; i++) U8[out + i] = i * 2 < h.length ? parseInt(h.slice(i * 2, i * 2 + 2), 16) : 0;
+  if (vlen <= 8) { U32[out >> 2] = 0; U32[(out + 4) >> 2] = 0; U8.set(maskBuf.subarray(0, vlen), out); } else fnvBytes(maskBuf, 0, vlen, out);
 }
 
 function record(op: number, m: BpfMapImpl, kp: number, vp: number, vlen: number, flags: number, result: number, found: boolean, call: number, syscall: boolean): void {
@@ -249,14 +258,10 @@ export function recordingMap(impl: BpfMapImpl): BpfMapImpl {
 
 /** How the history writes a value of `bytes` (inline hex up to 8 bytes, else the digest). */
 export function historyValueHex(bytes: Uint8Array): string {
-  if (bytes.length <= 8) return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
-  let h1 = 0x811c9dc5, h2 = 0xcbf29ce4;
-  for (const b of bytes) {
-    h1 = Math.imul(h1 ^ b, 0x01000193);
-    h2 = Math.imul(h2 ^ b ^ (h1 >>> 24), 0x01000193);
-  }
-  const out = new Uint8Array(new Uint32Array([h1 >>> 0, h2 >>> 0]).buffer);
-  return [...out].map((b) => b.toString(16).padStart(2, '0')).join('');
+  const toHex = (b: Uint8Array): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  if (bytes.length <= 8) return toHex(bytes);
+  const lo = fnvDigest(bytes, 0, bytes.length);
+  return toHex(new Uint8Array(new Uint32Array([lo, fnvHigh]).buffer));
 }
 
 const hex = (p: number, n: number): string => {

@@ -7,6 +7,7 @@
  * Used by `bpfsim scenario NAME`, the demo, and the tests (one test per scenario).
  */
 import type { Splat } from '../debug/splat.js';
+import { nowMs } from '../mem/arena.js';
 import type { Runtime, RuntimeOptions } from '../runtime/runtime.js';
 import type { ContextName } from '../cpu/context.js';
 
@@ -61,4 +62,16 @@ export function programUrl(name: string): URL {
 export function verdictOf(expected: string, checks: ReadonlyArray<readonly [string, boolean]>, observed: string): ScenarioVerdict {
   const failed = checks.filter(([, ok]) => !ok).map(([what]) => what);
   return { ok: failed.length === 0, expected, observed: failed.length === 0 ? observed : `${observed}; FAILED: ${failed.join('; ')}` };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `cond` every millisecond until it holds (true) or `timeoutMs` passed (false): never a hang. */
+export async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = nowMs() + timeoutMs;
+  while (!cond()) {
+    if (nowMs() > end) return false;
+    await sleep(1);
+  }
+  return true;
 }

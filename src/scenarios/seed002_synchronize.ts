@@ -17,11 +17,10 @@ import { nowMs } from '../mem/arena.js';
 import { errnoName } from '../errno.js';
 import { mapById } from '../maps/registry.js';
 import type { BpfMap } from '../maps/bpf_map.js';
-import { programUrl, verdictOf, type Scenario } from './scenario.js';
+import { programUrl, verdictOf, sleep, waitFor, type Scenario } from './scenario.js';
 
 const k4 = (n: number): Uint8Array => new Uint8Array(new Uint32Array([n]).buffer);
 const u64 = (n: number): Uint8Array => new Uint8Array(new BigUint64Array([BigInt(n)]).buffer);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The u64 at index `i` of an array map (syscall lookup). */
 function word(m: BpfMap, i: number): number {
@@ -29,14 +28,6 @@ function word(m: BpfMap, i: number): number {
   return b === undefined ? -1 : Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true));
 }
 
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = nowMs() + timeoutMs;
-  while (!cond()) {
-    if (nowMs() > end) return false;
-    await sleep(1);
-  }
-  return true;
-}
 
 const fmt = (ms: number): string => `${ms.toFixed(2)} ms`;
 

@@ -15,12 +15,11 @@
 import { nowMs } from '../mem/arena.js';
 import { errnoName, EDEADLK, EPERM } from '../errno.js';
 import type { BpfMap } from '../maps/bpf_map.js';
-import { programUrl, verdictOf, type Scenario } from './scenario.js';
+import { programUrl, verdictOf, sleep, waitFor, type Scenario } from './scenario.js';
 import { TV_COUNT, TV_ERR, TV_CPU, TV_DONE, TIMER_SCENARIO_VALUE_SIZE } from './programs/timer_scenario.js';
 
 const k4 = (n: number): Uint8Array => new Uint8Array(new Uint32Array([n]).buffer);
 const errStr = (r: number): string => (r < 0 ? `-${errnoName(-r)}` : String(r));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fmt = (ms: number): string => `${ms.toFixed(1)} ms`;
 
 function field(m: BpfMap, key: number, off: number, signed = false): number {
@@ -30,14 +29,6 @@ function field(m: BpfMap, key: number, off: number, signed = false): number {
   return off === TV_COUNT ? Number(dv.getBigUint64(off, true)) : signed ? dv.getInt32(off, true) : dv.getUint32(off, true);
 }
 
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = nowMs() + timeoutMs;
-  while (!cond()) {
-    if (nowMs() > end) return false;
-    await sleep(1);
-  }
-  return true;
-}
 
 const timerSpec = (name: string, type: 'hash' | 'array' = 'hash') => ({
   type, name, keySize: 4, valueSize: TIMER_SCENARIO_VALUE_SIZE, maxEntries: 16,
