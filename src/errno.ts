@@ -19,6 +19,7 @@ export const EEXIST = 17;
 export const EINVAL = 22;
 export const ENOSPC = 28;
 export const EDEADLK = 35;
+export const ELOOP = 40;
 export const EOPNOTSUPP = 95;
 export const ETIMEDOUT = 110;
 export const ECANCELED = 125;
@@ -28,7 +29,7 @@ export const ENOTSUPP = 524;
 const NAMES: Readonly<Record<number, string>> = Object.freeze({
   [EPERM]: 'EPERM', [ENOENT]: 'ENOENT', [EINTR]: 'EINTR', [E2BIG]: 'E2BIG', [EBADF]: 'EBADF', [EAGAIN]: 'EAGAIN',
   [ENOMEM]: 'ENOMEM', [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [EINVAL]: 'EINVAL',
-  [ENOSPC]: 'ENOSPC', [EDEADLK]: 'EDEADLK', [EOPNOTSUPP]: 'EOPNOTSUPP', [ETIMEDOUT]: 'ETIMEDOUT',
+  [ENOSPC]: 'ENOSPC', [EDEADLK]: 'EDEADLK', [ELOOP]: 'ELOOP', [EOPNOTSUPP]: 'EOPNOTSUPP', [ETIMEDOUT]: 'ETIMEDOUT',
   [ECANCELED]: 'ECANCELED', [ENOTSUPP]: 'ENOTSUPP',
 });
 
@@ -40,7 +41,7 @@ export function errnoName(err: number): string {
 
 export type BpfErrorCode =
   | 'EPERM' | 'ENOENT' | 'EINTR' | 'E2BIG' | 'EBADF' | 'EAGAIN' | 'ENOMEM' | 'EFAULT' | 'EBUSY' | 'EEXIST'
-  | 'EINVAL' | 'ENOSPC' | 'EDEADLK' | 'EOPNOTSUPP' | 'ETIMEDOUT' | 'ECANCELED' | 'ENOTSUPP';
+  | 'EINVAL' | 'ENOSPC' | 'EDEADLK' | 'ELOOP' | 'EOPNOTSUPP' | 'ETIMEDOUT' | 'ECANCELED' | 'ENOTSUPP';
 
 /** The error thrown by every syscall-side operation. `errno` is positive, as in user space. */
 export class BpfError extends Error {

@@ -20,6 +20,9 @@ export type { MapSpec, MapType, BpfMapInfo, BpfMapStats, InnerMapTemplate } from
 export type { MapField, MapFieldType } from './maps/btf_record.js';
 export { BPF_F_TIMER_ABS, BPF_F_TIMER_CPU_PIN, CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME } from './timers/bpf_timer.js';
 export type { BpfTimerStats } from './timers/bpf_timer.js';
+export type { GraphObjStats } from './graph/bpf_obj.js';
+export type { ResLockStats } from './locks/res_spinlock.js';
+export type { AbortPolicy } from './prog/prog_run.js';
 export * from './errno.js';
 export { SPLAT_KINDS, formatSplat } from './debug/splat.js';
 export type { Splat, SplatKind } from './debug/splat.js';

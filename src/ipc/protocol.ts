@@ -19,6 +19,8 @@ export interface LoadProgramRequest {
   readonly seed: number;
   /** ctx.args for runs that bring none (interrupts, kprobes, and testRun/runWorkload without args) */
   readonly args?: unknown;
+  /** after an abort: refuse later runs ('disable', the default) or not ('continue') */
+  readonly abortPolicy?: 'disable' | 'continue';
 }
 
 export interface ProgramInfo {
@@ -30,6 +32,8 @@ export interface ProgramInfo {
   readonly windows: readonly string[];
   /** names of its async (timer) callbacks */
   readonly callbacks: readonly string[];
+  /** names of the object types it declares (defineProgram({ types })) */
+  readonly types: readonly string[];
 }
 
 export type ContextArg = 'task' | 'softirq' | 'hardirq' | 'nmi';

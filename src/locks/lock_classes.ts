@@ -22,6 +22,7 @@ export const LOCK_CLASS_NAMES = [
   'map_of_maps',          // 15
   'timer',                // 16 the bpf_spin_lock inside a bpf_timer (helpers.c bpf_async_kern lock)
   'hrtimer_base',         // 17 per-CPU hrtimer base (src/timers/hrtimer.ts)
+  'graph_types',          // 18 the object type table (src/graph/btf_types.ts)
 ] as const;
 
 export type LockClassName = (typeof LOCK_CLASS_NAMES)[number];
@@ -44,6 +45,7 @@ export const LC_TEST_SLEEPING = 14;
 export const LC_MAP_OF_MAPS = 15;
 export const LC_TIMER = 16;
 export const LC_HRTIMER_BASE = 17;
+export const LC_GRAPH_TYPES = 18;
 
 export function lockClassName(c: number): string {
   return LOCK_CLASS_NAMES[c] ?? `class#${c}`;

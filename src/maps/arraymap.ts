@@ -24,14 +24,15 @@
  * last key copied).
  */
 import { I32, U32, U8, nrCpus } from '../mem/arena.js';
-import { thisCpu } from '../mem/this_cpu.js';
+import { thisCpu, pcpuI } from '../mem/this_cpu.js';
+import { PROG_LOCKED_I, helperUnderLock } from '../cpu/prog_locked.js';
 import { kzalloc, kfree } from '../mem/slab.js';
 import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOMEM, ENOTSUPP } from '../errno.js';
 import {
   BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NUMA_NODE, BPF_F_MMAPABLE, BPF_F_ACCESS_MASK,
   BPF_F_PRESERVE_ELEMS, BPF_F_INNER_MAP, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, KMALLOC_MAX_SIZE,
   PCPU_MIN_UNIT_SIZE, MAP_OPS_BASE, 
-  MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_USERCNT, BATCH_RES_COUNT, BATCH_RES_OUT,
+  MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC, MAP_USERCNT, BATCH_RES_COUNT, BATCH_RES_OUT,
   SIZEOF_BPF_MAP, roundUp8,
   type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, ldU32Unaligned, BpfMapHeader, sysLockFlagsCheck } from './map_ops.js';
 import { kcopy } from './map_value.js';
@@ -62,7 +63,7 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
   constructor(ptr: number) {
     super(ptr, 'array');
     const g = (off: number): number => I32[(ptr + off) >> 2]!;
-    this.rec = btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF));
+    this.rec = btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF), g(MAP_GRAPH_REC));
     this.lockOff = this.rec.spinLockOff;
     this.percpu = this.typeId === BPF_MAP_TYPE_PERCPU_ARRAY;
     this.values = g(ARR_VALUES);
@@ -74,6 +75,7 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
   // ---- program path ----
 
   lookup(key: number): number {
+    if (I32[pcpuI + PROG_LOCKED_I] !== 0) helperUnderLock('bpf_map_lookup_elem');
     const idx = ldU32Unaligned(key);
     if (idx >= this.maxEntries) return 0;
     if (!this.percpu) return this.values + idx * this.elemSize;
@@ -83,6 +85,7 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
   }
 
   lookupPercpu(key: number, cpu: number): number {
+    if (I32[pcpuI + PROG_LOCKED_I] !== 0) helperUnderLock('bpf_map_lookup_percpu_elem');
     if (!this.percpu || cpu < 0 || cpu >= nrCpus) return 0;
     const idx = ldU32Unaligned(key);
     if (idx >= this.maxEntries) return 0;
@@ -91,6 +94,7 @@ export class BpfArray extends BpfMapHeader implements BpfMapImpl {
 
   /** array_map_update_elem */
   update(key: number, value: number, flags: number): number {
+    if (I32[pcpuI + PROG_LOCKED_I] !== 0) helperUnderLock('bpf_map_update_elem');
     if (((flags & ~BPF_F_LOCK) >>> 0) > BPF_EXIST) return -EINVAL;
     const idx = ldU32Unaligned(key);
     if (idx >= this.maxEntries) return -E2BIG;

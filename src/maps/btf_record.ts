@@ -39,23 +39,51 @@
  * registerTimerFieldOps() at thread boot; without it (maps-only test boots) no timer can exist and
  * freeing a field only clears it.
  *
- * Differences from the kernel: no BTF; the declaration is the list of fields. Only bpf_spin_lock
- * and bpf_timer exist (list heads, rbtree roots, kptrs come with the graph issue).
+ * Graph roots (bpf_list_head, bpf_rb_root; 16 bytes, 8-aligned) name the object type they hold
+ * (`contains`) and need the value's one bpf_spin_lock, which guards them; the graph layer
+ * (src/graph/) declares the type and frees the nodes when the value leaves the map. A
+ * bpf_res_spin_lock (4 bytes) is a lock word user copies skip.
+ *
+ * Differences from the kernel: no BTF; the declaration is the list of fields. Roots are also
+ * accepted in lru_hash values (with their bpf_spin_lock), so that LRU eviction frees nodes.
  */
 import { I32 } from '../mem/arena.js';
 import { rawSpinLockIrqsave, rawSpinUnlockIrqrestore } from '../locks/raw_spinlock.js';
 import { LC_BPF_SPIN_LOCK } from '../locks/lock_classes.js';
-import { BpfError, EINVAL, EOPNOTSUPP } from '../errno.js';
+import { BpfError, E2BIG, EINVAL, EOPNOTSUPP } from '../errno.js';
 import { kcopy, kzero } from './map_value.js';
 
-export type MapFieldType = 'bpf_spin_lock' | 'bpf_timer';
-export const MAP_FIELD_TYPES: readonly MapFieldType[] = ['bpf_spin_lock', 'bpf_timer'];
+export type MapFieldType = 'bpf_spin_lock' | 'bpf_timer' | 'bpf_res_spin_lock' | 'bpf_list_head' | 'bpf_rb_root';
+export const MAP_FIELD_TYPES: readonly MapFieldType[] = ['bpf_spin_lock', 'bpf_timer', 'bpf_res_spin_lock', 'bpf_list_head', 'bpf_rb_root'];
 
 /** One special field of a map value, as users declare it. */
 export interface MapField {
   readonly type: MapFieldType;
   /** Byte offset inside the value. */
   readonly offset: number;
+  /**
+   * Roots (bpf_list_head, bpf_rb_root) only: the object type they hold (declared by a program's
+   * `types`) and the byte offset of its bpf_list_node / bpf_rb_node (the kernel's __contains).
+   */
+  readonly contains?: { readonly type: string; readonly field: number };
+}
+
+/** Field kinds of graph roots (the same numbers as src/graph/btf_types.ts FK_*). */
+export const FK_LIST_HEAD = 2;
+export const FK_RB_ROOT = 4;
+/** bpf_list_head and bpf_rb_root: 16 bytes, 8-aligned (src/graph/graph_layout.ts). */
+export const BPF_GRAPH_ROOT_SIZE = 16;
+export const BPF_GRAPH_ROOT_ALIGN = 8;
+export const BPF_RES_SPIN_LOCK_SIZE = 4;
+/** At most this many roots in one value. */
+export const MAX_VALUE_ROOTS = 8;
+
+/** A root in a map value: its kind, offset, contained type id and that type's node offset. */
+export interface MapRoot {
+  readonly kind: number;
+  readonly off: number;
+  readonly typeId: number;
+  readonly nodeOff: number;
 }
 
 export const BPF_SPIN_LOCK_SIZE = 4;
@@ -67,20 +95,37 @@ export const BPF_TIMER_LOCK = 4;
 /** Word 0 of a bpf_timer field of an element that left the map (odd: never a timer pointer). */
 export const BPF_TIMER_RETIRED = 1;
 
+/** A root as declared (its contained type by name, resolved to an id at map creation). */
+export interface MapRootSpec {
+  readonly kind: number;
+  readonly offset: number;
+  readonly containsType: string;
+  readonly nodeOff: number;
+}
+
 /** The validated record: -1 where a field is absent. */
 export interface BtfRecordSpec {
   readonly spinLockOffset: number;
   readonly timerOffset: number;
+  readonly resLockOffset: number;
+  readonly roots: readonly MapRootSpec[];
 }
 
-export const NO_FIELDS: BtfRecordSpec = Object.freeze({ spinLockOffset: -1, timerOffset: -1 });
+export const NO_FIELDS: BtfRecordSpec = Object.freeze({ spinLockOffset: -1, timerOffset: -1, resLockOffset: -1, roots: [] });
 
 function fail(errno: number, msg: string): never {
   throw new BpfError(errno, msg);
 }
 
-const SIZES: Readonly<Record<MapFieldType, number>> = { bpf_spin_lock: BPF_SPIN_LOCK_SIZE, bpf_timer: BPF_TIMER_SIZE };
-const ALIGNS: Readonly<Record<MapFieldType, number>> = { bpf_spin_lock: BPF_SPIN_LOCK_ALIGN, bpf_timer: BPF_TIMER_ALIGN };
+const SIZES: Readonly<Record<MapFieldType, number>> = {
+  bpf_spin_lock: BPF_SPIN_LOCK_SIZE, bpf_timer: BPF_TIMER_SIZE, bpf_res_spin_lock: BPF_RES_SPIN_LOCK_SIZE,
+  bpf_list_head: BPF_GRAPH_ROOT_SIZE, bpf_rb_root: BPF_GRAPH_ROOT_SIZE,
+};
+const ALIGNS: Readonly<Record<MapFieldType, number>> = {
+  bpf_spin_lock: BPF_SPIN_LOCK_ALIGN, bpf_timer: BPF_TIMER_ALIGN, bpf_res_spin_lock: 4,
+  bpf_list_head: BPF_GRAPH_ROOT_ALIGN, bpf_rb_root: BPF_GRAPH_ROOT_ALIGN,
+};
+const TYPE_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * btf_parse_fields(): validate `fields` (and the `spinLockOffset` shorthand) against the value
@@ -88,7 +133,7 @@ const ALIGNS: Readonly<Record<MapFieldType, number>> = { bpf_spin_lock: BPF_SPIN
  * BpfError(EINVAL) naming the field. Cold path (map creation).
  */
 export function btfParseFields(fieldsV: unknown, spinLockOffsetV: unknown, valueSize: number): BtfRecordSpec {
-  const list: { type: MapFieldType; offset: number; name: string }[] = [];
+  const list: { type: MapFieldType; offset: number; name: string; containsType?: string; nodeOff?: number }[] = [];
   if (spinLockOffsetV !== undefined) {
     const o = spinLockOffsetV;
     if (typeof o !== 'number' || !Number.isInteger(o) || o < 0 || (o & 3) !== 0 || o + 4 > valueSize) {
@@ -111,20 +156,41 @@ export function btfParseFields(fieldsV: unknown, spinLockOffsetV: unknown, value
       if (typeof off !== 'number' || !Number.isInteger(off) || off < 0) fail(EINVAL, `${name} (${t}).offset must be a non-negative integer; got ${String(off)}`);
       if (off % ALIGNS[t] !== 0) fail(EINVAL, `${name} (${t}) at offset ${off} must be ${ALIGNS[t]}-byte aligned`);
       if (off + SIZES[t] > valueSize) fail(EINVAL, `${name} (${t}) at offset ${off} does not fit in the value (${SIZES[t]} bytes, valueSize ${valueSize})`);
-      list.push({ type: t, offset: off, name: `${name} (${t})` });
+      if (t === 'bpf_list_head' || t === 'bpf_rb_root') {
+        const c = r['contains'];
+        if (typeof c !== 'object' || c === null) fail(EINVAL, `${name} (${t}) needs contains: { type, field } (the object type it holds, and the offset of its node field)`);
+        const ct = (c as Record<string, unknown>)['type'];
+        const cf = (c as Record<string, unknown>)['field'];
+        if (typeof ct !== 'string' || !TYPE_NAME_RE.test(ct) || ct.length > 31) fail(EINVAL, `${name}.contains.type must be a type name (an identifier of at most 31 characters); got ${JSON.stringify(ct)}`);
+        if (typeof cf !== 'number' || !Number.isInteger(cf) || cf < 0 || cf > 0xffff) fail(EINVAL, `${name}.contains.field must be the byte offset of the node field; got ${String(cf)}`);
+        list.push({ type: t, offset: off, name: `${name} (${t})`, containsType: ct, nodeOff: cf });
+      } else {
+        if (r['contains'] !== undefined) fail(EINVAL, `${name} (${t}): only bpf_list_head and bpf_rb_root take contains`);
+        list.push({ type: t, offset: off, name: `${name} (${t})` });
+      }
     });
   }
   let spinLockOffset = -1;
   let timerOffset = -1;
+  let resLockOffset = -1;
+  const roots: MapRootSpec[] = [];
   for (const f of list) {
     if (f.type === 'bpf_spin_lock') {
-      if (spinLockOffset >= 0) fail(EINVAL, `${f.name}: a value may contain at most one bpf_spin_lock`);
+      if (spinLockOffset >= 0) fail(E2BIG, `${f.name}: a value may contain at most one bpf_spin_lock`);
       spinLockOffset = f.offset;
-    } else {
-      if (timerOffset >= 0) fail(EINVAL, `${f.name}: a value may contain at most one bpf_timer`);
+    } else if (f.type === 'bpf_timer') {
+      if (timerOffset >= 0) fail(E2BIG, `${f.name}: a value may contain at most one bpf_timer`);
       timerOffset = f.offset;
+    } else if (f.type === 'bpf_res_spin_lock') {
+      if (resLockOffset >= 0) fail(E2BIG, `${f.name}: a value may contain at most one bpf_res_spin_lock`);
+      resLockOffset = f.offset;
+    } else {
+      if (roots.length >= MAX_VALUE_ROOTS) fail(E2BIG, `${f.name}: at most ${MAX_VALUE_ROOTS} roots in one value`);
+      roots.push({ kind: f.type === 'bpf_list_head' ? FK_LIST_HEAD : FK_RB_ROOT, offset: f.offset, containsType: f.containsType!, nodeOff: f.nodeOff! });
     }
   }
+  // the seed's binding by location: the roots of a value are guarded by its one bpf_spin_lock
+  if (roots.length > 0 && spinLockOffset < 0) fail(EINVAL, 'fields: a bpf_list_head or bpf_rb_root needs a bpf_spin_lock in the same value to guard it');
   for (let i = 0; i < list.length; i++) {
     for (let j = i + 1; j < list.length; j++) {
       const a = list[i]!;
@@ -134,7 +200,7 @@ export function btfParseFields(fieldsV: unknown, spinLockOffsetV: unknown, value
       }
     }
   }
-  return { spinLockOffset, timerOffset };
+  return { spinLockOffset, timerOffset, resLockOffset, roots };
 }
 
 /**
@@ -144,7 +210,16 @@ export function btfParseFields(fieldsV: unknown, spinLockOffsetV: unknown, value
  * carry their record. Throws BpfError(EOPNOTSUPP / EINVAL) naming the field.
  */
 export function mapCheckBtf(type: string, mmapable: boolean, rec: BtfRecordSpec): void {
-  if (rec.spinLockOffset >= 0 && type !== 'hash' && type !== 'array') {
+  if (rec.roots.length > 0) {
+    if (type !== 'hash' && type !== 'lru_hash' && type !== 'array') {
+      fail(EOPNOTSUPP, `fields: bpf_list_head and bpf_rb_root are supported in hash, lru_hash and array maps only (map_check_btf); got type ${type}`);
+    }
+    if (graphOps === null) fail(EOPNOTSUPP, 'fields: bpf_list_head and bpf_rb_root need the graph layer (src/graph/), which this thread has not loaded');
+  }
+  if (rec.resLockOffset >= 0 && type !== 'hash' && type !== 'lru_hash' && type !== 'array') {
+    fail(EOPNOTSUPP, `fields: bpf_res_spin_lock is supported in hash, lru_hash and array maps only; got type ${type}`);
+  }
+  if (rec.spinLockOffset >= 0 && type !== 'hash' && type !== 'array' && !(type === 'lru_hash' && rec.roots.length > 0)) {
     fail(EOPNOTSUPP, `fields: bpf_spin_lock is supported in hash and array maps only (map_check_btf); got type ${type}`);
   }
   if (rec.timerOffset >= 0) {
@@ -188,6 +263,39 @@ export function bpfTimersFlushDeferred(): void {
 }
 
 /**
+ * The graph layer's half of the record (src/graph/, above maps): declaring the object type a
+ * root contains (an id), and freeing the roots of a value leaving its map (bpf_list_head_free /
+ * bpf_rb_root_free: take the value's lock, detach, unlock, drop the nodes). Registered at module
+ * load; without it no map may hold roots.
+ */
+export interface GraphFieldOps {
+  declareType(name: string): number;
+  freeRoots(value: number, lockOff: number, roots: readonly MapRoot[]): void;
+}
+let graphOps: GraphFieldOps | null = null;
+export function registerGraphFieldOps(ops: GraphFieldOps): void { graphOps = ops; }
+
+/**
+ * The graph part of struct bpf_map (pointer at MAP_GRAPH_REC, 0 = none; main thread, creation):
+ *   +0 roots  +4 bpf_res_spin_lock offset + 1  +8 roots[i]: kind | off << 8, type id | node off << 16
+ */
+export const GREC_ROOTS = 0;
+export const GREC_RES_LOCK = 4;
+export const GREC_ROOT0 = 8;
+export function graphRecordBytes(): number { return GREC_ROOT0 + 8 * MAX_VALUE_ROOTS; }
+
+/** Fill the graph part of a map's record (main thread): the contained types are declared here. */
+export function writeGraphRecord(block: number, rec: BtfRecordSpec): void {
+  I32[(block + GREC_ROOTS) >> 2] = rec.roots.length;
+  I32[(block + GREC_RES_LOCK) >> 2] = rec.resLockOffset + 1;
+  rec.roots.forEach((r, i) => {
+    const id = graphOps!.declareType(r.containsType);
+    I32[(block + GREC_ROOT0 + 8 * i) >> 2] = r.kind | (r.offset << 8);
+    I32[(block + GREC_ROOT0 + 8 * i + 4) >> 2] = id | (r.nodeOff << 16);
+  });
+}
+
+/**
  * struct btf_record of one map: where the special fields are. One instance per map handle,
  * immutable; the copy helpers below take it.
  */
@@ -196,17 +304,25 @@ export class BtfRecord {
   readonly spinLockOff: number;
   /** offset of the bpf_timer, -1 none */
   readonly timerOff: number;
+  /** offset of the bpf_res_spin_lock, -1 none */
+  readonly resLockOff: number;
+  /** bpf_list_head / bpf_rb_root fields (guarded by the value's bpf_spin_lock) */
+  readonly roots: readonly MapRoot[];
   /** number of special fields */
   readonly cnt: number;
   /** special ranges sorted by offset: [start0, end0, start1, end1] */
   readonly ranges: Int32Array;
 
-  constructor(spinLockOff: number, timerOff: number) {
+  constructor(spinLockOff: number, timerOff: number, resLockOff = -1, roots: readonly MapRoot[] = []) {
     this.spinLockOff = spinLockOff;
     this.timerOff = timerOff;
+    this.resLockOff = resLockOff;
+    this.roots = roots;
     const r: [number, number][] = [];
     if (spinLockOff >= 0) r.push([spinLockOff, spinLockOff + BPF_SPIN_LOCK_SIZE]);
     if (timerOff >= 0) r.push([timerOff, timerOff + BPF_TIMER_SIZE]);
+    if (resLockOff >= 0) r.push([resLockOff, resLockOff + BPF_RES_SPIN_LOCK_SIZE]);
+    for (const x of roots) r.push([x.off, x.off + BPF_GRAPH_ROOT_SIZE]);
     r.sort((a, b) => a[0] - b[0]);
     this.cnt = r.length;
     this.ranges = Int32Array.from(r.flat());
@@ -218,10 +334,18 @@ export class BtfRecord {
 
 export const EMPTY_RECORD = new BtfRecord(-1, -1);
 
-/** The record stored in a struct bpf_map header (words hold offset + 1). */
-export function btfRecordFromWords(lockWord: number, timerWord: number): BtfRecord {
-  if (lockWord === 0 && timerWord === 0) return EMPTY_RECORD;
-  return new BtfRecord(lockWord - 1, timerWord - 1);
+/** The record stored in a struct bpf_map header (words hold offset + 1; graph part at `graphRec`). */
+export function btfRecordFromWords(lockWord: number, timerWord: number, graphRec = 0): BtfRecord {
+  if (lockWord === 0 && timerWord === 0 && graphRec === 0) return EMPTY_RECORD;
+  if (graphRec === 0) return new BtfRecord(lockWord - 1, timerWord - 1);
+  const roots: MapRoot[] = [];
+  const n = I32[(graphRec + GREC_ROOTS) >> 2]!;
+  for (let i = 0; i < n; i++) {
+    const w0 = I32[(graphRec + GREC_ROOT0 + 8 * i) >> 2]!;
+    const w1 = I32[(graphRec + GREC_ROOT0 + 8 * i + 4) >> 2]!;
+    roots.push(Object.freeze({ kind: w0 & 0xff, off: w0 >>> 8, typeId: w1 & 0xffff, nodeOff: w1 >>> 16 }));
+  }
+  return new BtfRecord(lockWord - 1, timerWord - 1, I32[(graphRec + GREC_RES_LOCK) >> 2]! - 1, Object.freeze(roots));
 }
 
 /** copy_map_value(): every byte except the special fields. No overlap. */
@@ -277,11 +401,13 @@ export function copyMapValueLocked(dst: number, src: number, size: number, rec: 
 }
 
 /**
- * bpf_obj_free_fields(): release what the special fields of `value` own (the timer: cancel and
- * free, never waiting for a running callback). The lock word needs nothing: it is unlocked
- * whenever nobody is inside a critical section of a value they may still reach.
+ * bpf_obj_free_fields(): release what the special fields of `value` own (the roots: every node
+ * they hold, detached under the value's lock and dropped outside it; the timer: cancel and free,
+ * never waiting for a running callback). The lock words need nothing: they are unlocked whenever
+ * nobody is inside a critical section of a value they may still reach.
  */
 export function bpfObjFreeFields(rec: BtfRecord, value: number, retire: boolean): void {
+  if (rec.roots.length > 0 && graphOps !== null) graphOps.freeRoots(value, rec.spinLockOff, rec.roots);
   if (rec.timerOff >= 0) {
     const f = value + rec.timerOff;
     const w = Atomics.load(I32, f >> 2);

@@ -63,7 +63,8 @@
  * CPUs only (dynamic ones come from alloc_percpu: every CPU id).
  */
 import { I32, U8, arenaGeneration, nrCpus, nrCpuIds, hdrFlags, headerI32 } from '../mem/arena.js';
-import { thisCpu } from '../mem/this_cpu.js';
+import { thisCpu, pcpuI } from '../mem/this_cpu.js';
+import { PROG_LOCKED_I, helperUnderLock } from '../cpu/prog_locked.js';
 import { CACHELINE, FLAG_RQSPINLOCK, FLAG_PREEMPT_RT, FLAG_DYN_KMALLOC, HDR_SEED } from '../mem/layout.js';
 import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mem/slab.js';
 import { ownerName } from '../mem/owners.js';
@@ -80,7 +81,7 @@ import {
 import {
   BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, BPF_F_NUMA_NODE,
   BPF_F_ACCESS_MASK, BPF_F_ZERO_SEED, KMALLOC_MAX_SIZE, PCPU_MIN_UNIT_SIZE, MAP_SERIAL,
-  MAP_MAX_ENTRIES, MAP_OWNER, MAP_LOCK_OFF, MAP_TIMER_OFF,
+  MAP_MAX_ENTRIES, MAP_OWNER, MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC,
   BATCH_RES_COUNT, BATCH_RES_OUT, SIZEOF_BPF_MAP, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH,
   BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH, roundUp8,
   type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, BpfMapHeader, sysLockFlagsCheck } from './map_ops.js';
@@ -291,7 +292,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     super(ptr, 'hash');
     const g = (off: number): number => I32[(ptr + off) >> 2]!;
     this.owner = g(MAP_OWNER);
-    this.rec = btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF));
+    this.rec = btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF), g(MAP_GRAPH_REC));
     this.lockOff = this.rec.spinLockOff;
     this.kind = kindOf(this.typeId);
     this.percpu = this.kind === K_PERCPU || this.kind === K_LRU_PERCPU;
@@ -473,6 +474,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   // program path
 
   lookup(key: number): number {
+    if (I32[pcpuI + PROG_LOCKED_I] !== 0) helperUnderLock('bpf_map_lookup_elem');
     if (this.fast1 && (key & 3) === 0) {
       // the common case inlined: plain hash, one-word key (jhash2 of one word, word compare)
       const m = I32;
@@ -519,6 +521,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   }
 
   lookupPercpu(key: number, cpu: number): number {
+    if (I32[pcpuI + PROG_LOCKED_I] !== 0) helperUnderLock('bpf_map_lookup_percpu_elem');
     if (!this.percpu || cpu < 0 || cpu >= nrCpus) return 0;
     const l = this.lookupNulls(key, this.hash(key));
     if (l === 0) return 0;
@@ -527,6 +530,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   }
 
   update(key: number, value: number, flags: number): number {
+    if (I32[pcpuI + PROG_LOCKED_I] !== 0) helperUnderLock('bpf_map_update_elem');
     return this.#update(key, value, flags, false);
   }
 
@@ -541,6 +545,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   }
 
   delete(key: number): number {
+    if (I32[pcpuI + PROG_LOCKED_I] !== 0) helperUnderLock('bpf_map_delete_elem');
     const hash = this.hash(key);
     const bi = hash & this.nMask;
     const b = this.buckets + (bi << 2);

@@ -33,8 +33,8 @@ import { pcpuI, thisCpu } from '../mem/this_cpu.js';
 import { FLAG_RECORD, HDR_HIST_BASE, HDR_HIST_CLOCK, HDR_HIST_ENTRIES, HDR_HIST_OFF, PC_CTX_MASK } from '../mem/layout.js';
 import { kzalloc } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
-import { MAP_LOCK_OFF, MAP_TIMER_OFF, type BpfMapImpl } from './map_ops.js';
-import { BPF_SPIN_LOCK_SIZE, BPF_TIMER_SIZE } from './btf_record.js';
+import { MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC, type BpfMapImpl } from './map_ops.js';
+import { btfRecordFromWords, type BtfRecord } from './btf_record.js';
 import { ringDoorbell } from '../rcu/rcu.js';
 
 export const HIST_ENTRY = 64;
@@ -126,11 +126,23 @@ function fnv(p: number, n: number, out: number): void { fnvBytes(U8, p, p + n, o
 let maskBuf = new Uint8Array(256);
 
 /** The value at `vp` with the special-field ranges zeroed, as the history writes it, into `out`. */
-function maskedValue(vp: number, vlen: number, lockOff: number, timerOff: number, out: number): void {
+// each map's record, read once from its struct bpf_map (per thread)
+const records = new WeakMap<BpfMapImpl, BtfRecord>();
+function recordOf(m: BpfMapImpl): BtfRecord {
+  let r = records.get(m);
+  if (r === undefined) {
+    const g = (off: number): number => I32[(m.ptr + off) >> 2]!;
+    r = btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF), g(MAP_GRAPH_REC));
+    records.set(m, r);
+  }
+  return r;
+}
+
+function maskedValue(vp: number, vlen: number, rec: BtfRecord, out: number): void {
   if (maskBuf.length < vlen) maskBuf = new Uint8Array(vlen);
   maskBuf.set(U8.subarray(vp, vp + vlen));
-  if (lockOff >= 0) maskBuf.fill(0, lockOff, Math.min(vlen, lockOff + BPF_SPIN_LOCK_SIZE));
-  if (timerOff >= 0) maskBuf.fill(0, timerOff, Math.min(vlen, timerOff + BPF_TIMER_SIZE));
+  const r = rec.ranges;
+  for (let i = 0; i < rec.cnt; i++) maskBuf.fill(0, r[2 * i]!, Math.min(vlen, r[2 * i + 1]!));
   if (vlen <= 8) { U32[out >> 2] = 0; U32[(out + 4) >> 2] = 0; U8.set(maskBuf.subarray(0, vlen), out); } else fnvBytes(maskBuf, 0, vlen, out);
 }
 
@@ -148,14 +160,14 @@ function record(op: number, m: BpfMapImpl, kp: number, vp: number, vlen: number,
   Atomics.store(I32, ei, 0);
   let torn = false;
   if (vlen > 0) {
-    const lockW = I32[(m.ptr + MAP_LOCK_OFF) >> 2]!, timerW = I32[(m.ptr + MAP_TIMER_OFF) >> 2]!;
-    if ((lockW | timerW) !== 0) {
-      // special fields (bpf_spin_lock, bpf_timer) are not part of a value as user copies see it
+    const rec = recordOf(m);
+    if (rec.cnt !== 0) {
+      // special fields (locks, timers, graph roots) are not part of a value as user copies see it
       // (copy_map_value skips them): digest the value with them zeroed
-      maskedValue(vp, vlen, lockW - 1, timerW - 1, e + 36);
+      maskedValue(vp, vlen, rec, e + 36);
       if (found) {
         const a = U32[ei + 9]!, b = U32[ei + 10]!;
-        maskedValue(vp, vlen, lockW - 1, timerW - 1, e + 36);
+        maskedValue(vp, vlen, rec, e + 36);
         torn = U32[ei + 9] !== a || U32[ei + 10] !== b;
       }
     } else {

@@ -43,7 +43,8 @@
  * lookupAndDeleteBatch (the kernel supports it for hash_of_maps). stats().elements of array_of_maps counts occupied slots.
  */
 import { I32, U8, U32, nrCpus } from '../mem/arena.js';
-import { thisCpu } from '../mem/this_cpu.js';
+import { thisCpu, pcpuI } from '../mem/this_cpu.js';
+import { PROG_LOCKED_I, helperUnderLock } from '../cpu/prog_locked.js';
 import { kzalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import { spinLockIrqsave, spinUnlockIrqrestore, lockWord } from '../locks/raw_spinlock.js';
@@ -180,6 +181,7 @@ export class BpfMapInMap extends BpfMapHeader implements BpfMapImpl {
 
   /** bpf_map_lookup_elem on an outer map: the inner map's struct bpf_map pointer, or 0. */
   lookup(key: number): number {
+    if (I32[pcpuI + PROG_LOCKED_I] !== 0) helperUnderLock('bpf_map_lookup_elem');
     const s = this.storage;
     if (s !== null) {
       const v = s.lookup(key);

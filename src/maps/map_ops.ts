@@ -22,6 +22,7 @@
  *   48   MAP_NAME       creation / all   16 bytes, NUL padded
  *   64   MAP_INNER      creation / all   inner map template of *_of_maps (map_in_map.ts MIM_META_*)
  *   120  MAP_TIMER_OFF  creation / all   offset+1 of a bpf_timer in the value, 0 = none (btf_record.ts)
+ *   124  MAP_GRAPH_REC  creation / all   the graph part of the record (roots, res lock), 0 = none
  *   128  type-specific fields (hashtab.ts, arraymap.ts)
  *
  * Contexts: the program-path ops (lookup/update/delete/lookupPercpu) run on CPU workers in any
@@ -36,7 +37,7 @@
  */
 import { BpfError, EINVAL } from '../errno.js';
 import { I32, U8, U32 } from '../mem/arena.js';
-import { btfParseFields, mapCheckBtf, type MapField } from './btf_record.js';
+import { btfParseFields, mapCheckBtf, type MapField, type BtfRecordSpec } from './btf_record.js';
 
 // ---- uapi: update flags ----
 export const BPF_ANY = 0;
@@ -115,6 +116,7 @@ export const MAP_STATE = 44;
 export const MAP_NAME = 48;
 export const MAP_INNER = 64;
 export const MAP_TIMER_OFF = 120;
+export const MAP_GRAPH_REC = 124;
 export const MAP_OPS_BASE = 128;
 export const SIZEOF_BPF_MAP = 256;
 
@@ -227,6 +229,8 @@ export interface ResolvedMapSpec {
   readonly spinLockOffset: number;
   /** -1 when the value has no bpf_timer. */
   readonly timerOffset: number;
+  /** The whole record (roots, bpf_res_spin_lock); absent: none. */
+  readonly record?: BtfRecordSpec;
 }
 
 export interface BpfMapInfo {
@@ -373,7 +377,7 @@ export function mapSpecCheck(spec: unknown): ResolvedMapSpec {
   const rec = btfParseFields(s['fields'], s['spinLockOffset'], valueSize);
   mapCheckBtf(type as string, (flags & BPF_F_MMAPABLE) !== 0, rec);
   const t = type as MapType;
-  return { type: t, typeId: mapTypeId(t), name: nameV, keySize, valueSize, maxEntries, flags, spinLockOffset: rec.spinLockOffset, timerOffset: rec.timerOffset };
+  return { type: t, typeId: mapTypeId(t), name: nameV, keySize, valueSize, maxEntries, flags, spinLockOffset: rec.spinLockOffset, timerOffset: rec.timerOffset, record: rec };
 }
 
 export function roundUp8(n: number): number { return (n + 7) & ~7; }

@@ -22,7 +22,7 @@ import { allocOwner, freeOwner } from '../mem/owners.js';
 import { BpfError, EINVAL, ENOMEM, ENOSPC } from '../errno.js';
 import {
   mapSpecCheck, MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE, MAP_MAX_ENTRIES, MAP_FLAGS, MAP_ID,
-  MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_STATE, MAP_NAME, SIZEOF_BPF_MAP,
+  MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC, MAP_STATE, MAP_NAME, SIZEOF_BPF_MAP,
   MAP_STATE_LIVE, MAP_STATE_FREED, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_HASH,
   BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
   type BpfMapImpl, type MapSpec,
@@ -30,6 +30,7 @@ import {
 import { BpfHtab, htabMapAllocCheck, htabMapAlloc } from './hashtab.js';
 import { BpfArray, arrayMapAllocCheck, arrayMapAlloc } from './arraymap.js';
 import { BpfMapInMap, isMapInMapType, mapInMapAllocCheck, mapInMapAlloc } from './map_in_map.js';
+import { graphRecordBytes, writeGraphRecord } from './btf_record.js';
 
 export type { MapSpec } from './map_ops.js';
 
@@ -87,6 +88,12 @@ export function createMap(spec: MapSpec): BpfMapImpl {
   s(MAP_OWNER, owner);
   s(MAP_LOCK_OFF, r.spinLockOffset + 1);
   s(MAP_TIMER_OFF, r.timerOffset + 1);
+  const grec = r.record !== undefined && (r.record.roots.length > 0 || r.record.resLockOffset >= 0) ? kzalloc(graphRecordBytes(), owner) : 0;
+  if (r.record !== undefined && (r.record.roots.length > 0 || r.record.resLockOffset >= 0)) {
+    if (grec === 0) { Atomics.store(I32, TABLE_I + id, 0); kfree(ptr); freeOwner(owner); throw new BpfError(ENOMEM, 'createMap: no memory for the value record'); }
+    try { writeGraphRecord(grec, r.record); } catch (e: unknown) { Atomics.store(I32, TABLE_I + id, 0); kfree(grec); kfree(ptr); freeOwner(owner); throw e; }
+  }
+  s(MAP_GRAPH_REC, grec);
   for (let i = 0; i < r.name.length; i++) U8[ptr + MAP_NAME + i] = r.name.charCodeAt(i);
   try {
     if (isHashType(r.typeId)) htabMapAlloc(ptr, r, owner);
@@ -94,6 +101,7 @@ export function createMap(spec: MapSpec): BpfMapImpl {
     else arrayMapAlloc(ptr, r, owner);
   } catch (e: unknown) {
     Atomics.store(I32, TABLE_I + id, 0);
+    if (grec !== 0) kfree(grec);
     kfree(ptr);
     freeOwner(owner);
     throw e;
@@ -169,6 +177,8 @@ function mapFree(m: BpfMapImpl): void {
   m.free();
   Atomics.compareExchange(I32, TABLE_I + m.id, ptr, 0);
   cache.delete(ptr);
+  const grec = I32[(ptr + MAP_GRAPH_REC) >> 2]!;
+  if (grec !== 0) kfree(grec);
   kfree(ptr);
   freeOwner(owner);
 }

@@ -70,6 +70,7 @@ export const HDR_HIST_CLOCK = 100;   // u32: the history's call/return stamp cou
 export const HDR_HIST_ENTRIES = 104; // entries per CPU ring
 export const HDR_HIST_OFF = 108;     // 1: recording stopped (cap reached, or the stamps would wrap)
 export const HDR_TIMER_BASE = 112;   // the hrtimer bases and bpf_timer globals (src/timers/hrtimer.ts), 0 until booted
+export const HDR_GRAPH_BASE = 116;   // object types, bpf_global_ma and object accounting (src/graph/), 0 until the first program declares types
 
 // HDR_FLAGS bits
 export const FLAG_PREEMPT_RT = 1 << 0;
@@ -169,9 +170,12 @@ export const PC_LL_IRQ_WORK = 512;       // irq_work requests (RT: batches hande
 export const PC_LL_RCU_CB = 516;         // call_rcu callbacks queued on this CPU
 export const PC_LL_SPARE0 = 520;
 export const PC_LL_SPARE1 = 524;
-// lines 5..7: per-module owner-only words
+// lines 5..7: per-module owner-only words (640..895: res_spinlock.ts's held table and counters)
 export const PC_MOD_BASE = 640;
 export const PC_MOD_SIZE = 384;
+export const PC_PROG_LOCKED = 896;       // 1 while the innermost running program holds a bpf_spin_lock / res_spin_lock (helper calls are refused)
+export const PC_GRAPH_DEFER = 900;       // llist of objects whose drop was deferred from NMI (bpf_obj.ts)
+export const PC_GRAPH_IRQ_WORK = 904;    // the irq_work that drops them (16 bytes)
 // lines 8..39: per-run-depth scratch frames; 40..47: shared scratch
 export const PC_SCRATCH = 1024;
 export const PC_SCRATCH_SIZE = 512;      // one frame

@@ -25,10 +25,15 @@ import { raiseIrq, KIND_SOFTIRQ } from '../cpu/irq_source.js';
 import { window as cpuWindow } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
 import {
-  rawSpinLock, rawSpinUnlock, rawSpinLockIrqsave, rawSpinUnlockIrqrestore, spinLockIrqsave,
+  rawSpinLock, rawSpinUnlock, spinLockIrqsave,
   spinUnlockIrqrestore, rawSpinTrylock,
 } from '../locks/raw_spinlock.js';
 import { LC_BPF_SPIN_LOCK, LC_TEST_SLEEPING } from '../locks/lock_classes.js';
+import {
+  kSpinLock, kSpinUnlock, kResLock, kResUnlock, kObjNew, kObjDrop, kRefcountAcquire, kListPush, kListPop,
+  kListPeek, kRbtreeAdd, kRbtreeRemove, kRbtreePeek, kRbtreeChild, kHelper,
+} from './graph_kfuncs.js';
+import { bpfThrow } from './run_state.js';
 import { kmalloc, kzalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import { rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';
@@ -46,10 +51,10 @@ export interface SyscallHelpers {
 }
 
 const sysHelpers: SyscallHelpers = {
-  lookup: (m, k, o) => { bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysLookup(k, o, 0); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
-  update: (m, k, v, f) => { bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysUpdate(k, v, f); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
-  delete: (m, k) => { bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysDelete(k); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
-  lookupAndDelete: (m, k, o) => { bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysLookupAndDelete(k, o, 0); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
+  lookup: (m, k, o) => { kHelper('bpf_sys_bpf'); bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysLookup(k, o, 0); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
+  update: (m, k, v, f) => { kHelper('bpf_sys_bpf'); bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysUpdate(k, v, f); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
+  delete: (m, k) => { kHelper('bpf_sys_bpf'); bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysDelete(k); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
+  lookupAndDelete: (m, k, o) => { kHelper('bpf_sys_bpf'); bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysLookupAndDelete(k, o, 0); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
 };
 
 let zeroBuf = 0;
@@ -144,9 +149,48 @@ export class ProgramContext {
   rawSpinLock(p: number, cls = LC_BPF_SPIN_LOCK): number { return rawSpinLock(p, cls); }
   rawSpinTrylock(p: number, cls = LC_BPF_SPIN_LOCK): boolean { return rawSpinTrylock(p, cls); }
   rawSpinUnlock(p: number): void { rawSpinUnlock(p); }
-  /** bpf_spin_lock(): irqs off, then the lock. */
-  bpfSpinLock(p: number): number { return rawSpinLockIrqsave(p, LC_BPF_SPIN_LOCK); }
-  bpfSpinUnlock(p: number): void { rawSpinUnlockIrqrestore(p); }
+  /**
+   * bpf_spin_lock(): irqs off, then the lock. One at a time; not in tracing programs; no helper
+   * calls until bpf_spin_unlock except the graph and lock kfuncs; released before the program
+   * returns (each rule broken aborts the program: src/prog/run_state.ts).
+   */
+  bpfSpinLock(p: number): number { return kSpinLock(p); }
+  bpfSpinUnlock(p: number): void { kSpinUnlock(p); }
+  /** bpf_res_spin_lock(): 0 | -EDEADLK (AA, AB-BA) | -ETIMEDOUT; several may be held, released LIFO. */
+  resSpinLock(p: number): number { return kResLock(p, false); }
+  resSpinUnlock(p: number): void { kResUnlock(p, false); }
+  /** bpf_res_spin_lock_irqsave(): irqs off, then the lock; 0 | -EDEADLK | -ETIMEDOUT. */
+  resSpinLockIrqsave(p: number): number { return kResLock(p, true); }
+  resSpinUnlockIrqrestore(p: number): void { kResUnlock(p, true); }
+
+  // ---- allocated objects, lists, rbtrees (src/prog/graph_kfuncs.ts) ----
+  /** bpf_obj_new(type): an owning pointer to a zeroed object of the program's type `name`, or 0. */
+  objNew(name: string): number { return kObjNew(name); }
+  /** bpf_obj_drop(p): p must be an owning reference; not inside a critical section. */
+  objDrop(p: number): void { kObjDrop(p); }
+  /** bpf_refcount_acquire(p): a new owning reference to a refcounted object, or 0 (its count reached 0). */
+  refcountAcquire(p: number): number { return kRefcountAcquire(p); }
+  /** bpf_list_push_front(head, &obj->node): 0 | -EINVAL (already in a collection: the reference is dropped). */
+  listPushFront(head: number, node: number): number { return kListPush(head, node, false); }
+  listPushBack(head: number, node: number): number { return kListPush(head, node, true); }
+  /** bpf_list_pop_front(head): the node (owning) or 0. */
+  listPopFront(head: number): number { return kListPop(head, false); }
+  listPopBack(head: number): number { return kListPop(head, true); }
+  /** bpf_list_front(head): the first node (non-owning) or 0. */
+  listFront(head: number): number { return kListPeek(head, false); }
+  listBack(head: number): number { return kListPeek(head, true); }
+  /** bpf_rbtree_add(root, &obj->node, less): 0 | -EINVAL; `less` names one of the program's callbacks. */
+  rbtreeAdd(root: number, node: number, less: string): number { return kRbtreeAdd(root, node, less); }
+  /** bpf_rbtree_remove(root, node): node must be non-owning; the node (owning) or 0 (not in this tree). */
+  rbtreeRemove(root: number, node: number): number { return kRbtreeRemove(root, node); }
+  /** bpf_rbtree_first(root): the leftmost node (non-owning) or 0. */
+  rbtreeFirst(root: number): number { return kRbtreePeek(root, 'first'); }
+  rbtreeRoot(root: number): number { return kRbtreePeek(root, 'root'); }
+  rbtreeLeft(root: number, node: number): number { return kRbtreeChild(root, node, false); }
+  rbtreeRight(root: number, node: number): number { return kRbtreeChild(root, node, true); }
+  /** bpf_throw(cookie): ends the program; what it holds is unwound; its return value is the cookie. */
+  throw(cookie: number): never { return bpfThrow(cookie); }
+
   /** spinlock_t: raw on !RT, sleeping on RT (might_sleep checks apply). */
   spinLock(p: number, cls = LC_TEST_SLEEPING): number { return spinLockIrqsave(p, cls); }
   spinUnlock(p: number): void { spinUnlockIrqrestore(p); }
@@ -154,6 +198,7 @@ export class ProgramContext {
   // ---- timers (bpf_timer_*) ----
   /** bpf_timer_init(timer, map, flags = CLOCK_MONOTONIC): 0 | -EBUSY | -EPERM | -EINVAL | -ENOMEM | -EOPNOTSUPP. */
   timerInit(timer: number, map: BpfMapImpl, flags = 1): number {
+    kHelper('bpf_timer_init');
     // the verifier's map_uid check (timer_mim_reject): the timer must be in a value of `map`
     const toff = I32[(map.ptr + MAP_TIMER_OFF) >> 2]! - 1;
     if (toff >= 0 && map.ownsValue(timer - toff) === false) {
@@ -163,16 +208,17 @@ export class ProgramContext {
   }
   /** bpf_timer_set_callback(timer, callbacks[name]): 0 | -EINVAL | -EPERM | -EOPNOTSUPP. */
   timerSetCallback(timer: number, name: string): number {
+    kHelper('bpf_timer_set_callback');
     const i = this.#cbIndex.get(name);
     if (i === undefined) throw new TypeError(`timerSetCallback: the program has no callback '${name}' (defineProgram({ callbacks }))`);
     return bpfTimerSetCallback(timer, this.#progState, this.#cbBase | i);
   }
   /** bpf_timer_start(timer, nsecs, flags: BPF_F_TIMER_ABS | BPF_F_TIMER_CPU_PIN): 0 | -EINVAL | -EOPNOTSUPP. */
-  timerStart(timer: number, nsecs: number | bigint, flags = 0): number { return bpfTimerStart(timer, Number(nsecs), flags); }
+  timerStart(timer: number, nsecs: number | bigint, flags = 0): number { kHelper('bpf_timer_start'); return bpfTimerStart(timer, Number(nsecs), flags); }
   /** bpf_timer_cancel(timer): 1 | 0 | -EINVAL | -EDEADLK | -EOPNOTSUPP (waits for a running callback). */
-  timerCancel(timer: number): number { return bpfTimerCancel(timer); }
+  timerCancel(timer: number): number { kHelper('bpf_timer_cancel'); return bpfTimerCancel(timer); }
   /** bpf_timer_cancel_async(timer): 1 | 0 | -1 (callback running) | -EINVAL | -EOPNOTSUPP; never waits. */
-  timerCancelAsync(timer: number): number { return bpfTimerCancelAsync(timer); }
+  timerCancelAsync(timer: number): number { kHelper('bpf_timer_cancel_async'); return bpfTimerCancelAsync(timer); }
 
   // ---- memory ----
   kmalloc(size: number): number { return kmalloc(size, OWNER_KERNEL); }

@@ -36,13 +36,17 @@ import { I32, F64, nrCpuIds as arenaCpuIds } from '../mem/arena.js';
 import { thisCpu, pcpuI } from '../mem/this_cpu.js';
 import { PC_PROG_DEPTH, PC_RUNNING_PROG } from '../mem/layout.js';
 import { progActiveInc, progActiveDec, migrateDisable, migrateEnable } from '../cpu/context.js';
-import { heldLockCount, unwindHeldLocks } from '../locks/raw_spinlock.js';
-import { splat } from '../debug/splat.js';
+import { heldLockCount } from '../locks/raw_spinlock.js';
+import { resHeldCount } from '../locks/res_spinlock.js';
 import { rcuReadLock, rcuReadUnlock, rcuReadLockTrace, rcuReadUnlockTrace } from '../rcu/rcu.js';
 import { ringDoorbell } from '../rcu/rcu.js';
 import { openMap } from '../maps/registry.js';
 import { ProgramContext } from './helpers.js';
 import { TRACING_PROG_TYPES, type DefinedProgram, type ProgramMaps, type TimerCallback } from './program.js';
+import { frameEnter, frameLeave, frameFinish, frameThrew, describeThrown } from './run_state.js';
+import type { GraphProgram } from './graph_kfuncs.js';
+
+export { describeThrown };
 
 export const PROG_LINE = 128;
 export const PS_ACTIVE = 0;
@@ -91,7 +95,7 @@ export function bpfProgPut(state: number): number {
 
 export function progStateBytes(nrCpuIds: number): number { return (nrCpuIds + 1) * PROG_LINE; }
 
-export interface LoadedProgram {
+export interface LoadedProgram extends GraphProgram {
   readonly id: number;
   readonly def: DefinedProgram;
   readonly ctx: ProgramContext;
@@ -118,16 +122,34 @@ export let lastRunRefused = false;
 /** Has the program been disabled by an abort (on any CPU)? */
 export function progDisabled(p: LoadedProgram): boolean { return Atomics.load(I32, p.abortedI) !== 0; }
 
-export function registerProgram(id: number, def: DefinedProgram, maps: ProgramMaps, statePtr: number, nrCpuIds: number, seed: number, defaultArgs: unknown): LoadedProgram {
+/** What abort does to the program afterwards: 'disable' refuses every later run (the seed's "prevent the program from executing in the future"); 'continue' does not. */
+export type AbortPolicy = 'disable' | 'continue';
+
+export interface RegisterOptions {
+  readonly abortPolicy?: AbortPolicy;
+  /** the program's object types, name -> id (src/graph/btf_types.ts btfDefineTypes) */
+  readonly typeIds?: ReadonlyMap<string, number>;
+}
+
+export function registerProgram(id: number, def: DefinedProgram, maps: ProgramMaps, statePtr: number, nrCpuIds: number, seed: number, defaultArgs: unknown, o: RegisterOptions = {}): LoadedProgram {
   const names = Object.keys(def.callbacks ?? {});
+  const ctx = new ProgramContext(seed, id, statePtr, names);
+  const cbs = (def.callbacks ?? {}) as Readonly<Record<string, (...a: unknown[]) => unknown>>;
+  const lessFns = new Map<string, (a: number, b: number) => unknown>();
+  for (const n of names) { const fn = cbs[n]!; lessFns.set(n, (a: number, b: number) => fn(ctx, a, b, maps)); }
+  const exc = cbs['exception'];
   const p: LoadedProgram = {
-    id, def, maps, defaultArgs,
-    callbackFns: names.map((n) => def.callbacks![n]!),
-    ctx: new ProgramContext(seed, id, statePtr, names),
+    id, def, maps, defaultArgs, ctx,
+    callbackFns: names.map((n) => def.callbacks![n]! as TimerCallback),
     tracing: TRACING_PROG_TYPES.has(def.type),
     sleepable: def.sleepable === true,
     lineI: (statePtr + thisCpu * PROG_LINE) >> 2,
     abortedI: (statePtr + nrCpuIds * PROG_LINE) >> 2,
+    disableOnAbort: (o.abortPolicy ?? 'disable') === 'disable',
+    exceptionCb: exc === undefined ? undefined : (cookie: number) => exc(ctx, cookie, maps),
+    typeIds: o.typeIds ?? new Map(),
+    lessFns,
+    domains: undefined,
   };
   p.ctx.args = defaultArgs;
   progs[id] = p;
@@ -175,18 +197,18 @@ export function bpfProgRunLoaded(p: LoadedProgram): number {
   const depthI = pcpuI + (PC_PROG_DEPTH >> 2);
   I32[depthI] = I32[depthI]! + 1;
   const held = heldLockCount();
+  const resHeld = resHeldCount();
   const runI = pcpuI + (PC_RUNNING_PROG >> 2);
   const outer = I32[runI]!;
   if (outer === 0) I32[runI] = p.id + 1;
-  let ret = 0;
+  const f = frameEnter(p, I32[depthI]!);
+  let ret: number;
   try {
-    const r: unknown = p.def.run(p.ctx, p.maps);
-    if (typeof r === 'number') ret = r;
-    else { abort(p, `returned ${describeThrown(r)} (${typeof r}), not a number`, held); ret = -1; }
+    ret = frameFinish(f, p.def.run(p.ctx, p.maps), held, resHeld);
   } catch (e: unknown) {
-    abort(p, `threw ${describeThrown(e)}`, held);
-    ret = -1;
+    ret = frameThrew(f, e, held, resHeld);
   }
+  frameLeave(f);
   I32[runI] = outer;
   I32[depthI] = I32[depthI]! - 1;
   migrateEnable();
@@ -213,41 +235,16 @@ export function runTimerCallback(cb: number, mapPtr: number, key: number, value:
   const depthI = pcpuI + (PC_PROG_DEPTH >> 2);
   I32[depthI] = I32[depthI]! + 1;
   const held = heldLockCount();
+  const resHeld = resHeldCount();
+  const f = frameEnter(p, I32[depthI]!);
   try {
-    fn(p.ctx, map, key, value, p.maps);
+    frameFinish(f, fn(p.ctx, map, key, value, p.maps), held, resHeld);
   } catch (e: unknown) {
-    abort(p, `a timer callback threw ${describeThrown(e)}`, held);
+    frameThrew(f, e, held, resHeld);
   }
+  frameLeave(f);
   I32[depthI] = I32[depthI]! - 1;
   migrateEnable();
-}
-
-/**
- * A description of any thrown or returned value that never throws itself: String(e) throws for
- * Object.create(null), Symbols convert only explicitly, a getter or toString may throw.
- */
-export function describeThrown(e: unknown): string {
-  try {
-    if (e instanceof Error) return `${e.name}: ${e.message}`;
-    if (typeof e === 'symbol') return e.toString();
-    if (typeof e === 'bigint') return `${e}n`;
-    if (typeof e === 'object' && e !== null) {
-      try { return `[object ${Object.prototype.toString.call(e).slice(8, -1)}] ${JSON.stringify(e)?.slice(0, 120) ?? ''}`; } catch { return Object.prototype.toString.call(e); }
-    }
-    return String(e);
-  } catch {
-    return '<a value that cannot be described>';
-  }
-}
-
-/** The abort path: total (never throws), whatever the program threw. */
-function abort(p: LoadedProgram, why: string, heldAtEntry: number): void {
-  Atomics.store(I32, p.abortedI, 1);
-  let released = 0;
-  try { released = unwindHeldLocks(heldAtEntry); } catch { /* unwinding reports its own splats */ }
-  try {
-    splat('prog_abort', `program '${p.def.name}' aborted: ${why}; released ${released} lock(s); program disabled`);
-  } catch { /* no arena: nothing left to report into */ }
 }
 
 /** Add measured run time to this CPU's statistics (callers time batches, not single runs). */

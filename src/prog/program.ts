@@ -15,6 +15,7 @@
  */
 import type { ProgramContext } from './helpers.js';
 import type { BpfMapImpl } from '../maps/map_ops.js';
+import type { ObjTypeDecl } from '../graph/btf_types.js';
 
 export const PROG_TYPES = [
   'kprobe', 'tracepoint', 'perf_event', 'raw_tracepoint', 'fentry', 'fexit', 'lsm', 'xdp', 'tc',
@@ -49,9 +50,35 @@ export interface ProgramDefinition<M extends ProgramMaps = ProgramMaps> {
   readonly windows?: readonly string[];
   /** The program body. Returns the program's return value (a number; helpers return -errno). */
   run(ctx: ProgramContext, maps: M): number;
-  /** Async callbacks by name (bpf_timer callbacks). @defaultValue none */
-  readonly callbacks?: Readonly<Record<string, TimerCallback<M>>>;
+  /**
+   * Callbacks by name: bpf_timer callbacks `(ctx, map, key, value, maps) => 0`, rbtree comparators
+   * `less(ctx, a, b, maps) => boolean` (a, b: node field pointers) named by ctx.rbtreeAdd, and
+   * `exception(ctx, cookie, maps) => number`, the program's exception callback (its return value
+   * becomes the program's after ctx.throw). @defaultValue none
+   */
+  readonly callbacks?: Readonly<Record<string, ProgramCallback<M>>>;
+  /**
+   * Object types for ctx.objNew (the structs BTF describes): `{ node: { size: 48, fields: [{ type:
+   * 'bpf_rb_node', offset: 0 }, { type: 'bpf_list_node', offset: 24 }, { type: 'bpf_refcount',
+   * offset: 40 }] } }`. Fields: bpf_spin_lock, bpf_res_spin_lock, bpf_list_head / bpf_rb_root
+   * (with `contains: { type, field }`), bpf_list_node, bpf_rb_node, bpf_refcount
+   * (src/graph/btf_types.ts). @defaultValue none
+   */
+  readonly types?: Readonly<Record<string, ObjTypeDecl>>;
 }
+
+/**
+ * Any of the program's callbacks. The three shapes (TimerCallback, LessCallback,
+ * ExceptionCallback) differ by position, so the record takes a common signature; annotate a
+ * callback with its own type where that helps.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ProgramCallback<M extends ProgramMaps = ProgramMaps> = (ctx: ProgramContext, a: any, b: any, c: any, maps: M) => number | boolean;
+
+/** An rbtree comparator: is node `a` less than node `b`? (pointers to the bpf_rb_node fields) */
+export type LessCallback<M extends ProgramMaps = ProgramMaps> = (ctx: ProgramContext, a: number, b: number, maps: M) => boolean;
+/** The exception callback: the program's return value after ctx.throw(cookie). */
+export type ExceptionCallback<M extends ProgramMaps = ProgramMaps> = (ctx: ProgramContext, cookie: number, maps: M) => number;
 
 const BRAND = Symbol.for('bpfsim.program');
 
@@ -78,6 +105,9 @@ export function defineProgram<M extends ProgramMaps = ProgramMaps>(def: ProgramD
     for (const n of names) {
       if (typeof def.callbacks[n] !== 'function') throw new TypeError(`defineProgram(${def.name}): callback '${n}' must be a function`);
     }
+  }
+  if (def.types !== undefined && (typeof def.types !== 'object' || def.types === null || Array.isArray(def.types))) {
+    throw new TypeError(`defineProgram(${def.name}): \`types\` must be an object of { size, fields } (checked in full at load)`);
   }
   return Object.freeze({ ...def, [BRAND]: true as const });
 }

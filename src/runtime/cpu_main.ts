@@ -23,11 +23,24 @@ import { srcResume, srcPause } from '../cpu/irq_source.js';
 import { contextFromName, enterContext, exitContext, CTX_TASK } from '../cpu/context.js';
 import { windowSlow, processPending } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
-import { errnoName, BpfError, EPERM } from '../errno.js';
+import { errnoName, BpfError, EPERM, EINVAL } from '../errno.js';
 import { openMap } from '../maps/registry.js';
 import { historyOn, recordingMap } from '../maps/map_history.js';
 import { rcuQuiescentState, rcuIdleEnter, rcuIdleExit } from '../rcu/rcu.js';
-import { isDefinedProgram } from '../prog/program.js';
+import { isDefinedProgram, TRACING_PROG_TYPES, type DefinedProgram } from '../prog/program.js';
+import { btfDefineTypes, checkRootTarget } from '../graph/btf_types.js';
+import { btfRecordFromWords } from '../maps/btf_record.js';
+import { MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC } from '../maps/map_ops.js';
+
+/**
+ * The verifier's "tracing progs cannot use bpf_spin_lock yet", at load: does the program's code
+ * (run and its callbacks) call ctx.bpfSpinLock? Reading the source is what a verifier does with
+ * the instructions; a call made some other way is still refused at run time.
+ */
+function usesBpfSpinLock(def: DefinedProgram): boolean {
+  const fns: unknown[] = [def.run, ...Object.values(def.callbacks ?? {})];
+  return fns.some((fn) => typeof fn === 'function' && /\.bpfSpinLock\s*\(/.test(Function.prototype.toString.call(fn)));
+}
 import {
   registerProgram, unregisterProgram, getProgram, bpfProgRunLoaded, lastRunSkipped, lastRunRefused,
   addRunTime, progDisabled, describeThrown, PS_MISSES, type LoadedProgram,
@@ -105,11 +118,20 @@ export const cpuControl: CpuControl = {
       if (ptr === undefined) throw new TypeError(`program '${def.name}' uses map '${name}', which was not given to loadProgram`);
       maps[name] = historyOn ? recordingMap(openMap(ptr)) : openMap(ptr);
     }
-    registerProgram(req.id, def, Object.freeze(maps), req.statePtr, nrCpuIdsSeen, req.seed, req.args);
+    if (TRACING_PROG_TYPES.has(def.type) && usesBpfSpinLock(def)) {
+      throw new BpfError(EINVAL, `program '${def.name}' (${def.type}): tracing progs cannot use bpf_spin_lock yet`);
+    }
+    const typeIds = btfDefineTypes(def.types, `program '${def.name}'`);
+    for (const [name, m] of Object.entries(maps)) {
+      // a root of one of its maps contains a type: it must be defined by now, with the node there
+      const g = (off: number): number => I32[(m.ptr + off) >> 2]!;
+      for (const r of btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF), g(MAP_GRAPH_REC)).roots) checkRootTarget(r, `program '${def.name}': map '${name}'`);
+    }
+    registerProgram(req.id, def, Object.freeze(maps), req.statePtr, nrCpuIdsSeen, req.seed, req.args, { abortPolicy: req.abortPolicy ?? 'disable', typeIds });
     for (const w of def.windows ?? []) defineSite(w);
     return {
       name: def.name, type: def.type, sleepable: def.sleepable === true, maps: [...(def.maps ?? [])],
-      windows: [...(def.windows ?? [])], callbacks: Object.keys(def.callbacks ?? {}),
+      windows: [...(def.windows ?? [])], callbacks: Object.keys(def.callbacks ?? {}), types: Object.keys(def.types ?? {}),
     };
   },
 

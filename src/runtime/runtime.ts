@@ -54,6 +54,10 @@ export interface HistoryMapInfo {
 }
 import { rcuGlobalInit, rcuService, synchronizeRcu, rcuBarrier, rcuStats, rcuShutdown } from '../rcu/rcu.js';
 import { hrtimerGlobalInit, hrtimerFireDue } from '../timers/hrtimer.js';
+import { graphGlobalInit, bpfGlobalMaInit, graphObjStats, type GraphObjStats } from '../graph/bpf_obj.js';
+import { resLockStats, type ResLockStats } from '../locks/res_spinlock.js';
+import { abortStats } from '../prog/run_state.js';
+import type { AbortPolicy } from '../prog/prog_run.js';
 import { bpfTimerService, bpfTimersIdle, bpfTimerStats, type BpfTimerStats } from '../timers/bpf_timer.js';
 import { htabFreeIdle } from '../maps/hashtab.js';
 import { MAP_TIMER_OFF } from '../maps/map_ops.js';
@@ -241,6 +245,12 @@ export interface ProgramStats {
   runCount: number; runTimeNs: number; recursionMisses: number; aborted: boolean;
   /** runs refused because the program is disabled after an abort */
   refused: number;
+  /** runs that ended in bpf_throw (ctx.throw) */
+  exceptions: number;
+  /** runs aborted for a broken rule (src/prog/run_state.ts) */
+  violations: number;
+  /** what abort unwinding released: locks, owning references dropped, and of those drops, the ones deferred to irq_work (NMI) */
+  unwound: { locks: number; objects: number; deferred: number };
 }
 
 export interface Link { detach(): Promise<void>; hits(): number }
@@ -401,7 +411,11 @@ export class Program {
       recursionMisses += I32[(line + PS_MISSES) >> 2]!;
       refused += I32[(line + PS_REFUSED) >> 2]!;
     }
-    return { runCount, runTimeNs, recursionMisses, aborted: this.#aborted(), refused };
+    const a = abortStats(this.statePtr, this.#rt.cpus, PROG_LINE);
+    return {
+      runCount, runTimeNs, recursionMisses, aborted: this.#aborted(), refused, exceptions: a.exceptions, violations: a.violations,
+      unwound: { locks: a.unwoundLocks, objects: a.unwoundObjects, deferred: a.unwoundDeferred },
+    };
   }
 }
 
@@ -432,6 +446,10 @@ export interface RuntimeStats {
   readonly rcu: ReturnType<typeof rcuStats>;
   readonly coordinator: { wakes: number; polls: number };
   readonly timers: BpfTimerStats;
+  /** allocated objects (bpf_obj_new): live, allocated, freed, deferred drops, teardowns */
+  readonly objects: GraphObjStats;
+  /** bpf_res_spin_lock acquisitions and failures, all CPUs */
+  readonly resLocks: ResLockStats;
 }
 
 export class Runtime {
@@ -511,6 +529,7 @@ export class Runtime {
       historyThreadInit();
     }
     hrtimerGlobalInit();
+    graphGlobalInit();
     const coordinator = new Coordinator();
     const url = workerUrl();
     const workers: Worker[] = [];
@@ -625,7 +644,7 @@ export class Runtime {
         offline: off === null ? null : off.code === 'ERR_BPFSIM_CPU_DIED' ? 'died' as const : off.code === 'ERR_BPFSIM_CPU_STUCK' ? 'stuck' as const : null,
       });
     }
-    return { cpus, interrupts, splats: splatCount(), memory: memStats(), rcu: rcuStats(), coordinator: this.#coordinator.stats(), timers: bpfTimerStats() };
+    return { cpus, interrupts, splats: splatCount(), memory: memStats(), rcu: rcuStats(), coordinator: this.#coordinator.stats(), timers: bpfTimerStats(), objects: graphObjStats(), resLocks: resLockStats() };
   }
 
   /**
@@ -727,11 +746,13 @@ export class Runtime {
    * Import a program module in every CPU worker and bind its maps. `args` becomes ctx.args for runs
    * that bring none (injected interrupts, kprobes, perf events, testRun/runWorkload without args).
    */
-  async loadProgram(url: URL | string, o: { maps?: Readonly<Record<string, BpfMap>>; args?: unknown } = {}): Promise<Program> {
+  async loadProgram(url: URL | string, o: { maps?: Readonly<Record<string, BpfMap>>; args?: unknown; abortPolicy?: AbortPolicy } = {}): Promise<Program> {
     this.#assertRunning('loadProgram');
     if (!(url instanceof URL) && typeof url !== 'string') throw typeError('loadProgram: url', 'a URL or a path string', url);
     const opts = checkObject('loadProgram: options', o, true);
-    checkKnownKeys('loadProgram', opts, ['maps', 'args']);
+    checkKnownKeys('loadProgram', opts, ['maps', 'args', 'abortPolicy']);
+    const abortPolicy = opts.abortPolicy ?? 'disable';
+    if (abortPolicy !== 'disable' && abortPolicy !== 'continue') throw typeError("loadProgram: option 'abortPolicy'", "'disable' or 'continue'", abortPolicy);
     const maps = opts.maps === undefined ? {} : checkObject("loadProgram: option 'maps'", opts.maps, false);
     const mapPtrs: Record<string, number> = {};
     for (const [name, m] of Object.entries(maps)) {
@@ -749,8 +770,10 @@ export class Runtime {
     progStateInit(statePtr, this.cpus + 1, id);
     let info: ProgramInfo;
     try {
-      const infos = await Promise.all([...Array(this.cpus).keys()].map((c) => this.callCpu(c, `loadProgram ${href}`, (ctl) => ctl.loadProgram({ id, url: href, maps: mapPtrs, statePtr, seed: this.options.seed, args: opts.args }))));
+      const infos = await Promise.all([...Array(this.cpus).keys()].map((c) => this.callCpu(c, `loadProgram ${href}`, (ctl) => ctl.loadProgram({ id, url: href, maps: mapPtrs, statePtr, seed: this.options.seed, args: opts.args, abortPolicy }))));
       info = infos[0]!;
+      // bpf_global_ma, before the first run that may allocate an object
+      if (info.types.length > 0) bpfGlobalMaInit();
     } catch (e) {
       if (this.running) { await unloadAll(); kfree(statePtr); }
       throw e;

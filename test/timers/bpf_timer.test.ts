@@ -253,13 +253,13 @@ describe('contexts the modelled era refuses', () => {
     progs.push(p);
   });
 
-  it('map specs: bpf_timer placement and map types (EINVAL / EOPNOTSUPP naming the field)', () => {
+  it('map specs: bpf_timer placement and map types (EINVAL / E2BIG for a second lock or timer, as btf_get_field_type / EOPNOTSUPP, naming the field)', () => {
     const bad: [MapSpec, string, RegExp][] = [
       [{ type: 'array', keySize: 4, valueSize: 16, maxEntries: 1, fields: [{ type: 'bpf_timer', offset: 4 }] }, 'EINVAL', /fields\[0\] \(bpf_timer\).*8-byte aligned/],
       [{ type: 'array', keySize: 4, valueSize: 16, maxEntries: 1, fields: [{ type: 'bpf_timer', offset: 8 }] }, 'EINVAL', /does not fit/],
-      [{ type: 'array', keySize: 4, valueSize: 32, maxEntries: 1, fields: [{ type: 'bpf_timer', offset: 0 }, { type: 'bpf_timer', offset: 16 }] }, 'EINVAL', /at most one bpf_timer/],
+      [{ type: 'array', keySize: 4, valueSize: 32, maxEntries: 1, fields: [{ type: 'bpf_timer', offset: 0 }, { type: 'bpf_timer', offset: 16 }] }, 'E2BIG', /at most one bpf_timer/],
       [{ type: 'hash', keySize: 4, valueSize: 32, maxEntries: 1, fields: [{ type: 'bpf_timer', offset: 8 }, { type: 'bpf_spin_lock', offset: 12 }] }, 'EINVAL', /overlaps/],
-      [{ type: 'hash', keySize: 4, valueSize: 32, maxEntries: 1, fields: [{ type: 'bpf_spin_lock', offset: 0 }], spinLockOffset: 4 }, 'EINVAL', /at most one bpf_spin_lock/],
+      [{ type: 'hash', keySize: 4, valueSize: 32, maxEntries: 1, fields: [{ type: 'bpf_spin_lock', offset: 0 }], spinLockOffset: 4 }, 'E2BIG', /at most one bpf_spin_lock/],
       [{ type: 'hash', keySize: 4, valueSize: 32, maxEntries: 1, fields: [{ type: 'kptr' as 'bpf_timer', offset: 0 }] }, 'EINVAL', /fields\[0\]\.type/],
       [{ type: 'percpu_hash', keySize: 4, valueSize: 16, maxEntries: 1, fields: [{ type: 'bpf_timer', offset: 0 }] }, 'EOPNOTSUPP', /bpf_timer/],
       [{ type: 'percpu_array', keySize: 4, valueSize: 16, maxEntries: 1, fields: [{ type: 'bpf_timer', offset: 0 }] }, 'EOPNOTSUPP', /bpf_timer/],
