@@ -9,10 +9,11 @@ import { SEED001_SCENARIOS } from './seed001_mem_alloc.js';
 import { SEED002_SCENARIOS } from './seed002_synchronize.js';
 import { SEED003_SCENARIOS } from './seed003_timers.js';
 import { SEED000_MIGRATE_SCENARIOS } from './seed000_migrate.js';
+import { SEED004_SCENARIOS } from './seed004_graph.js';
 
 export * from './scenario.js';
 
-export const SCENARIOS: readonly Scenario[] = [...SEED000_SCENARIOS, ...SEED000_MIGRATE_SCENARIOS, ...SEED001_SCENARIOS, ...SEED002_SCENARIOS, ...SEED003_SCENARIOS];
+export const SCENARIOS: readonly Scenario[] = [...SEED000_SCENARIOS, ...SEED000_MIGRATE_SCENARIOS, ...SEED001_SCENARIOS, ...SEED002_SCENARIOS, ...SEED003_SCENARIOS, ...SEED004_SCENARIOS];
 
 export function listScenarios(): readonly Scenario[] { return SCENARIOS; }
 
