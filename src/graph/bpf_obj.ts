@@ -18,7 +18,9 @@
  *  - in NMI a teardown that needs the object's lock is not safe (the interrupted context may hold
  *    it): the drop is deferred to this CPU's irq_work, linked through the object's own header, so
  *    the deferral allocates nothing and cannot fail. Objects without roots are freed at once
- *    (bpf_mem_free is NMI-safe).
+ *    (bpf_mem_free is NMI-safe). A map value torn down in NMI while the interrupted context holds
+ *    its lock is detached without the lock (that context is frozen at a window, its roots
+ *    consistent) and its nodes' drops are deferred the same way.
  *
  * Accounting (region words, Atomics): live objects, allocations, frees, allocation failures,
  * deferred drops, frees waiting for a grace period. live == allocs - frees at every quiescent
@@ -189,7 +191,13 @@ registerRcuCallback(RCU_KIND_OBJ_FREE, (raw: number) => {
 /** Detach every root of the allocation at `base` under its lock; the nodes go onto `work`. */
 function detachRoots(base: number, lockOff: number, roots: TypeInfo['roots'], what: string): void {
   const lock = base + lockOff;
-  const err = rawSpinLockIrqsave(lock, LC_BPF_SPIN_LOCK);
+  // An NMI tearing down a value whose lock the context it interrupted holds (a program deleting
+  // the element another program on this CPU is inside): that context is frozen at a window, where
+  // every root is consistent (no kfunc passes a window), so the NMI detaches without the lock;
+  // the nodes' drops go to irq_work, which runs once that critical section (irqs off) is over.
+  const w = Atomics.load(I32, lock >> 2);
+  const frozenHolder = inNmi() && w !== 0 && (w & 0xff) === thisCpu + 1;
+  const err = frozenHolder ? 0 : rawSpinLockIrqsave(lock, LC_BPF_SPIN_LOCK);
   if (err !== 0) {
     splat('leak', `graph: teardown of ${what} could not take its bpf_spin_lock (${err}): its nodes leak`);
     return;
@@ -200,7 +208,7 @@ function detachRoots(base: number, lockOff: number, roots: TypeInfo['roots'], wh
     else bpfRbtreeTakeAll(base + r.off, work);
     for (let i = start; i < work.length; i++) { work[i] = work[i]! - r.nodeOff; workTypes[i] = r.typeId; }
   }
-  rawSpinUnlockIrqrestore(lock);
+  if (!frozenHolder) rawSpinUnlockIrqrestore(lock);
 }
 
 /** Drop every node detached since `base` (and the nodes they hold), outside any lock. */
@@ -215,7 +223,9 @@ function drainWork(base: number): void {
       const left = Atomics.sub(I32, (p + t.refOff) >> 2, 1) - 1;
       if (left > 0) continue;
     }
-    objFree(p, t);
+    // in NMI a node is never freed under the interrupted context's feet (it may still read it
+    // through a non-owning reference until its critical section ends): irq_work frees it
+    if (inNmi()) deferDrop(p); else objFree(p, t);
   }
 }
 

@@ -258,10 +258,19 @@ export function kRbtreeAdd(root: number, node: number, lessName: string): number
   const less = p.lessFns.get(lessName);
   if (less === undefined) ruleViolation(`bpf_rbtree_add: the program has no callback '${String(lessName)}' (defineProgram({ callbacks }))`);
   const [o, t] = nodeObject(f, r, node, 'bpf_rbtree_add');
+  // an NMI's program may add to a tree while this walk is in `less`: save and restore (LIFO)
+  const outerFrame = lessFrame, outerFn = lessFn;
   lessFrame = f;
   lessFn = less;
-  const ok = bpfRbtreeAdd(root, node, callLess);
-  lessFn = undefined;
+  f.adding = node;
+  let ok: boolean;
+  try {
+    ok = bpfRbtreeAdd(root, node, callLess);
+  } finally {
+    lessFrame = outerFrame;
+    lessFn = outerFn;
+  }
+  f.adding = 0;
   removeOne(f.owned, o);
   if (!ok) { bpfObjDrop(o, t); return -EINVAL; }
   f.nonOwning.push(o);
@@ -273,6 +282,7 @@ let lessFn: ((a: number, b: number) => unknown) | undefined;
 function callLess(a: number, b: number): boolean {
   const f = lessFrame!;
   const fn = lessFn!;
+  // a nested add (NMI) restores these before returning, so they are this walk's again here
   f.inLess++;
   try { return fn(a, b) === true; } finally { f.inLess--; }
 }

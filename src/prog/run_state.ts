@@ -21,8 +21,8 @@
  * program that catches it is aborted anyway when it returns.
  *
  * Unwinding (abortRun): program locks released newest first (restoring irq flags), then any other
- * lock still held since the run began (raw table, res table); owning references dropped (a node
- * caught mid-add has its POISON owner word cleared first); in NMI, drops that need an object's
+ * lock still held since the run began (raw table, res table); owning references dropped (the node
+ * this run's rbtree add had claimed when its `less` threw is unclaimed first); in NMI, drops that need an object's
  * lock are deferred to irq_work (bpf_obj.ts). The caller (prog_run.ts) then leaves the RCU read
  * section and restores the context counters, as for every run. Return value: bpf_throw's cookie
  * (or what callbacks.exception makes of it); -1 for other aborts. abortPolicy 'disable' (default)
@@ -37,8 +37,7 @@ import { rawSpinUnlockIrqrestore, unwindHeldLocks } from '../locks/raw_spinlock.
 import { resSpinUnlock, resSpinUnlockIrqrestore, resUnwindHeld } from '../locks/res_spinlock.js';
 import { splat } from '../debug/splat.js';
 import { objType, bpfObjDrop } from '../graph/bpf_obj.js';
-import { FK_LIST_NODE, FK_RB_NODE } from '../graph/btf_types.js';
-import { LN_OWNER, RBN_OWNER, GRAPH_OWNER_POISON } from '../graph/graph_layout.js';
+import { RBN_OWNER, GRAPH_OWNER_POISON } from '../graph/graph_layout.js';
 
 export const LK_SPIN = 1;
 export const LK_RES = 2;
@@ -70,6 +69,8 @@ export class RunFrame {
   readonly owned: number[] = [];
   readonly nonOwning: number[] = [];
   inLess = 0;
+  /** the node field an rbtree add of this run has claimed (owner POISON) and not yet linked, 0 none */
+  adding = 0;
   violation: string | null = null;
   thrown = false;
   cookie = 0;
@@ -97,6 +98,7 @@ export function frameEnter(p: RunProgram, d: number): RunFrame {
   f.owned.length = 0;
   f.nonOwning.length = 0;
   f.inLess = 0;
+  f.adding = 0;
   f.violation = null;
   f.thrown = false;
   f.cookie = 0;
@@ -200,16 +202,15 @@ function abortRun(f: RunFrame, why: string | null, heldAtEntry: number, resAtEnt
     locks += resUnwindHeld(resAtEntry);
   } catch { /* unlocking reports its own splats */ }
   try {
+    // the node this run's rbtree add claimed when its `less` threw: unclaim it (only this run's
+    // claim: another CPU may be adding the same refcounted node to another tree right now)
+    if (f.adding !== 0) Atomics.compareExchange(I32, (f.adding + RBN_OWNER) >> 2, GRAPH_OWNER_POISON, 0);
+    f.adding = 0;
     const nmi = inNmi();
     while (f.owned.length > 0) {
       const o = f.owned.pop()!;
       const t = objType(o);
       if (t === undefined) continue;
-      // a node caught between its add's claim (owner POISON) and its link: unclaim it
-      for (const [k, off] of t.fields) {
-        if (k === FK_LIST_NODE) Atomics.compareExchange(I32, (o + off + LN_OWNER) >> 2, GRAPH_OWNER_POISON, 0);
-        else if (k === FK_RB_NODE) Atomics.compareExchange(I32, (o + off + RBN_OWNER) >> 2, GRAPH_OWNER_POISON, 0);
-      }
       if (nmi && t.roots.length > 0) deferred++;
       bpfObjDrop(o, t);
       objs++;
@@ -222,7 +223,7 @@ function abortRun(f: RunFrame, why: string | null, heldAtEntry: number, resAtEnt
   I32[li + (PS_UNWOUND_DEFER >> 2)] = I32[li + (PS_UNWOUND_DEFER >> 2)]! + deferred;
   I32[pcpuI + (PC_CUR_SITE >> 2)] = site;
   const unwound = `released ${locks} lock(s), dropped ${objs} object reference(s)${deferred > 0 ? ` (${deferred} deferred to irq_work)` : ''}`;
-  const policy = p.disableOnAbort ? 'program disabled' : 'program continues (abortPolicy continue)';
+  const policy = p.disableOnAbort ? 'disabled' : 'continues';
   if (p.disableOnAbort) Atomics.store(I32, p.abortedI, 1);
   if (f.thrown && f.violation === null) {
     I32[li + (PS_EXCEPTIONS >> 2)] = I32[li + (PS_EXCEPTIONS >> 2)]! + 1;
@@ -239,13 +240,14 @@ function abortRun(f: RunFrame, why: string | null, heldAtEntry: number, resAtEnt
     return ret;
   }
   if (f.violation !== null) I32[li + (PS_VIOLATIONS >> 2)] = I32[li + (PS_VIOLATIONS >> 2)]! + 1;
-  reportAbort(p, why ?? `rule violated: ${f.violation!}`, unwound, policy);
+  reportAbort(p, why ?? f.violation!, unwound, policy);
   return -1;
 }
 
 function reportAbort(p: RunProgram, why: string, unwound: string, policy: string): void {
   try {
-    splat('prog_abort', `program '${p.def.name}' aborted: ${why}; ${unwound}; ${policy}`);
+    // what was released first: a splat message has a bounded length, the reason may be long
+    splat('prog_abort', `program '${p.def.name}' aborted (${unwound}; ${policy}): ${why}`);
   } catch { /* no arena: nothing left to report into */ }
 }
 

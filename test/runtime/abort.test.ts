@@ -17,7 +17,7 @@ describe('abort path', () => {
       const r = await p.testRun({ cpu: 0 });
       expect(r).toMatchObject({ retval: -1, runs: 1 });
       expect(aborts(rt)).toHaveLength(1);
-      expect(aborts(rt)[0]).toMatch(/program 'rb_throw' aborted: threw .*program disabled/);
+      expect(aborts(rt)[0]).toMatch(/program 'rb_throw' aborted \(released 0 lock\(s\), dropped 0 object reference\(s\); disabled\): threw /);
       // The read section was left: a grace period completes.
       await rt.synchronizeRcu();
       expect(p.stats()).toMatchObject({ runCount: 1, aborted: true });
