@@ -31,6 +31,7 @@ import { bpfListPush, bpfListPop, bpfListFront, bpfListBack } from '../graph/bpf
 import {
   bpfRbtreeAdd, bpfRbtreeRemove, bpfRbtreeFirst, bpfRbtreeRoot, bpfRbtreeLeft, bpfRbtreeRight,
 } from '../graph/bpf_rbtree.js';
+import { SPIN_LOCK_REFUSED_TYPES, type ProgType } from './program.js';
 import {
   curFrame, ruleViolation, syncLocked, removeOne, LK_SPIN, LK_RES, LK_RES_IRQ, type RunFrame, type RunProgram,
 } from './run_state.js';
@@ -120,7 +121,7 @@ function ownedType(f: RunFrame, o: number, fn: string): TypeInfo {
 
 export function kSpinLock(lock: number): number {
   const f = curFrame();
-  if (prog(f).tracing) ruleViolation('tracing progs cannot use bpf_spin_lock yet');
+  if (SPIN_LOCK_REFUSED_TYPES.has(prog(f).def.type as ProgType)) ruleViolation('tracing progs cannot use bpf_spin_lock yet');
   noLess(f, "can't spin_lock");
   if (f.spin !== 0) ruleViolation('Locking two bpf_spin_locks are not allowed');
   const err = rawSpinLockIrqsave(lock, LC_BPF_SPIN_LOCK);

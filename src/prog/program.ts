@@ -26,6 +26,13 @@ export type ProgType = (typeof PROG_TYPES)[number];
 /** Types guarded by the shared bpf_prog_active counter (trace_call_bpf, perf overflow). */
 export const TRACING_PROG_TYPES: ReadonlySet<ProgType> = new Set<ProgType>(['kprobe', 'tracepoint', 'perf_event']);
 
+/**
+ * Types the verifier refuses bpf_spin_lock to ("tracing progs cannot use bpf_spin_lock yet"): they
+ * may run in NMI, inside the very lock. Refused at load when they use a map holding a lock or call
+ * ctx.bpfSpinLock, and at run time when they call it anyway.
+ */
+export const SPIN_LOCK_REFUSED_TYPES: ReadonlySet<ProgType> = new Set<ProgType>(['kprobe', 'tracepoint', 'perf_event', 'raw_tracepoint', 'fentry', 'fexit']);
+
 export type ProgramMaps = Readonly<Record<string, BpfMapImpl>>;
 
 /** An async (timer) callback: (ctx, map, key pointer, value pointer, the program's maps) → 0. */

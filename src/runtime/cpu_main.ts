@@ -27,7 +27,7 @@ import { errnoName, BpfError, EPERM, EINVAL } from '../errno.js';
 import { openMap } from '../maps/registry.js';
 import { historyOn, recordingMap } from '../maps/map_history.js';
 import { rcuQuiescentState, rcuIdleEnter, rcuIdleExit } from '../rcu/rcu.js';
-import { isDefinedProgram, TRACING_PROG_TYPES, type DefinedProgram } from '../prog/program.js';
+import { isDefinedProgram, SPIN_LOCK_REFUSED_TYPES, type DefinedProgram } from '../prog/program.js';
 import { btfDefineTypes, checkRootTarget } from '../graph/btf_types.js';
 import { btfRecordFromWords } from '../maps/btf_record.js';
 import { MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC } from '../maps/map_ops.js';
@@ -118,7 +118,7 @@ export const cpuControl: CpuControl = {
       if (ptr === undefined) throw new TypeError(`program '${def.name}' uses map '${name}', which was not given to loadProgram`);
       maps[name] = historyOn ? recordingMap(openMap(ptr)) : openMap(ptr);
     }
-    if (TRACING_PROG_TYPES.has(def.type) && usesBpfSpinLock(def)) {
+    if (SPIN_LOCK_REFUSED_TYPES.has(def.type) && usesBpfSpinLock(def)) {
       throw new BpfError(EINVAL, `program '${def.name}' (${def.type}): tracing progs cannot use bpf_spin_lock yet`);
     }
     const typeIds = btfDefineTypes(def.types, `program '${def.name}'`);

@@ -60,7 +60,8 @@ import { abortStats } from '../prog/run_state.js';
 import type { AbortPolicy } from '../prog/prog_run.js';
 import { bpfTimerService, bpfTimersIdle, bpfTimerStats, type BpfTimerStats } from '../timers/bpf_timer.js';
 import { htabFreeIdle } from '../maps/hashtab.js';
-import { MAP_TIMER_OFF } from '../maps/map_ops.js';
+import { MAP_TIMER_OFF, MAP_LOCK_OFF, MAP_GRAPH_REC } from '../maps/map_ops.js';
+import { GREC_RES_LOCK } from '../maps/btf_record.js';
 import { MIM_META_TIMER_OFF, isMapInMapType } from '../maps/map_in_map.js';
 import { irqWorkService } from '../alloc/irq_work.js';
 import { createMap as createMapImpl, bpfMapInc, bpfMapPut, type MapSpec } from '../maps/registry.js';
@@ -70,7 +71,7 @@ import {
   progStateBytes, progStateInit, progRefcnt, bpfProgPut, PROG_LINE, PS_LAST_RET, PS_MISSES, PS_RUNS,
   PS_RUN_TIME, PS_ABORTED, PS_REFUSED,
 } from '../prog/prog_run.js';
-import { TRACING_PROG_TYPES, type ProgType } from '../prog/program.js';
+import { TRACING_PROG_TYPES, SPIN_LOCK_REFUSED_TYPES, type ProgType } from '../prog/program.js';
 import { bootThread } from './boot.js';
 import { Coordinator } from './coordinator.js';
 import {
@@ -805,6 +806,17 @@ export class Runtime {
         if (m !== undefined && m.usesSleepingBucketLock()) {
           return { errno: EINVAL, message: `program '${info.name}' (${info.type}): tracing programs may use only preallocated maps on PREEMPT_RT with kmalloc-backed dynamic maps; map '${name}' is BPF_F_NO_PREALLOC` };
         }
+      }
+    }
+    for (const name of info.maps) {
+      const m = maps[name];
+      if (m === undefined || !SPIN_LOCK_REFUSED_TYPES.has(info.type as ProgType)) continue;
+      // check_map_prog_compatibility(): a map whose values hold a bpf_spin_lock (or a
+      // bpf_res_spin_lock) is not for tracing programs, which may run in NMI inside its lock
+      const p = m.impl.ptr;
+      const grec = I32[(p + MAP_GRAPH_REC) >> 2]!;
+      if (I32[(p + MAP_LOCK_OFF) >> 2] !== 0 || (grec !== 0 && I32[(grec + GREC_RES_LOCK) >> 2] !== 0)) {
+        return { errno: EINVAL, message: `program '${info.name}' (${info.type}): tracing progs cannot use bpf_spin_lock yet (map '${name}' holds one)` };
       }
     }
     for (const name of info.maps) {
