@@ -1,6 +1,6 @@
 /*
- * cmd_bench.ts — `bpfsim bench [map_perf|htab_mem|lookup|scaling|all]`: the engine supplies the
- * measurable cases (simulated maps and their same-run baselines); bench/harness.ts runs the
+ * cmd_bench.ts — `bpfsim bench [map_perf|htab_mem|lookup|scaling|timers|graph|all]`: the engine
+ * supplies the measurable cases (simulated maps and their same-run baselines); bench/harness.ts runs the
  * interleaved rounds and computes medians and ratios; this file prints the table with the Node
  * version and core count and writes results.json / report.html.
  *
@@ -48,6 +48,9 @@ run, as the median over interleaved rounds. Benchmarks (default: all):
   scaling    ops/s on 1, 2, 4 … CPUs per map type and alloc mode; baseline: 1 CPU
   timers     bpf_timer arm+cancel pairs per CPU on 1, 2, 4 … CPUs; baseline: setTimeout +
              clearTimeout pairs on the main thread (only when named; fire latency: bench/timers.bench.ts)
+  graph      rbtree add+remove and list push+pop under bpf_spin_lock on 1, 2, 4 … CPUs, each CPU
+             on its own value and all on one; baseline: a JS sorted array / array behind an
+             Atomics lock in as many worker threads (only when named)
 
 Options:
   --cpus N        most CPUs to measure, 1..${MAX_CPUS} (default: this machine's cores)

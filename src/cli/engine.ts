@@ -15,6 +15,10 @@
  * checks (allocator, lock words, recursion/preempt/RCU counters on every CPU), the leak check
  * (slab bytes back to their value before the first map), splats, stop.
  *
+ * Timer and graph cells (runTimerCell, runGraphCell) run their own programs on a map whose values
+ * hold a bpf_timer, or a bpf_spin_lock with an rbtree and a list; a graph cell's NMI program breaks
+ * a rule on purpose a bounded number of times, and those prog_abort splats are counted by the
+ * cell's invariant instead of reported (isExpectedSplat).
  */
 import {
   Runtime, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, listScenarios, runScenario, type BpfMap, type Program,
@@ -50,6 +54,22 @@ import { eventsPerRun, type MapPerfArgs } from './programs/bench_map_perf.js';
 import { HTAB_MEM_SCENARIOS, htabMemUserBytes, htabMemOps, type HtabMemArgs } from './programs/bench_htab_mem.js';
 import { TIMER_STRESS_VALUE_SIZE, type TimerStressArgs } from './programs/stress_timers.js';
 import { ARM_CANCEL_PAIRS, BENCH_TIMER_VALUE_SIZE, LATENCY_BASE, SAMPLES_PER_CPU, type BenchTimerArgs } from './programs/bench_timers.js';
+import {
+  GRAPH_STRESS_VALUE_SIZE, GRAPH_VALUE_FIELDS, GV_LOCK, GV_RES, GV_ROOT, GV_HEAD, GV_TREE_N, GV_LIST_N, GV_RES_PLAIN, GV_RES_ATOMIC,
+  GN_RB, GN_LIST, GN_REF, GN_KEY, GRAPH_NODE_TYPE, type GraphStressArgs,
+} from './programs/stress_graph.js';
+import {
+  GRAPH_NMI_CTL_SIZE, GRAPH_NMI_PROG_NAME, NC_BREAKS, NC_THROWS, NC_RES_DEADLK, NC_RES_TIMEDOUT, NC_RES_OTHER, NC_NOMEM,
+  type GraphNmiArgs,
+} from './programs/stress_graph_nmi.js';
+import {
+  BENCH_GRAPH_VALUE_SIZE, BENCH_GRAPH_FIELDS, BENCH_GRAPH_INNER, BENCH_GRAPH_TREE_SIZE, type BenchGraphArgs,
+} from './programs/bench_graph.js';
+import { runGraphJs } from './programs/bench_graph_js.js';
+import { graphObjStats, graphObjCheck, objType } from '../graph/bpf_obj.js';
+import { bpfListCheck, bpfListNodes } from '../graph/bpf_list.js';
+import { bpfRbtreeCheck, bpfRbtreeNodes } from '../graph/bpf_rbtree.js';
+import { LN_OWNER, RBN_OWNER } from '../graph/graph_layout.js';
 
 const PROG = {
   mix: new URL('./programs/stress_mix.js', import.meta.url),
@@ -59,6 +79,9 @@ const PROG = {
   htabMem: new URL('./programs/bench_htab_mem.js', import.meta.url),
   timers: new URL('./programs/bench_timers.js', import.meta.url),
   stressTimers: new URL('./programs/stress_timers.js', import.meta.url),
+  stressGraph: new URL('./programs/stress_graph.js', import.meta.url),
+  stressGraphNmi: new URL('./programs/stress_graph_nmi.js', import.meta.url),
+  benchGraph: new URL('./programs/bench_graph.js', import.meta.url),
 };
 
 const FAULT_BITS: Readonly<Record<FaultName, number>> = { drop_freelist_push: FAULT_DROP_FREELIST_PUSH };
@@ -154,6 +177,18 @@ function ownerSnapshot(): number[] {
   return out;
 }
 
+/**
+ * Slab bytes of bpf_global_ma, the allocator of graph objects: created with the first program that
+ * declares object types and never freed (as the kernel's), its per-CPU caches keep free objects
+ * between their watermarks. The leak check leaves it out; the graph cells check that no object
+ * stays live (graphObjStats) instead.
+ */
+function globalMaBytes(): number {
+  let n = 0;
+  for (let id = 0; id < MEM_MAX_OWNERS; id++) if (ownerName(id) === 'bpf_global_ma') n += ownerBytes(id);
+  return n;
+}
+
 /** Owners holding more than at `before` (kernel: minus `kernelResidue`), as detail lines. */
 function ownerGrowth(before: readonly number[]): string[] {
   const out: string[] = [];
@@ -195,7 +230,7 @@ function cpuQuiescenceChecks(cpus: number): InvariantCheck[] {
 /** A function, not a property read, so TypeScript does not narrow it across awaits. */
 function isAborted(o: StressOptions): boolean { return o.signal?.aborted === true; }
 
-interface CellPlan { readonly map: MapType; readonly alloc: AllocMode; readonly timers: boolean }
+interface CellPlan { readonly map: MapType; readonly alloc: AllocMode; readonly workload: NonNullable<StressCell['workload']> }
 
 /** Map types whose values may hold a bpf_timer (map_check_btf): the timer cells. */
 const TIMER_MAPS: readonly MapType[] = ['hash', 'lru_hash', 'array'];
@@ -250,6 +285,7 @@ async function runTimerCell(run: StressRun, rt: Runtime, plan: CellPlan, n: numb
   });
   const violations = m.check();
   run.invariants.push({ name: 'map check()', scope: name, ok: violations.length === 0, details: violations });
+  const recursionMisses = prog.stats().recursionMisses; // its state is freed (and poisoned) at unload
   await prog.unload();
   await m.close();
   await rt.idle();
@@ -259,7 +295,207 @@ async function runTimerCell(run: StressRun, rt: Runtime, plan: CellPlan, n: numb
     details: after.live === 0 ? [] : [`${after.live} bpf_hrtimer objects still live after close`],
   });
   run.lap('checks');
-  return { map: plan.map, alloc: plan.alloc, workload: 'timers', status: 'ran', ops, opsPerSec: ms > 0 ? (ops * 1000) / ms : 0, errors, recursionMisses: prog.stats().recursionMisses, measuredMs: ms };
+  return { map: plan.map, alloc: plan.alloc, workload: 'timers', status: 'ran', ops, opsPerSec: ms > 0 ? (ops * 1000) / ms : 0, errors, recursionMisses, measuredMs: ms };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph cells (docs/GRAPH.md): bpf_spin_lock, objects, lists, rbtrees, bpf_res_spin_lock, abort
+
+/** Map types whose values may hold graph roots (map_check_btf): the graph cells. */
+const GRAPH_MAPS: readonly MapType[] = ['hash', 'lru_hash', 'array'];
+/** Values every CPU works on (few: every lock is contended), and the tree size each drifts towards. */
+export const GRAPH_STRESS_KEYS = 4;
+const GRAPH_STRESS_CAP = 32;
+/** Rule breaks the NMI program may make per cell (each one expected 'prog_abort' splat: the ring holds 256). */
+const GRAPH_STRESS_MAX_ABORTS = 8;
+
+/**
+ * The prog_abort splats of the graph cells' NMI program breaking its rule on purpose: its name and
+ * that rule (the rest of the wording is run_state.ts's: what was released, the abort policy).
+ */
+function isExpectedSplat(s: { readonly kind: string; readonly message: string }): boolean {
+  return s.kind === 'prog_abort' && s.message.startsWith(`program '${GRAPH_NMI_PROG_NAME}' aborted`)
+    && s.message.includes(`bpf_list_push_back: bpf_spin_lock at off=${GV_LOCK} must be held for bpf_list_head`);
+}
+
+function keyBytes(k: number): Uint8Array { return new Uint8Array(new Uint32Array([k]).buffer); }
+
+/**
+ * A graph cell's map: values of GRAPH_STRESS_VALUE_SIZE bytes (bpf_spin_lock, bpf_res_spin_lock,
+ * bpf_rb_root and bpf_list_head of GRAPH_NODE_TYPE objects), keys 0..keys-1 all present (the
+ * workload never adds or deletes elements: a value deleted under a program that still holds its
+ * pointer would take nodes pushed after its teardown with it, as in the kernel).
+ */
+export function createGraphStressMap(rt: Runtime, map: MapType, alloc: AllocMode, name: string, keys = GRAPH_STRESS_KEYS): BpfMap {
+  const m = rt.createMap({
+    type: map, name, keySize: 4, valueSize: GRAPH_STRESS_VALUE_SIZE, maxEntries: map === 'array' ? keys : 4 * keys,
+    flags: alloc === 'prealloc' ? 0 : BPF_F_NO_PREALLOC, fields: GRAPH_VALUE_FIELDS,
+  });
+  if (map !== 'array') {
+    const zero = new Uint8Array(GRAPH_STRESS_VALUE_SIZE);
+    try {
+      for (let k = 0; k < keys; k++) m.update(keyBytes(k), zero);
+    } catch (e) {
+      void m.close();
+      throw e;
+    }
+  }
+  return m;
+}
+
+/** What checkGraphValues found in a graph cell's map (main thread, every CPU idle). */
+export interface GraphValuesCheck {
+  readonly values: number;
+  /** distinct objects in the values' collections (one in a tree and a list counts once) */
+  readonly nodes: number;
+  /** of those, in a tree and a list */
+  readonly inBoth: number;
+  /** bpfRbtreeCheck (ordered by key) and bpfListCheck of every value */
+  readonly structure: readonly string[];
+  /** lock words free; GV_TREE_N / GV_LIST_N = the collections' sizes; res plain = res atomic */
+  readonly counters: readonly string[];
+  /** every node a live object of the type; owner words 0 outside a collection; refcount = collections holding it */
+  readonly membership: readonly string[];
+}
+
+/**
+ * The structure invariants of a graph cell's map: each value's tree and list well formed, the
+ * lock-protected counters equal to what the collections hold (the locks excluded), and every node
+ * a live object whose owner words and refcount agree with the collections it is in.
+ */
+export function checkGraphValues(m: BpfMap): GraphValuesCheck {
+  const u32 = (p: number): number => I32[p >> 2]! >>> 0;
+  const less = (a: number, b: number): boolean => u32(a - GN_RB + GN_KEY) < u32(b - GN_RB + GN_KEY);
+  const hx = (p: number): string => `0x${(p >>> 0).toString(16)}`;
+  const structure: string[] = [], counters: string[] = [], membership: string[] = [];
+  /** object -> [trees holding it, lists holding it] */
+  const held = new Map<number, [number, number]>();
+  let values = 0;
+  const keyPtr = kmalloc(8, OWNER_KERNEL);
+  try {
+    for (const k of m.keys()) {
+      U8.set(k, keyPtr);
+      const v = m.impl.lookup(keyPtr);
+      if (v === 0) continue;
+      values++;
+      const key = new DataView(k.buffer, k.byteOffset).getUint32(0, true);
+      const where = `value ${key} (${hx(v)})`;
+      const bad = [...bpfRbtreeCheck(v + GV_ROOT, less), ...bpfListCheck(v + GV_HEAD)];
+      structure.push(...bad.map((b) => `${where}: ${b}`));
+      if (Atomics.load(I32, (v + GV_LOCK) >> 2) !== 0) counters.push(`${where}: bpf_spin_lock word ${hx(I32[(v + GV_LOCK) >> 2]!)} with every CPU idle`);
+      if (Atomics.load(I32, (v + GV_RES) >> 2) !== 0) counters.push(`${where}: bpf_res_spin_lock word ${hx(I32[(v + GV_RES) >> 2]!)} with every CPU idle`);
+      if (u32(v + GV_RES_PLAIN) !== u32(v + GV_RES_ATOMIC)) {
+        counters.push(`${where}: ${u32(v + GV_RES_PLAIN)} plain increments under bpf_res_spin_lock, ${u32(v + GV_RES_ATOMIC)} atomic ones (an update was lost: two holders at once)`);
+      }
+      if (bad.length > 0) continue; // links not safe to walk
+      const tree = bpfRbtreeNodes(v + GV_ROOT).map((n) => n - GN_RB);
+      const list = bpfListNodes(v + GV_HEAD).map((n) => n - GN_LIST);
+      if (tree.length !== u32(v + GV_TREE_N)) counters.push(`${where}: the tree holds ${tree.length} nodes, its counter under bpf_spin_lock says ${u32(v + GV_TREE_N)}`);
+      if (list.length !== u32(v + GV_LIST_N)) counters.push(`${where}: the list holds ${list.length} nodes, its counter under bpf_spin_lock says ${u32(v + GV_LIST_N)}`);
+      for (const o of tree) { const h = held.get(o) ?? [0, 0]; h[0]++; held.set(o, h); }
+      for (const o of list) { const h = held.get(o) ?? [0, 0]; h[1]++; held.set(o, h); }
+    }
+  } finally {
+    kfree(keyPtr);
+  }
+  let inBoth = 0;
+  for (const [o, [trees, lists]] of held) {
+    if (trees > 0 && lists > 0) inBoth++;
+    const t = objType(o);
+    if (t === undefined || t.name !== GRAPH_NODE_TYPE) { membership.push(`node ${hx(o)} is not a live ${GRAPH_NODE_TYPE} object (header ${hx(I32[(o - 8) >> 2]!)})`); continue; }
+    if (trees > 1 || lists > 1) membership.push(`object ${hx(o)} is in ${trees} trees and ${lists} lists`);
+    if (trees === 0 && I32[(o + GN_RB + RBN_OWNER) >> 2] !== 0) membership.push(`object ${hx(o)} is in no tree but its bpf_rb_node owner is ${hx(I32[(o + GN_RB + RBN_OWNER) >> 2]!)}`);
+    if (lists === 0 && I32[(o + GN_LIST + LN_OWNER) >> 2] !== 0) membership.push(`object ${hx(o)} is in no list but its bpf_list_node owner is ${hx(I32[(o + GN_LIST + LN_OWNER) >> 2]!)}`);
+    const rc = I32[(o + GN_REF) >> 2]!;
+    if (rc !== trees + lists) membership.push(`object ${hx(o)}: refcount ${rc}, held by ${trees + lists} collection(s)`);
+  }
+  return { values, nodes: held.size, inBoth, structure, counters, membership };
+}
+
+/** The accounting invariant: objects live beyond `liveBase` = nodes in the collections; graphObjCheck() clean. */
+export function graphAccountingCheck(nodes: number, liveBase: number): string[] {
+  const st = graphObjStats();
+  const out = [...graphObjCheck()];
+  if (st.live - liveBase !== nodes) out.push(`${st.live - liveBase} objects live (${st.live}, ${liveBase} before the cell), ${nodes} in the collections`);
+  return out;
+}
+
+/**
+ * One graph cell: every CPU grows and shrinks the trees and lists of GRAPH_STRESS_KEYS values under
+ * their bpf_spin_lock (stress_graph.ts), while NMIs and hardirqs run stress_graph_nmi.ts on the
+ * same values (bpf_res_spin_lock sections, objects allocated and dropped in NMI, bpf_throw and
+ * bounded rule breaks that abort and unwind). Invariants once the CPUs stop: checkGraphValues,
+ * every live object in a collection (graphAccountingCheck), the NMI program's aborts exactly its
+ * rule breaks (each an expected prog_abort splat) and throws, each unwinding its one object; after
+ * the map is freed, no object left.
+ */
+async function runGraphCell(run: StressRun, rt: Runtime, plan: CellPlan, n: number, msPerCell: number, gpsBase: number, irqBase: Interrupts): Promise<StressCell> {
+  const o = run.o;
+  const name = `${plan.map}+graph/${plan.alloc}`;
+  const liveBase = graphObjStats().live;
+  const expectedBefore = rt.splats().filter(isExpectedSplat).length;
+  const m = createGraphStressMap(rt, plan.map, plan.alloc, `gr_${n}`);
+  const made: BpfMap[] = [m];
+  const progs: Program[] = [];
+  const injections: ReturnType<Runtime['inject']>[] = [];
+  try {
+    const ctl = rt.createMap({ type: 'array', name: `grc_${n}`, keySize: 4, valueSize: GRAPH_NMI_CTL_SIZE, maxEntries: 1 });
+    made.push(ctl);
+    const prog = await rt.loadProgram(PROG.stressGraph, { maps: { m } });
+    progs.push(prog);
+    const nmiArgs: GraphNmiArgs = { keys: GRAPH_STRESS_KEYS, maxAborts: GRAPH_STRESS_MAX_ABORTS };
+    const nmi = await rt.loadProgram(PROG.stressGraphNmi, { maps: { m, ctl }, args: nmiArgs, abortPolicy: 'continue' });
+    progs.push(nmi);
+    if (o.nmiRate > 0) injections.push(rt.inject({ kind: 'nmi', cpus: 'all', ratePerSec: o.nmiRate, program: nmi }));
+    if (o.irqRate > 0) injections.push(rt.inject({ kind: 'hardirq', cpus: 'all', ratePerSec: o.irqRate, program: nmi }));
+    const args: GraphStressArgs = { keys: GRAPH_STRESS_KEYS, cap: GRAPH_STRESS_CAP };
+    run.lap('setup');
+    const { ops, errors, ms } = await run.runSlices(rt, prog, msPerCell, args, name, gpsBase, irqBase, null, false);
+    for (const inj of injections.splice(0)) inj.cancel();
+    await rt.idle();
+    // what the interrupts' attempts returned: bpf_res_spin_lock failures, bpf_obj_new finding the
+    // cache dry, and the rule breaks (an aborted run returns -1, EPERM)
+    const cv = ctl.lookup(keyBytes(0));
+    const c = (off: number): number => (cv === undefined ? 0 : new DataView(cv.buffer, cv.byteOffset).getUint32(off, true));
+    const irqErrors: Record<string, number> = {};
+    const irqOutcomes = [['EDEADLK', c(NC_RES_DEADLK)], ['ETIMEDOUT', c(NC_RES_TIMEDOUT)], ['EINVAL', c(NC_RES_OTHER)], ['ENOMEM', c(NC_NOMEM)], ['EPERM', c(NC_BREAKS)]] as const;
+    for (const [k, v] of irqOutcomes) if (v > 0) irqErrors[k] = v;
+    mergeErrors(errors, irqErrors); mergeErrors(run.errors, irqErrors);
+
+    const g = checkGraphValues(m);
+    const inv = (nm: string, details: readonly string[]): void => { run.invariants.push({ name: nm, scope: name, ok: details.length === 0, details }); };
+    inv('graph structures well formed', g.structure);
+    inv('graph counters under their locks', g.counters);
+    inv('graph owners and refcounts match membership', g.membership);
+    inv('graph objects accounted for', graphAccountingCheck(g.nodes, liveBase));
+    // the NMI program: every abort is one of its rule breaks or throws, each unwound one object
+    const st = nmi.stats();
+    const breaks = c(NC_BREAKS), throws = c(NC_THROWS);
+    const expected = rt.splats().filter(isExpectedSplat).length - expectedBefore;
+    const nmiDetails: string[] = [];
+    if (st.violations !== breaks) nmiDetails.push(`${st.violations} runs aborted for a broken rule, ${breaks} rule breaks made`);
+    if (expected !== breaks) nmiDetails.push(`${expected} prog_abort splats for its rule breaks, ${breaks} rule breaks made`);
+    if (st.exceptions !== throws) nmiDetails.push(`${st.exceptions} runs ended in bpf_throw, ${throws} throws made`);
+    if (st.unwound.objects !== breaks + throws) nmiDetails.push(`unwinding dropped ${st.unwound.objects} objects, ${breaks + throws} were held`);
+    if (st.unwound.locks !== 0) nmiDetails.push(`unwinding released ${st.unwound.locks} locks, none was held`);
+    if (st.aborted) nmiDetails.push('the program was disabled (abortPolicy continue)');
+    inv('NMI aborts unwind (expected prog_abort splats)', nmiDetails);
+    const violations = m.check();
+    inv('map check()', violations);
+    run.lap('checks');
+    const recursionMisses = prog.stats().recursionMisses + st.recursionMisses;
+    for (const p of progs.splice(0)) await p.unload();
+    for (const x of made.splice(0)) await x.close();
+    await rt.idle();
+    inv('map free drops every graph object', graphAccountingCheck(0, liveBase));
+    run.lap('teardown');
+    return { map: plan.map, alloc: plan.alloc, workload: 'graph', status: 'ran', ops, opsPerSec: ms > 0 ? (ops * 1000) / ms : 0, errors, recursionMisses, measuredMs: ms };
+  } finally {
+    // after an exception: what this cell still holds
+    for (const inj of injections) inj.cancel();
+    await Promise.allSettled(progs.map((p) => p.unload()));
+    await Promise.allSettled(made.map((x) => x.close()));
+  }
 }
 
 type Phase = keyof StressPhases;
@@ -301,7 +537,7 @@ async function checkCell(rt: Runtime, ops: readonly HistoryOp[]): Promise<CellCh
 
 function skippedCell(plan: CellPlan, why: string): StressCell {
   return {
-    map: plan.map, alloc: plan.alloc, ...(plan.timers ? { workload: 'timers' as const } : {}), status: 'skipped', skipReason: why,
+    map: plan.map, alloc: plan.alloc, ...(plan.workload !== 'mix' ? { workload: plan.workload } : {}), status: 'skipped', skipReason: why,
     ops: 0, opsPerSec: 0, errors: {}, recursionMisses: 0, measuredMs: 0,
   };
 }
@@ -421,7 +657,7 @@ class StressRun {
     }
     this.onProgress({
       phase, elapsedMs: t, totalMs: this.totalMs, wallMs: this.elapsed(), ops: this.ops, opsPerSec: rate, errors: { ...this.errors },
-      splats: this.splats.length + rt.splatCount(), gracePeriods: gps, memoryBytes: st.memory.bytesInUse, interrupts: irqs,
+      splats: this.splats.length + rt.splatCount() - rt.splats().filter(isExpectedSplat).length, gracePeriods: gps, memoryBytes: st.memory.bytesInUse, interrupts: irqs,
     });
   }
 
@@ -445,19 +681,20 @@ class StressRun {
     const maps: BpfMap[] = [];
     const teardowns: Promise<void>[] = [];
     try {
-      this.leakStart = memStats().bytesInUse;
+      this.leakStart = memStats().bytesInUse - globalMaBytes();
       const ownersBefore = ownerSnapshot();
       const errs = rt.createMap({ type: 'percpu_array', name: 'stress_errs', keySize: 4, valueSize: 8, maxEntries: ERRS_SLOTS });
       for (const plan of cells) {
         if (isAborted(o)) { out.push(skippedCell(plan, INTERRUPTED)); this.cellsLeft--; continue; }
-        if (plan.timers) {
+        if (plan.workload !== 'mix') {
           // this cell's share of what is left of the measured phase
           const budget = Math.max(0, this.totalMs - this.measuredMs) / Math.max(1, this.cellsLeft);
           try {
-            out.push(await runTimerCell(this, rt, plan, out.length, budget, gpsBase, irqBase));
+            const cell = plan.workload === 'timers' ? runTimerCell : runGraphCell;
+            out.push(await cell(this, rt, plan, out.length, budget, gpsBase, irqBase));
           } catch (e: unknown) {
             const why = e instanceof Error ? e.message : String(e);
-            out.push({ ...skippedCell(plan, why), workload: 'timers' });
+            out.push(skippedCell(plan, why));
           }
           this.cellsLeft--;
           continue;
@@ -562,8 +799,8 @@ class StressRun {
       this.invariants.push({ name: 'allocator accounting', scope: `runtime ${dynAlloc}`, ok: mem.length === 0, details: mem });
       for (const c of cpuQuiescenceChecks(o.cpus)) this.invariants.push({ ...c, scope: `runtime ${dynAlloc}` });
       // leak check: programs are unloaded and maps closed, so the slab is back exactly where it was
-      // before the first map
-      const end = memStats().bytesInUse;
+      // before the first map (bpf_global_ma aside: see globalMaBytes)
+      const end = memStats().bytesInUse - globalMaBytes();
       this.leakEnd += end - this.leakStart;
       if (end !== this.leakStart) {
         this.leakDetails.push(`runtime ${dynAlloc}: slab ${this.leakStart} bytes before the first map, ${end} after teardown`, ...ownerGrowth(ownersBefore));
@@ -571,7 +808,8 @@ class StressRun {
       this.gracePeriods = gpsBase + rt.stats().rcu.gpsCompleted;
       this.interrupts = addInterrupts(irqBase, sumInterrupts(rt));
       this.gpLatencyMs.push(...rcuGpLatencySamples('rcu'));
-      this.splats.push(...rt.splats().map(toSplatRecord));
+      // splats a cell provoked on purpose were counted by that cell's invariant
+      this.splats.push(...rt.splats().filter((s) => !isExpectedSplat(s)).map(toSplatRecord));
       if (o.record !== undefined) {
         appendHistory(o.record, rt.history({ clear: true }));
         writeHistoryHeader(o.record, rt, dynAlloc);
@@ -595,8 +833,8 @@ async function runStress(o: StressOptions, onProgress: (s: LiveStats) => void): 
   for (const map of o.maps) {
     for (const alloc of o.alloc) {
       const why = unsupportedReason(map, alloc);
-      if (why === null) plans.push({ map, alloc, timers: false });
-      else skipped.push(skippedCell({ map, alloc, timers: false }, why));
+      if (why === null) plans.push({ map, alloc, workload: 'mix' });
+      else skipped.push(skippedCell({ map, alloc, workload: 'mix' }, why));
     }
   }
   // timer cells: every map type that may hold a bpf_timer, in each allocation mode it supports
@@ -604,9 +842,14 @@ async function runStress(o: StressOptions, onProgress: (s: LiveStats) => void): 
     if (!TIMER_MAPS.includes(map)) continue;
     for (const alloc of o.alloc) {
       if (unsupportedReason(map, alloc) !== null) continue;
-      if (o.preemptRt) skipped.push({ ...skippedCell({ map, alloc, timers: true }, 'bpf_timer cannot be used on PREEMPT_RT (the 2025 verifier)'), workload: 'timers' });
-      else plans.push({ map, alloc, timers: true });
+      if (o.preemptRt) skipped.push(skippedCell({ map, alloc, workload: 'timers' }, 'bpf_timer cannot be used on PREEMPT_RT (the 2025 verifier)'));
+      else plans.push({ map, alloc, workload: 'timers' });
     }
+  }
+  // graph cells: every map type whose values may hold graph roots, in each allocation mode it supports
+  for (const map of o.maps) {
+    if (!GRAPH_MAPS.includes(map)) continue;
+    for (const alloc of o.alloc) if (unsupportedReason(map, alloc) === null) plans.push({ map, alloc, workload: 'graph' });
   }
   const run = new StressRun(o, onProgress, plans.length);
   const cells: StressCell[] = [];
@@ -666,6 +909,10 @@ async function runStress(o: StressOptions, onProgress: (s: LiveStats) => void): 
 //   scaling   lookups (64 per run, a stride walk over 100k shared keys) on 1, 2, 4, … CPUs
 //             (preallocated maps of each requested type), and a JS Map per worker doing the same
 //             walk on as many threads; each against its own 1-CPU figure (target 2 CPUs ≥ 1.8×).
+//   graph     rbtree add + remove-first and list push + pop pairs under bpf_spin_lock
+//             (bench_graph.ts), on 1, 2, 4, … CPUs, each CPU on its own value or all on one;
+//             against the same work in as many worker threads behind an Atomics lock
+//             (bench_graph_js.ts: a JS sorted array / array, per thread or in one SharedArrayBuffer).
 //
 // Runtimes: one per thread, and the dynamic allocator is a runtime option, so a suite keeps one
 // runtime and switches when a case needs the other allocator. Within each benchmark the cases
@@ -944,6 +1191,45 @@ function benchCases(req: BenchRequest, slot: RuntimeSlot, errorsOf: (id: string)
             return { ops: (r.ops * ARM_CANCEL_PAIRS) / cpus, elapsedNs: Math.max(durs.reduce((a, b) => a + b, 0) / durs.length, 1) };
           },
         } });
+      }
+    } else if (name === 'graph') {
+      // every CPU on its own value (own lock) or all on value 0 (shared lock); the JS baselines the
+      // same way (bench_graph_js.ts); 1 CPU: own only (shared is the same thing there)
+      const labels = { rbtree: ['rbtree add + remove first', 'JS sorted array insert + shift'], list: ['list push + pop', 'JS array push + pop'] } as const;
+      for (const op of ['rbtree', 'list'] as const) {
+        for (const cpus of cpuSteps(req.cpus)) {
+          for (const mode of cpus === 1 ? ['own'] as const : ['own', 'shared'] as const) {
+            const shared = mode === 'shared';
+            const where = `${mode} lock${cpus > 1 ? `, ${cpus} CPUs` : ', 1 CPU'}`;
+            const js = `graph/js_${op}/${mode}/${cpus}`;
+            const tags = { map: 'array', alloc: 'prealloc', cpus, op, workload: `${mode}_lock` };
+            cases.push({ c: {
+              id: js, bench: 'graph', label: `${labels[op][1]} (Atomics lock, ${where.replace('CPU', 'thread')})`, tags: { ...tags, map: 'js', alloc: 'js' },
+              run: (seconds) => runGraphJs({ threads: cpus, seconds, op, shared }),
+            } });
+            const id = `graph/${op}/${mode}/${cpus}`;
+            cases.push({ c: {
+              id, bench: 'graph', label: `${labels[op][0]} under bpf_spin_lock (${where})`, tags, baseline: js,
+              run: async (seconds) => {
+                const { rt, prog, fresh } = await slot.fixture('graph', { dynAlloc: 'bpf_mem_alloc' }, {
+                  make: (r) => r.createMap({ type: 'array', name: 'bench_graph', keySize: 4, valueSize: BENCH_GRAPH_VALUE_SIZE, maxEntries: r.cpus, fields: BENCH_GRAPH_FIELDS }),
+                  prog: PROG.benchGraph,
+                  setup: async (r, f) => { // every value's tree at its size
+                    for (let k = 0; k < r.cpus; k++) {
+                      const res = await f.prog.testRun({ cpu: 0, args: { op: 'fill', key: k, size: BENCH_GRAPH_TREE_SIZE } satisfies BenchGraphArgs });
+                      if (res.retval !== 0) throw new Error(`bench graph: filling value ${k} returned ${errnoName(-res.retval)}`);
+                    }
+                  },
+                });
+                const args: BenchGraphArgs = { op, shared };
+                if (fresh) for (const o of ['rbtree', 'list'] as const) await rt.runWorkload({ cpus: cpuRange(rt.cpus), context: 'task', program: prog, seconds: WARM_S / 2, args: { op: o, shared } });
+                const r = await rt.runWorkload({ cpus: cpuRange(cpus), context: 'task', program: prog, seconds, args });
+                mergeErrors(errorsOf(id), r.errors);
+                return { ops: r.ops * BENCH_GRAPH_INNER, elapsedNs: Math.max(...r.perCpu.map((c) => c.durationNs), 1) };
+              },
+            } });
+          }
+        }
       }
     } else {
       const steps = cpuSteps(req.cpus);

@@ -35,8 +35,8 @@ export type Mix = Readonly<Record<MixOp, number>>;
 
 /** The benchmarks `bpfsim bench` (and `all`) runs. */
 export const BENCH_NAMES = ['map_perf', 'htab_mem', 'lookup', 'scaling'] as const;
-/** Every benchmark name accepted: 'timers' runs only when named (`bpfsim bench timers`). */
-export const ALL_BENCH_NAMES = [...BENCH_NAMES, 'timers'] as const;
+/** Every benchmark name accepted: 'timers' and 'graph' run only when named (`bpfsim bench timers`). */
+export const ALL_BENCH_NAMES = [...BENCH_NAMES, 'timers', 'graph'] as const;
 export type BenchName = (typeof ALL_BENCH_NAMES)[number];
 
 /** Test-only fault switches (src/mem/layout.ts FAULT_*). Never set by default. */
@@ -142,8 +142,12 @@ export interface SplatRecord {
 export interface StressCell {
   readonly map: MapType;
   readonly alloc: AllocMode;
-  /** 'mix': update/delete/lookup (default); 'timers': bpf_timer arm/re-arm/cancel racing update/delete. */
-  readonly workload?: 'mix' | 'timers';
+  /**
+   * 'mix': update/delete/lookup (default); 'timers': bpf_timer arm/re-arm/cancel racing update/delete;
+   * 'graph': rbtree/list add and remove under bpf_spin_lock, with NMIs using bpf_res_spin_lock,
+   * objects and aborts (docs/GRAPH.md).
+   */
+  readonly workload?: 'mix' | 'timers' | 'graph';
   readonly status: 'ran' | 'skipped';
   /** Set when status is 'skipped'. */
   readonly skipReason?: string;

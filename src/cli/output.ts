@@ -107,7 +107,7 @@ export function formatStressSummary(s: StressSection): string {
   const cells = newTable(['map', 'alloc', 'ops', 'ops/s', 'EBUSY', 'ENOMEM', 'other errors', 'rec. misses'],
     ['left', 'left', 'right', 'right', 'right', 'right', 'left', 'right']);
   for (const c of s.cells) {
-    const map = c.workload === 'timers' ? `${c.map} +timers` : c.map;
+    const map = c.workload === 'timers' || c.workload === 'graph' ? `${c.map} +${c.workload}` : c.map;
     if (c.status === 'skipped') { cells.push([map, c.alloc, { colSpan: 6, content: `skipped: ${c.skipReason ?? ''}` }]); continue; }
     cells.push([map, c.alloc, formatCount(c.ops), formatRate(c.opsPerSec), formatCount(c.errors.EBUSY ?? 0),
       formatCount(c.errors.ENOMEM ?? 0), formatErrors(c.errors, ['EBUSY', 'ENOMEM']), formatCount(c.recursionMisses)]);

@@ -86,7 +86,7 @@ export interface StressSection {
     readonly interrupts: InterruptCounts;
   };
   readonly cells: readonly {
-    readonly map: MapType; readonly alloc: AllocMode; readonly workload: 'mix' | 'timers'; readonly status: 'ran' | 'skipped';
+    readonly map: MapType; readonly alloc: AllocMode; readonly workload: 'mix' | 'timers' | 'graph'; readonly status: 'ran' | 'skipped';
     readonly skipReason: string | null; readonly ops: number; readonly opsPerSec: number;
     readonly errors: Readonly<Record<string, number>>; readonly recursionMisses: number; readonly measuredMs: number;
     /** stress --check: the linearizability check of the cell's history (absent without --check) */
@@ -263,7 +263,7 @@ const vStress = obj<StressSection>({
     gracePeriods: nonneg, interrupts,
   }),
   cells: arr(obj<StressCellEntry>({
-    map: mapType, alloc: allocMode, workload: lit('mix', 'timers'), status: lit('ran', 'skipped'), skipReason: nullable(str), ops: nonneg,
+    map: mapType, alloc: allocMode, workload: lit('mix', 'timers', 'graph'), status: lit('ran', 'skipped'), skipReason: nullable(str), ops: nonneg,
     opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg, measuredMs: nonneg,
     check: optional(obj<CellCheck>({
       result: lit('ok', 'illegal', 'unknown', 'incomplete'), ops: nonneg, opsNotModelled: nonneg, partitions: nonneg,

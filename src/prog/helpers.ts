@@ -33,7 +33,7 @@ import {
   kSpinLock, kSpinUnlock, kResLock, kResUnlock, kObjNew, kObjDrop, kRefcountAcquire, kListPush, kListPop,
   kListPeek, kRbtreeAdd, kRbtreeRemove, kRbtreePeek, kRbtreeChild, kHelper,
 } from './graph_kfuncs.js';
-import { bpfThrow } from './run_state.js';
+import { bpfThrow, ruleViolation } from './run_state.js';
 import { kmalloc, kzalloc, kfree } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import { rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';
@@ -202,7 +202,7 @@ export class ProgramContext {
     // the verifier's map_uid check (timer_mim_reject): the timer must be in a value of `map`
     const toff = I32[(map.ptr + MAP_TIMER_OFF) >> 2]! - 1;
     if (toff >= 0 && map.ownsValue(timer - toff) === false) {
-      throw new TypeError(`timerInit: the timer at 0x${timer.toString(16)} is not in a value of map '${map.name}' (timer pointer map_uid doesn't match map pointer)`);
+      ruleViolation(`bpf_timer_init: timer pointer map_uid doesn't match map pointer (the timer at 0x${timer.toString(16)} is not in a value of map '${map.name}')`);
     }
     return bpfTimerInit(timer, map.ptr, flags);
   }
@@ -210,7 +210,7 @@ export class ProgramContext {
   timerSetCallback(timer: number, name: string): number {
     kHelper('bpf_timer_set_callback');
     const i = this.#cbIndex.get(name);
-    if (i === undefined) throw new TypeError(`timerSetCallback: the program has no callback '${name}' (defineProgram({ callbacks }))`);
+    if (i === undefined) ruleViolation(`bpf_timer_set_callback: the program has no callback '${name}' (defineProgram({ callbacks }))`);
     return bpfTimerSetCallback(timer, this.#progState, this.#cbBase | i);
   }
   /** bpf_timer_start(timer, nsecs, flags: BPF_F_TIMER_ABS | BPF_F_TIMER_CPU_PIN): 0 | -EINVAL | -EOPNOTSUPP. */

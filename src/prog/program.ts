@@ -27,11 +27,13 @@ export type ProgType = (typeof PROG_TYPES)[number];
 export const TRACING_PROG_TYPES: ReadonlySet<ProgType> = new Set<ProgType>(['kprobe', 'tracepoint', 'perf_event']);
 
 /**
- * Types the verifier refuses bpf_spin_lock to ("tracing progs cannot use bpf_spin_lock yet"): they
- * may run in NMI, inside the very lock. Refused at load when they use a map holding a lock or call
- * ctx.bpfSpinLock, and at run time when they call it anyway.
+ * Types the verifier refuses bpf_spin_lock to ("tracing progs cannot use bpf_spin_lock yet",
+ * is_tracing_prog_type): they may run in NMI, inside the very lock. Refused at load when they use
+ * a map holding a lock or call ctx.bpfSpinLock, and at run time when they call it anyway. fentry /
+ * fexit (BPF_PROG_TYPE_TRACING) are not among them: the kernel's own timer.c selftest runs fentry
+ * programs on a map whose values hold a bpf_spin_lock.
  */
-export const SPIN_LOCK_REFUSED_TYPES: ReadonlySet<ProgType> = new Set<ProgType>(['kprobe', 'tracepoint', 'perf_event', 'raw_tracepoint', 'fentry', 'fexit']);
+export const SPIN_LOCK_REFUSED_TYPES: ReadonlySet<ProgType> = new Set<ProgType>(['kprobe', 'tracepoint', 'perf_event', 'raw_tracepoint']);
 
 export type ProgramMaps = Readonly<Record<string, BpfMapImpl>>;
 

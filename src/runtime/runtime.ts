@@ -274,6 +274,8 @@ export class Program {
     this.#gen = arenaGeneration;
   }
   get unloaded(): boolean { return this.#unloaded; }
+  /** The statistics at the program's free (its state memory is gone then). */
+  #final: ProgramStats | null = null;
   /** Freed: unloaded from every CPU, map references dropped (after unload, once no timer holds it). */
   get released(): boolean { return this.#released; }
 
@@ -310,13 +312,15 @@ export class Program {
     // cancel or free while it ran): callbacks run in RCU read sections
     if (this.info.callbacks.length > 0) await synchronizeRcu();
     await this.#rt.unloadFromCpus(this.id);
+    // its state is freed (and poisoned) below: what stats() and refcnt() say from now on
+    this.#final = this.stats();
     kfree(this.statePtr);
     for (const m of this.#maps) bpfMapPut(m);
     this.#released = true;
   }
 
   /** References held on the program (the user's until unload, plus one per timer using its callbacks). */
-  refcnt(): number { return progRefcnt(this.statePtr, this.#rt.cpus + 1); }
+  refcnt(): number { return this.#final !== null ? 0 : progRefcnt(this.statePtr, this.#rt.cpus + 1); }
 
   #track(l: Link): Link {
     const wrapped: Link = {
@@ -399,10 +403,12 @@ export class Program {
   /** The value the program last returned on `cpu` (any context). */
   lastRetval(cpu: number): number {
     this.#live('lastRetval');
+    if (this.#final !== null) throw new BpfError(EBADF, `lastRetval: program '${this.name}' is freed`);
     return I32[(this.statePtr + this.#rt.checkCpu(cpu, 'lastRetval: cpu') * PROG_LINE + PS_LAST_RET) >> 2]!;
   }
 
   stats(): ProgramStats {
+    if (this.#final !== null) return this.#final;
     this.#live('stats');
     let runCount = 0, runTimeNs = 0, recursionMisses = 0, refused = 0;
     for (let c = 0; c < this.#rt.cpus; c++) {

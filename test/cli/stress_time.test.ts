@@ -27,9 +27,9 @@ function run(args: readonly string[], cwd: string): Promise<{ code: number | nul
 beforeAll(() => ensureBuilt(), 180_000);
 
 describe('stress --seconds bounds the run', () => {
-  // 8 cells in two runtimes: mix and timer cells of hash (prealloc, bpf_mem_alloc, kmalloc) and array
+  // 12 cells in two runtimes: mix, timer and graph cells of hash (prealloc, bpf_mem_alloc, kmalloc) and array
   const N = 3;
-  const CELLS = 8; // hash × 3 allocators + array, each as a mix cell and a timer cell
+  const CELLS = 12; // hash × 3 allocators + array, each as a mix cell, a timer cell and a graph cell
   const RUNTIMES = 2;
   const SLICE_MS = STRESS_DEFAULTS.sampleIntervalMs;
 

@@ -80,3 +80,26 @@ describe('handles belong to their runtime', () => {
     expect(JSON.parse(r.stdout.trim())).toEqual({ released: true, held: 'objectobject' });
   });
 });
+
+describe('a freed program', () => {
+  it('stats() after unload are the figures at its free, not its freed (poisoned, reused) state memory; refcnt() 0; lastRetval EBADF', async () => {
+    const rt = await Runtime.start({ cpus: 1, memoryBytes: 16 << 20 });
+    try {
+      const p = await rt.loadProgram(fixture('pass_site.mjs'));
+      for (let i = 0; i < 3; i++) await p.testRun({ cpu: 0 });
+      const before = p.stats();
+      expect(before.runCount).toBe(3);
+      await p.unload();
+      expect(p.released).toBe(true);
+      // another program's state may now occupy the freed memory: run it, then read the first again
+      const q = await rt.loadProgram(fixture('pass_site.mjs'));
+      for (let i = 0; i < 5; i++) await q.testRun({ cpu: 0 });
+      expect(p.stats()).toEqual(before);
+      expect(p.refcnt()).toBe(0);
+      expect(await codeOf(() => p.lastRetval(0))).toBe('EBADF');
+      await q.unload();
+    } finally {
+      await rt.stop();
+    }
+  });
+});

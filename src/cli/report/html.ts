@@ -166,9 +166,9 @@ function stressHtml(r: Results): string {
   parts.push('<h3>Cells</h3>', table(
     ['map', 'alloc', 'status', 'ops', 'ops/s', 'EBUSY', 'ENOMEM', 'other errors', 'recursion misses'],
     s.cells.map((c) => (c.status === 'ran'
-      ? [e(c.workload === 'timers' ? `${c.map} +timers` : c.map), e(c.alloc), 'ran', formatCount(c.ops), formatRate(c.opsPerSec), formatCount(c.errors.EBUSY ?? 0),
+      ? [e(c.workload === 'timers' || c.workload === 'graph' ? `${c.map} +${c.workload}` : c.map), e(c.alloc), 'ran', formatCount(c.ops), formatRate(c.opsPerSec), formatCount(c.errors.EBUSY ?? 0),
         formatCount(c.errors.ENOMEM ?? 0), e(formatErrors(c.errors, ['EBUSY', 'ENOMEM'])), formatCount(c.recursionMisses)]
-      : [e(c.workload === 'timers' ? `${c.map} +timers` : c.map), e(c.alloc), `<span class="nodata">skipped: ${e(c.skipReason ?? '')}</span>`, '', '', '', '', '', ''])), [3, 4, 5, 6, 8]));
+      : [e(c.workload === 'timers' || c.workload === 'graph' ? `${c.map} +${c.workload}` : c.map), e(c.alloc), `<span class="nodata">skipped: ${e(c.skipReason ?? '')}</span>`, '', '', '', '', '', ''])), [3, 4, 5, 6, 8]));
   parts.push('<h3>Invariants</h3>', table(
     ['check', 'scope', 'result', 'details'],
     s.invariants.map((i) => [e(i.name), e(i.scope), okCell(i.ok), i.details.map((d) => `<div class="mono">${e(d)}</div>`).join('')]),
