@@ -40,12 +40,12 @@ import {
   EngineUsageError, unsupportedReason, type Engine, type StressOptions, type StressResult, type LiveStats,
   type StressCell, type InvariantCheck, type CacheSeries, type TimelineSample, type SplatRecord,
   type Interrupts, type MapType, type AllocMode, type BenchRequest, type BenchSuite, type ScenarioInfo,
-  type ScenarioOptions, type ScenarioResult, type ContextName, type FaultName, type StressPhases, type TimerLatencySeries, type CellCheck,
+  type ScenarioOptions, type ScenarioResult, type ContextName, type FaultName, type StressPhases, type TimerLatencySeries, type CellCheck, type CellTimeline,
 } from './engine_api.js';
 import { readInterrupts, addInterrupts, ZERO_INTERRUPTS } from './irq_stats.js';
 import { Worker } from 'node:worker_threads';
 import { appendFileSync } from 'node:fs';
-import { checkHistory } from '../check/index.js';
+import { checkHistory, type IllegalPartition } from '../check/index.js';
 import type { HistoryOp } from '../maps/map_history.js';
 import type { StressMixArgs } from './programs/stress_mix.js';
 import { ERRS_SLOTS } from './programs/stress_irq.js';
@@ -529,9 +529,39 @@ async function checkCell(rt: Runtime, ops: readonly HistoryOp[]): Promise<CellCh
     return `cpu${op.cpu} ${op.op}(${op.key}${op.value !== undefined ? `, ${op.value}` : ''}) = ${String(op.result)} [${op.call}, ${op.ret}]`;
   });
   const result = r.result === 'illegal' && dropped > 0 ? 'incomplete' : r.result;
+  const timeline = first === undefined ? undefined : illegalTimeline(ops, first);
   return {
     result, ops: r.opsChecked, opsNotModelled: r.opsNotModelled, partitions: r.partitions, illegal: r.illegal.length,
     unknown: r.unknown.length, kernelProperties: kp, dropped, elapsedMs: performance.now() - t0, window,
+    ...(timeline !== undefined ? { timeline } : {}),
+  };
+}
+
+/**
+ * The report's picture of an illegal partition: its shortest window (or, without one, the whole
+ * partition, at most 40 ops), each op with its place in the longest linearization found, the
+ * model state after it, and the op that could not follow.
+ */
+export function illegalTimeline(ops: readonly HistoryOp[], part: IllegalPartition): CellTimeline {
+  const w = part.window;
+  const returned = w?.ops ?? part.ops;
+  const pending = new Set(w?.pending ?? []);
+  const lin = w?.linearized ?? part.linearized;
+  const states = w?.state ?? part.state;
+  const stuck = w !== null ? w.stuck : part.stuck;
+  const idx = [...returned, ...pending].slice(0, 40);
+  return {
+    title: `map ${part.map} key ${part.key}${part.cpu !== null ? ` cpu slot ${part.cpu}` : ''} (${part.model})`,
+    fromAnyState: w?.fromAnyState ?? false,
+    ops: idx.map((i) => {
+      const op = ops[i]!;
+      const order = lin.indexOf(i);
+      return {
+        cpu: op.cpu, call: Number(op.call), ret: Number(op.ret), order, state: order >= 0 ? states[order] ?? null : null,
+        stuck: i === stuck, pending: pending.has(i),
+        label: `${op.op}(${op.key}${op.value !== undefined ? `, ${op.value}` : ''}) = ${String(op.result)}`,
+      };
+    }),
   };
 }
 

@@ -178,6 +178,32 @@ export interface CellCheck {
   readonly elapsedMs: number;
   /** the first illegal partition, shortest window: one line per operation */
   readonly window: readonly string[];
+  /** the same window for the report's timeline (Porcupine's view); absent when nothing is illegal */
+  readonly timeline?: CellTimeline;
+}
+
+/** One operation of an illegal window, as the report draws it (src/cli/report/history_view.ts). */
+export interface CellTimelineOp {
+  readonly cpu: number;
+  /** "update(0a000000, 07000000) = 0" */
+  readonly label: string;
+  readonly call: number;
+  readonly ret: number;
+  /** position in the longest linearization found (0-based), -1 if not in it */
+  readonly order: number;
+  /** the model state after it when linearized ('absent', a value, …), else null */
+  readonly state: string | null;
+  /** the operation that could not be linearized next */
+  readonly stuck: boolean;
+  /** still running at the window's end */
+  readonly pending: boolean;
+}
+
+export interface CellTimeline {
+  /** "map 3 key 0a000000 (hash)" */
+  readonly title: string;
+  readonly fromAnyState: boolean;
+  readonly ops: readonly CellTimelineOp[];
 }
 
 export interface InvariantCheck {

@@ -15,6 +15,7 @@ import type { BenchEnvironment, BenchFigure } from '../../bench/harness.js';
 import {
   MAP_TYPES, ALLOC_MODES, ALL_BENCH_NAMES, type MapType, type AllocMode, type BenchName, type Mix,
   type StressOptions, type StressResult, type ScenarioResult, type ContextName, type StressPhases, type CellCheck,
+  type CellTimeline, type CellTimelineOp,
 } from './engine_api.js';
 
 export const RESULTS_SCHEMA = 'bpfsim-results/2';
@@ -268,6 +269,10 @@ const vStress = obj<StressSection>({
     check: optional(obj<CellCheck>({
       result: lit('ok', 'illegal', 'unknown', 'incomplete'), ops: nonneg, opsNotModelled: nonneg, partitions: nonneg,
       illegal: nonneg, unknown: nonneg, kernelProperties: errorCounts, dropped: nonneg, elapsedMs: nonneg, window: arr(str),
+      timeline: optional(obj<CellTimeline>({
+        title: str, fromAnyState: bool,
+        ops: arr(obj<CellTimelineOp>({ cpu: int, label: str, call: nonneg, ret: nonneg, order: int, state: nullable(str), stuck: bool, pending: bool }), 40),
+      })),
     })),
   })),
   splats: arr(splatEntry),

@@ -14,30 +14,7 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-/** One operation of the window, as the report carries it (results.json CellCheck.timeline). */
-export interface TimelineOp {
-  readonly cpu: number;
-  /** e.g. "update(0a000000, 07000000) = 0" */
-  readonly label: string;
-  readonly call: number;
-  readonly ret: number;
-  /** position in the longest linearization found (0-based), -1 if not in it */
-  readonly order: number;
-  /** the model's state after this op when it is linearized ('absent', a value, …) */
-  readonly state: string | null;
-  /** the operation that could not be linearized next */
-  readonly stuck: boolean;
-  /** still running when the window ends (may or may not have taken effect) */
-  readonly pending: boolean;
-}
-
-export interface HistoryTimeline {
-  /** what the partition is: "map 3 key 0a000000 (hash)" */
-  readonly title: string;
-  /** the window starts after the history did (from any state of the key) */
-  readonly fromAnyState: boolean;
-  readonly ops: readonly TimelineOp[];
-}
+import type { CellTimeline } from '../engine_api.js';
 
 const ROW_H = 26;
 const BAR_H = 16;
@@ -45,7 +22,7 @@ const LEFT = 64;
 const STEP = 36;
 
 /** The SVG of one window. */
-export function renderTimeline(t: HistoryTimeline): string {
+export function renderTimeline(t: CellTimeline): string {
   const stamps = [...new Set(t.ops.flatMap((o) => [o.call, o.ret]))].sort((a, b) => a - b);
   const x = (s: number): number => LEFT + stamps.indexOf(s) * STEP;
   const cpus = [...new Set(t.ops.map((o) => o.cpu))].sort((a, b) => a - b);

@@ -18,6 +18,7 @@ import { buildCharts, isChartSpec, type ChartSpec, type ChartNote } from './char
 import { formatBytes, formatCount, formatErrors, formatMs, formatPhases, formatRate, formatRatio, stressCoverage } from '../format.js';
 import { IRQ_KINDS_SHOWN, IRQ_LABEL } from '../irq_stats.js';
 import { environmentLine } from '../../../bench/harness.js';
+import { renderTimeline } from './history_view.js';
 
 let chartJs: { source: string; version: string } | null = null;
 
@@ -169,6 +170,7 @@ function stressHtml(r: Results): string {
       ? [e(c.workload === 'timers' || c.workload === 'graph' ? `${c.map} +${c.workload}` : c.map), e(c.alloc), 'ran', formatCount(c.ops), formatRate(c.opsPerSec), formatCount(c.errors.EBUSY ?? 0),
         formatCount(c.errors.ENOMEM ?? 0), e(formatErrors(c.errors, ['EBUSY', 'ENOMEM'])), formatCount(c.recursionMisses)]
       : [e(c.workload === 'timers' || c.workload === 'graph' ? `${c.map} +${c.workload}` : c.map), e(c.alloc), `<span class="nodata">skipped: ${e(c.skipReason ?? '')}</span>`, '', '', '', '', '', ''])), [3, 4, 5, 6, 8]));
+  parts.push(checkHtml(s));
   parts.push('<h3>Invariants</h3>', table(
     ['check', 'scope', 'result', 'details'],
     s.invariants.map((i) => [e(i.name), e(i.scope), okCell(i.ok), i.details.map((d) => `<div class="mono">${e(d)}</div>`).join('')]),
@@ -177,6 +179,34 @@ function stressHtml(r: Results): string {
     + s.leak.details.map((d) => `<div class="mono">${e(d)}</div>`).join(''));
   parts.push(`<h3>Splats (${s.splats.length})</h3>`);
   parts.push(s.splats.length === 0 ? '<p>None.</p>' : splatTable(s.splats));
+  return parts.join('\n');
+}
+
+/**
+ * stress --check: per cell, the operations checked, partitions, illegal and unknown ones, the
+ * kernel properties seen (named with the kernel function responsible, counted apart from
+ * violations), and for an illegal cell its shortest window drawn as Porcupine draws one.
+ */
+function checkHtml(s: NonNullable<Results['stress']>): string {
+  const cells = s.cells.filter((c) => c.check !== undefined);
+  if (cells.length === 0) return '';
+  const name = (c: (typeof cells)[number]): string => (c.workload === 'timers' || c.workload === 'graph' ? `${c.map} +${c.workload}` : c.map);
+  const parts = ['<h3 id="stress-check">Linearizability (stress --check)</h3>', table(
+    ['map', 'alloc', 'result', 'ops checked', 'partitions', 'illegal', 'unknown', 'kernel properties (not violations)'],
+    cells.map((c) => {
+      const k = c.check!;
+      const kp = Object.entries(k.kernelProperties).map(([n, v]) => `${e(n)}: ${formatCount(v)}`).join('<br>');
+      const res = k.result === 'ok' ? okCell(true) : k.result === 'illegal' ? okCell(false) : `<span class="nodata">${e(k.result)}</span>`;
+      return [e(name(c)), e(c.alloc), res, formatCount(k.ops), formatCount(k.partitions), formatCount(k.illegal), formatCount(k.unknown), kp === '' ? '—' : kp];
+    }),
+    [3, 4, 5, 6],
+  )];
+  for (const c of cells) {
+    const tl = c.check!.timeline;
+    if (tl === undefined) continue;
+    parts.push(`<h4>${e(name(c))} / ${e(c.alloc)}: ${e(tl.title)}</h4>`, `<div class="timeline">${renderTimeline(tl)}</div>`,
+      '<p class="meta">One row per CPU, a bar per operation from call to return. Blue bars are the longest legal order the checker found, numbered; the red one cannot follow it at any point; hover a bar for the operation and the model state after it.</p>');
+  }
   return parts.join('\n');
 }
 
