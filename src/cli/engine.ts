@@ -45,7 +45,7 @@ import {
 import { readInterrupts, addInterrupts, ZERO_INTERRUPTS } from './irq_stats.js';
 import { Worker } from 'node:worker_threads';
 import { appendFileSync } from 'node:fs';
-import { checkHistory, type IllegalPartition } from '../check/index.js';
+import { checkHistory, type IllegalPartition, type HistoryOp as CheckOp } from '../check/index.js';
 import type { HistoryOp } from '../maps/map_history.js';
 import type { StressMixArgs } from './programs/stress_mix.js';
 import { ERRS_SLOTS } from './programs/stress_irq.js';
@@ -542,7 +542,7 @@ async function checkCell(rt: Runtime, ops: readonly HistoryOp[]): Promise<CellCh
  * partition, at most 40 ops), each op with its place in the longest linearization found, the
  * model state after it, and the op that could not follow.
  */
-export function illegalTimeline(ops: readonly HistoryOp[], part: IllegalPartition): CellTimeline {
+export function illegalTimeline(ops: readonly CheckOp[], part: IllegalPartition): CellTimeline {
   const w = part.window;
   const returned = w?.ops ?? part.ops;
   const pending = new Set(w?.pending ?? []);
