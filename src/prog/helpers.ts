@@ -44,14 +44,15 @@ import {
 
 /** Syscall-path map operations, for task-context workloads (simulated processes calling bpf()). */
 export interface SyscallHelpers {
-  lookup(map: BpfMapImpl, key: number, out: number): number;
+  /** flags: 0 or BPF_F_LOCK (copy under the value's bpf_spin_lock) */
+  lookup(map: BpfMapImpl, key: number, out: number, flags?: number): number;
   update(map: BpfMapImpl, key: number, value: number, flags: number): number;
   delete(map: BpfMapImpl, key: number): number;
   lookupAndDelete(map: BpfMapImpl, key: number, out: number): number;
 }
 
 const sysHelpers: SyscallHelpers = {
-  lookup: (m, k, o) => { kHelper('bpf_sys_bpf'); bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysLookup(k, o, 0); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
+  lookup: (m, k, o, f = 0) => { kHelper('bpf_sys_bpf'); bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysLookup(k, o, f); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
   update: (m, k, v, f) => { kHelper('bpf_sys_bpf'); bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysUpdate(k, v, f); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
   delete: (m, k) => { kHelper('bpf_sys_bpf'); bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysDelete(k); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
   lookupAndDelete: (m, k, o) => { kHelper('bpf_sys_bpf'); bpfDisableInstrumentation(); rcuReadLock(); const r = m.sysLookupAndDelete(k, o, 0); rcuReadUnlock(); bpfEnableInstrumentation(); return r; },
