@@ -6,27 +6,19 @@
 // from `less` mid-add leaves the tree intact; an NMI program that throws inside another
 // program's critical section unwinds only what it holds. After every test: graph objects back
 // where they started, no splat the test did not ask for.
-import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
-import { Runtime, type Program } from '../../src/runtime/runtime.js';
+import { describe, it, expect } from 'vitest';
+import type { Program } from '../../src/runtime/runtime.js';
 import type { BpfMap } from '../../src/maps/bpf_map.js';
-import type { MapSpec } from '../../src/maps/map_ops.js';
 import type { AbortPolicy } from '../../src/prog/prog_run.js';
-import { graphObjStats, graphObjCheck, objType } from '../../src/graph/bpf_obj.js';
+import { graphObjStats, objType } from '../../src/graph/bpf_obj.js';
 import { I32 } from '../../src/mem/arena.js';
 import { BpfError } from '../../src/errno.js';
 import { formatSplat } from '../../src/debug/splat.js';
-import { fixture } from '../helpers.js';
+import { graphSuite, u32, rdU32 } from './graph_harness.js';
 
-const u32 = (n: number): Uint8Array => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n >>> 0, true); return b; };
-const rdU32 = (b: Uint8Array | undefined, off = 0): number => (b === undefined ? NaN : new DataView(b.buffer, b.byteOffset).getUint32(off, true));
+const g = graphSuite({ runtime: { cpus: 2, memoryBytes: 64 << 20 } });
+const { mk } = g;
 
-let rt: Runtime;
-let live0 = 0;
-let splats0 = 0;
-const maps: BpfMap[] = [];
-const progs: Program[] = [];
-
-function mk(spec: MapSpec): BpfMap { const m = rt.createMap(spec); maps.push(m); return m; }
 function evMap(): BpfMap {
   return mk({
     type: 'array', name: 'ev', keySize: 4, valueSize: 32, maxEntries: 1,
@@ -38,24 +30,11 @@ async function setup(o: { cb?: boolean; inner?: boolean; abortPolicy?: AbortPoli
   const ev = evMap();
   const res = mk({ type: 'array', name: 'res', keySize: 4, valueSize: 32, maxEntries: 1 });
   const url = o.cb === true ? 'gr_throw.mjs?cb=1' : o.inner === true ? 'gr_throw.mjs?inner=1' : 'gr_throw.mjs';
-  const p = await rt.loadProgram(fixture(url), { maps: { ev, res }, abortPolicy: o.abortPolicy ?? 'disable', ...(o.args !== undefined ? { args: o.args } : {}) });
-  progs.push(p);
+  const p = await g.load(url, { maps: { ev, res }, abortPolicy: o.abortPolicy ?? 'disable', ...(o.args !== undefined ? { args: o.args } : {}) });
   return { p, res, slots: () => { const b = res.lookup(u32(0)); return Array.from({ length: 5 }, (_, i) => rdU32(b, 4 * i)); } };
 }
 const word = (p: number): number => Atomics.load(I32, p >> 2);
-const newSplats = (): string[] => rt.splats().slice(splats0).map(formatSplat);
-
-beforeAll(async () => { rt = await Runtime.start({ cpus: 2, memoryBytes: 64 << 20 }); });
-afterAll(async () => { await rt.stop(); });
-beforeEach(() => { live0 = graphObjStats().live; splats0 = rt.splatCount(); });
-afterEach(async () => {
-  for (const p of progs.splice(0)) await p.unload();
-  for (const m of maps.splice(0)) if (!m.closed) await m.close();
-  await rt.idle();
-  expect(newSplats()).toEqual([]);
-  expect(graphObjStats().live).toBe(live0);
-  expect(graphObjCheck()).toEqual([]);
-});
+const newSplats = (): string[] => g.newSplats().map(formatSplat);
 
 describe('bpf_throw', () => {
   it('throw_always_1: ctx.throw(64) returns 64, no splat, stats().exceptions 1, violations 0, nothing unwound; the run is an abort, so the default policy disables the program (EPERM)', async () => {
@@ -126,7 +105,7 @@ describe('unwinding', () => {
     expect(u.deferred).toBeGreaterThanOrEqual(1);
     expect(objType(a!)).toBeUndefined(); // no roots: freed at once, even in NMI
     expect(graphObjStats().deferred - before.deferred).toBeGreaterThanOrEqual(1);
-    await rt.idle();
+    await g.rt.idle();
     const after = graphObjStats();
     expect(after.live).toBe(before.live);
     expect(after.allocs - before.allocs).toBe(3);
@@ -172,7 +151,7 @@ describe('unwinding', () => {
     const outer = await setup({ abortPolicy: 'continue' });
     const inner = await setup({ inner: true, abortPolicy: 'continue', args: { op: 'hold', cookie: 11 } });
     const before = graphObjStats();
-    const inj = rt.inject({ cpu: 1, at: 'gr_throw.cs', kind: 'nmi', program: inner.p });
+    const inj = g.rt.inject({ cpu: 1, at: 'gr_throw.cs', kind: 'nmi', program: inner.p });
     expect((await outer.p.testRun({ cpu: 1, args: { op: 'window' } })).retval).toBe(6);
     expect(inj.fired()).toBe(1);
     expect(inner.p.lastRetval(1)).toBe(11);

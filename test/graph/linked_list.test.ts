@@ -8,28 +8,18 @@
 // interrupted program holds its lock frees its nodes through irq_work. After every
 // test: graph objects back to where they started, accounting consistent, no splat the test did
 // not ask for.
-import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
-import { Runtime, type Program } from '../../src/runtime/runtime.js';
+import { describe, it, expect } from 'vitest';
+import type { Program } from '../../src/runtime/runtime.js';
 import type { BpfMap } from '../../src/maps/bpf_map.js';
-import { BPF_F_LOCK, type MapSpec } from '../../src/maps/map_ops.js';
-import { graphObjStats, graphObjCheck } from '../../src/graph/bpf_obj.js';
+import { BPF_F_LOCK } from '../../src/maps/map_ops.js';
+import { graphObjStats } from '../../src/graph/bpf_obj.js';
 import { formatSplat } from '../../src/debug/splat.js';
-import { fixture } from '../helpers.js';
+import { graphSuite, u32, rdI32 } from './graph_harness.js';
 
-const u32 = (n: number): Uint8Array => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n >>> 0, true); return b; };
-const rdI32 = (b: Uint8Array | undefined, off = 0): number => (b === undefined ? NaN : new DataView(b.buffer, b.byteOffset).getInt32(off, true));
-
-let rt: Runtime;
-let live0 = 0;
-let splats0 = 0;
-const maps: BpfMap[] = [];
-const progs: Program[] = [];
-
-function mk(spec: MapSpec): BpfMap { const m = rt.createMap(spec); maps.push(m); return m; }
-async function load(m: Record<string, BpfMap>, args?: unknown): Promise<Program> {
-  const p = await rt.loadProgram(fixture('gr_list.mjs'), { maps: m, ...(args !== undefined ? { args } : {}) });
-  progs.push(p);
-  return p;
+const g = graphSuite({ runtime: { cpus: 2, memoryBytes: 64 << 20 } });
+const { mk, progs } = g;
+function load(m: Record<string, BpfMap>, args?: unknown): Promise<Program> {
+  return g.load('gr_list.mjs', { maps: m, ...(args !== undefined ? { args } : {}) });
 }
 /** The list value: bpf_spin_lock @0, a list of gr_lnode @8, a list of gr_lbag @24, data @40. */
 function listMap(type: 'hash' | 'array', name: string): BpfMap {
@@ -45,18 +35,6 @@ const slots = (res: BpfMap, from: number, n: number): number[] => {
   const b = res.lookup(u32(0));
   return Array.from({ length: n }, (_, i) => rdI32(b, 4 * (from + i)));
 };
-
-beforeAll(async () => { rt = await Runtime.start({ cpus: 2, memoryBytes: 64 << 20 }); });
-afterAll(async () => { await rt.stop(); });
-beforeEach(() => { live0 = graphObjStats().live; splats0 = rt.splatCount(); });
-afterEach(async () => {
-  for (const p of progs.splice(0)) await p.unload();
-  for (const m of maps.splice(0)) if (!m.closed) await m.close();
-  await rt.idle();
-  expect(rt.splats().slice(splats0).map(formatSplat)).toEqual([]);
-  expect(graphObjStats().live).toBe(live0);
-  expect(graphObjCheck()).toEqual([]);
-});
 
 describe('linked_list push_pop_multiple: 8 nodes, push_front LIFO, push_back FIFO', () => {
   for (const type of ['hash', 'array'] as const) {
@@ -116,7 +94,7 @@ describe('leave_in_map and teardown', () => {
       expect((await p.testRun({ cpu: 0, args: { op: 'leave', key: 0, n: 8 } })).retval).toBe(0);
       expect(graphObjStats().live).toBe(before.live + 8);
       await lval.update(u32(0), new Uint8Array(48).fill(0xff));
-      await rt.idle();
+      await g.rt.idle();
       const after = graphObjStats();
       expect(after.live).toBe(before.live);
       expect(after.teardownNodes - before.teardownNodes).toBe(8);
@@ -146,7 +124,7 @@ describe('leave_in_map and teardown', () => {
     expect(graphObjStats().live).toBe(before.live + 6);
     await arr.update(u32(0), new Uint8Array(48).fill(0xff), BPF_F_LOCK);
     await hash.update(u32(0), new Uint8Array(48).fill(0xff), BPF_F_LOCK);
-    await rt.idle();
+    await g.rt.idle();
     expect(graphObjStats().live).toBe(before.live + 3);
     expect(graphObjStats().teardownNodes - before.teardownNodes).toBe(3);
     expect(rdI32(hash.lookup(u32(0)), 40)).toBe(-1); // the data did change
@@ -176,7 +154,7 @@ describe('leave_in_map and teardown', () => {
     expect((await p.testRun({ cpu: 1, args: { op: 'leave', key: 2, n: 3 } })).retval).toBe(0);
     expect(graphObjStats().live).toBe(before.live + 11);
     await lval.delete(u32(1));
-    await rt.idle();
+    await g.rt.idle();
     const after = graphObjStats();
     expect(after.live).toBe(before.live + 3);
     expect(after.teardownNodes - before.teardownNodes).toBe(8);
@@ -198,7 +176,7 @@ describe('leave_in_map and teardown', () => {
       await p.unload();
       progs.splice(progs.indexOf(p), 1);
       await lval.close();
-      await rt.idle();
+      await g.rt.idle();
       const after = graphObjStats();
       expect(after.live).toBe(before.live);
       // 2 + 2 nodes, the bag, and the node inside the bag (torn down after the bag: iteratively)
@@ -215,7 +193,7 @@ describe('leave_in_map and teardown', () => {
     expect((await p.testRun({ cpu: 1, args: { op: 'leave', key: 2, n: 5 } })).retval).toBe(0);
     expect(graphObjStats().live).toBe(before.live + 5);
     expect((await p.testRun({ cpu: 0, args: { op: 'delete', key: 2 } })).retval).toBe(0);
-    await rt.idle();
+    await g.rt.idle();
     expect(graphObjStats().live).toBe(before.live);
     expect(graphObjStats().teardownNodes - before.teardownNodes).toBe(5);
     expect(lval.lookup(u32(2))).toBeUndefined();
@@ -237,7 +215,7 @@ describe('leave_in_map and teardown', () => {
     }
     expect(graphObjStats().live).toBe(before.live + 8);
     for (let k = 100; k < 164; k++) lval.update(u32(k), new Uint8Array(48));
-    await rt.idle();
+    await g.rt.idle();
     let survivors = 0;
     for (let k = 0; k < 4; k++) if (lval.lookup(u32(k)) !== undefined) survivors++;
     expect(survivors).toBeLessThan(4);
@@ -253,7 +231,7 @@ describe('leave_in_map and teardown', () => {
     const before = graphObjStats();
     expect((await p.testRun({ cpu: 0, context: 'nmi', args: { op: 'list_in_list', key: 1, dropFull: true } })).retval).toBe(0);
     expect(graphObjStats().deferred - before.deferred).toBe(1);
-    await rt.idle();
+    await g.rt.idle();
     const after = graphObjStats();
     expect(after.live).toBe(before.live);
     expect(after.frees - before.frees).toBe(2);
@@ -274,22 +252,20 @@ describe('teardown from NMI', () => {
     const deleter = await load({ lval, res }, { op: 'delete', key: 0 });
     const before = graphObjStats();
     try {
-      const inj = rt.inject({ cpu: 0, at: 'gr_list.cs', kind: 'nmi', program: deleter });
+      const inj = g.rt.inject({ cpu: 0, at: 'gr_list.cs', kind: 'nmi', program: deleter });
       expect((await holder.testRun({ cpu: 0, args: { op: 'hold_window', key: 0 } })).retval).toBe(0);
       expect(inj.fired()).toBe(1);
       expect(deleter.lastRetval(0)).toBe(0);
       expect(lval.lookup(u32(0))).toBeUndefined();
-      await rt.idle();
-      expect(rt.splats().slice(splats0).map(formatSplat)).toEqual([]);
+      await g.rt.idle();
+      expect(g.newSplats().map(formatSplat)).toEqual([]);
       expect(graphObjStats().live).toBe(before.live);
       expect(graphObjStats().teardownNodes - before.teardownNodes).toBe(1);
     } finally {
       // a leaked node stays leaked: account for it here so the checks after this test hold
-      for (const p of progs.splice(0)) await p.unload();
-      for (const m of maps.splice(0)) if (!m.closed) await m.close();
-      await rt.idle();
-      live0 = graphObjStats().live;
-      splats0 = rt.splatCount();
+      await g.release();
+      await g.rt.idle();
+      g.rebase();
     }
   });
 });
@@ -302,7 +278,7 @@ describe('one list shared by parallel CPUs', () => {
       if (type === 'hash') lval.update(u32(0), new Uint8Array(48));
       const p = await load({ lval, res });
       const before = graphObjStats();
-      const r = await rt.runWorkload({ cpus: 'all', program: p, iterations: 1000, args: { op: 'churn', key: 0 } });
+      const r = await g.rt.runWorkload({ cpus: 'all', program: p, iterations: 1000, args: { op: 'churn', key: 0 } });
       expect(r.errors).toEqual({});
       expect(r.ops).toBe(2000);
       expect(rdI32(lval.lookup(u32(0)), 40)).toBe(2000);

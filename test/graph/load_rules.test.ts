@@ -2,20 +2,18 @@
 // perf_event) may not use a map whose values hold a bpf_spin_lock or a bpf_res_spin_lock (it may
 // run in NMI inside that very lock) — BpfError EINVAL naming the map; the same program loads with
 // a lock-free map of the same shape, and a non-tracing program loads with the locked one.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { Runtime } from '../../src/runtime/runtime.js';
+import { describe, it, expect } from 'vitest';
 import type { MapSpec } from '../../src/maps/map_ops.js';
 import { BpfError } from '../../src/errno.js';
 import { fixture } from '../helpers.js';
+import { runtimeSuite } from './graph_harness.js';
 
-let rt: Runtime;
-beforeAll(async () => { rt = await Runtime.start({ cpus: 1, memoryBytes: 16 << 20 }); });
-afterAll(async () => { await rt.stop(); });
+const g = runtimeSuite({ cpus: 1, memoryBytes: 16 << 20 });
 
 async function loadCode(file: string, spec: MapSpec): Promise<string> {
-  const m = rt.createMap(spec);
+  const m = g.rt.createMap(spec);
   try {
-    const p = await rt.loadProgram(fixture(file), { maps: { m } });
+    const p = await g.rt.loadProgram(fixture(file), { maps: { m } });
     await p.unload();
     return 'loaded';
   } catch (e: unknown) {

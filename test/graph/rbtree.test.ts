@@ -4,24 +4,15 @@
 // the outer program's `less` leaves the outer add intact (see 'nesting'). After every
 // test (its map closed): graph objects back to where they started, accounting consistent, no
 // splat.
-import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
-import { Runtime, type Program } from '../../src/runtime/runtime.js';
+import { describe, it, expect } from 'vitest';
+import type { Program } from '../../src/runtime/runtime.js';
 import type { BpfMap } from '../../src/maps/bpf_map.js';
-import type { MapSpec } from '../../src/maps/map_ops.js';
-import { graphObjStats, graphObjCheck } from '../../src/graph/bpf_obj.js';
+import { graphObjStats } from '../../src/graph/bpf_obj.js';
 import { formatSplat } from '../../src/debug/splat.js';
-import { fixture } from '../helpers.js';
+import { graphSuite, u32, rdI32 } from './graph_harness.js';
 
-const u32 = (n: number): Uint8Array => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n >>> 0, true); return b; };
-const rdI32 = (b: Uint8Array | undefined, off = 0): number => (b === undefined ? NaN : new DataView(b.buffer, b.byteOffset).getInt32(off, true));
-
-let rt: Runtime;
-let live0 = 0;
-let splats0 = 0;
-const maps: BpfMap[] = [];
-const progs: Program[] = [];
-
-function mk(spec: MapSpec): BpfMap { const m = rt.createMap(spec); maps.push(m); return m; }
+const g = graphSuite({ runtime: { cpus: 2, memoryBytes: 64 << 20 } });
+const { mk } = g;
 /** A fresh tree (rbtree.c's glock + groot), the result slots, and the program. */
 async function setup(o: { inner?: boolean; args?: unknown } = {}): Promise<{ p: Program; res: BpfMap; slot: (i: number) => number; slots: (from: number, n: number) => number[] }> {
   const rbv = mk({
@@ -29,8 +20,7 @@ async function setup(o: { inner?: boolean; args?: unknown } = {}): Promise<{ p: 
     fields: [{ type: 'bpf_spin_lock', offset: 0 }, { type: 'bpf_rb_root', offset: 8, contains: { type: 'gr_rbnode', field: 16 } }],
   });
   const res = mk({ type: 'array', name: 'res', keySize: 4, valueSize: 1024, maxEntries: 1 });
-  const p = await rt.loadProgram(fixture(o.inner === true ? 'gr_rbtree.mjs?inner=1' : 'gr_rbtree.mjs'), { maps: { rbv, res }, ...(o.args !== undefined ? { args: o.args } : {}) });
-  progs.push(p);
+  const p = await g.load(o.inner === true ? 'gr_rbtree.mjs?inner=1' : 'gr_rbtree.mjs', { maps: { rbv, res }, ...(o.args !== undefined ? { args: o.args } : {}) });
   const slots = (from: number, n: number): number[] => {
     const b = res.lookup(u32(0));
     return Array.from({ length: n }, (_, i) => rdI32(b, 4 * (from + i)));
@@ -49,18 +39,6 @@ function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-
-beforeAll(async () => { rt = await Runtime.start({ cpus: 2, memoryBytes: 64 << 20 }); });
-afterAll(async () => { await rt.stop(); });
-beforeEach(() => { live0 = graphObjStats().live; splats0 = rt.splatCount(); });
-afterEach(async () => {
-  for (const p of progs.splice(0)) await p.unload();
-  for (const m of maps.splice(0)) if (!m.closed) await m.close();
-  await rt.idle();
-  expect(rt.splats().slice(splats0).map(formatSplat)).toEqual([]);
-  expect(graphObjStats().live).toBe(live0);
-  expect(graphObjCheck()).toEqual([]);
-});
 
 describe('rbtree_success', () => {
   it('add_nodes: retval 0, less ran 3 times (once per level walked: 5; 1 < 5; 3 < 5, 3 >= 1), 3 nodes live, in order [1, 3, 5]; the map free tears them down', async () => {
@@ -129,17 +107,17 @@ describe('nesting', () => {
     const inner = await setup({ inner: true, args: { op: 'add_nodes' } });
     try {
       expect((await outer.p.testRun({ cpu: 0, args: { op: 'inorder', keys: [10, 20] } })).retval).toBe(2);
-      const inj = rt.inject({ cpu: 0, at: 'gr_rbtree.less', kind: 'nmi', program: inner.p });
+      const inj = g.rt.inject({ cpu: 0, at: 'gr_rbtree.less', kind: 'nmi', program: inner.p });
       // adding 30 walks 10 then 20: the NMI lands in the first comparison
       const r = await outer.p.testRun({ cpu: 0, args: { op: 'inorder', keys: [30], windowInLess: true } });
       expect(inj.fired()).toBe(1);
       expect(inner.p.lastRetval(0)).toBe(0);
-      expect(rt.splats().slice(splats0).map(formatSplat)).toEqual([]);
+      expect(g.newSplats().map(formatSplat)).toEqual([]);
       expect(r.retval).toBe(3);
       expect(outer.slots(8, 3)).toEqual([10, 20, 30]);
     } finally {
       // the failure's splat is this test's own: keep the afterEach check for the rest
-      splats0 = rt.splatCount();
+      g.consumeSplats();
     }
   });
 

@@ -7,28 +7,22 @@
 // and one list free every object exactly once; an abort never unclaims another CPU's add (see
 // the describe at the end). After every test (its map closed): graph objects back
 // where they started, no splat.
-import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
-import { Runtime, type Program } from '../../src/runtime/runtime.js';
-import type { BpfMap } from '../../src/maps/bpf_map.js';
-import type { MapSpec } from '../../src/maps/map_ops.js';
+import { describe, it, expect } from 'vitest';
+import type { Program } from '../../src/runtime/runtime.js';
 import type { AbortPolicy } from '../../src/prog/prog_run.js';
-import { graphObjStats, graphObjCheck, objType } from '../../src/graph/bpf_obj.js';
+import { graphObjStats, objType } from '../../src/graph/bpf_obj.js';
 import { I32 } from '../../src/mem/arena.js';
-import { formatSplat } from '../../src/debug/splat.js';
 import { EINVAL } from '../../src/errno.js';
-import { fixture } from '../helpers.js';
+import { graphSuite, u32, rdI32 } from './graph_harness.js';
 
-const u32 = (n: number): Uint8Array => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n >>> 0, true); return b; };
-const rdI32 = (b: Uint8Array | undefined, off = 0): number => (b === undefined ? NaN : new DataView(b.buffer, b.byteOffset).getInt32(off, true));
 const REF = 40; // bpf_refcount of gr_rcnode
 
-let rt: Runtime;
-let live0 = 0;
-let splats0 = 0;
-const maps: BpfMap[] = [];
-const progs: Program[] = [];
+const g = graphSuite({
+  runtime: { cpus: 2, memoryBytes: 64 << 20 },
+  afterEachChecks: () => { expect(graphObjStats().rcuPending).toBe(0); },
+});
+const { mk, maps, progs } = g;
 
-function mk(spec: MapSpec): BpfMap { const m = rt.createMap(spec); maps.push(m); return m; }
 async function setup(abortPolicy: AbortPolicy = 'disable'): Promise<{ p: Program; run: (cpu: number, args: Record<string, unknown>) => Promise<number>; slots: (n: number) => number[] }> {
   const rcv = mk({
     type: 'array', name: 'rcv', keySize: 4, valueSize: 40, maxEntries: 2,
@@ -37,8 +31,7 @@ async function setup(abortPolicy: AbortPolicy = 'disable'): Promise<{ p: Program
       { type: 'bpf_list_head', offset: 24, contains: { type: 'gr_rcnode', field: 24 } }],
   });
   const res = mk({ type: 'array', name: 'res', keySize: 4, valueSize: 64, maxEntries: 1 });
-  const p = await rt.loadProgram(fixture('gr_refcnt.mjs'), { maps: { rcv, res }, abortPolicy });
-  progs.push(p);
+  const p = await g.load('gr_refcnt.mjs', { maps: { rcv, res }, abortPolicy });
   return {
     p,
     run: async (cpu, args) => (await p.testRun({ cpu, args })).retval,
@@ -47,19 +40,6 @@ async function setup(abortPolicy: AbortPolicy = 'disable'): Promise<{ p: Program
 }
 /** The refcount word of the object at `o`, read from kernel memory. */
 const refcount = (o: number): number => Atomics.load(I32, (o + REF) >> 2);
-
-beforeAll(async () => { rt = await Runtime.start({ cpus: 2, memoryBytes: 64 << 20 }); });
-afterAll(async () => { await rt.stop(); });
-beforeEach(() => { live0 = graphObjStats().live; splats0 = rt.splatCount(); });
-afterEach(async () => {
-  for (const p of progs.splice(0)) await p.unload();
-  for (const m of maps.splice(0)) if (!m.closed) await m.close();
-  await rt.idle();
-  expect(rt.splats().slice(splats0).map(formatSplat)).toEqual([]);
-  expect(graphObjStats().live).toBe(live0);
-  expect(graphObjStats().rcuPending).toBe(0);
-  expect(graphObjCheck()).toEqual([]);
-});
 
 describe('refcounted_kptr', () => {
   it('insert_in_tree_and_list: rbtree_add 0, list_push_front 0, refcount 2 under the lock and after; dropping both references frees the object once rt.idle() resolved (live back, rcuPending 0, its header dead)', async () => {
@@ -74,7 +54,7 @@ describe('refcounted_kptr', () => {
     expect(graphObjStats().live).toBe(before.live + 1);
     expect(await run(1, { op: 'drop_all' })).toBe(0);
     expect(slots(2)).toEqual([1, 1]); // one list node, one tree node: the same object
-    await rt.idle();
+    await g.rt.idle();
     const after = graphObjStats();
     expect(after.live).toBe(before.live);
     expect(after.frees - before.frees).toBe(1);
@@ -127,7 +107,7 @@ describe('refcounted_kptr', () => {
     expect(graphObjStats().live).toBe(before.live + 3);
     for (const p of progs.splice(0)) await p.unload();
     for (const m of maps.splice(0)) await m.close();
-    await rt.idle();
+    await g.rt.idle();
     const after = graphObjStats();
     expect(after.live).toBe(before.live);
     expect(after.frees - before.frees).toBe(3);
@@ -157,10 +137,10 @@ describe('refcounted nodes shared by parallel CPUs', () => {
   it('2 CPUs x 1,000 runs: each adds a refcounted node to the shared tree and list, then pops the list front and removes the tree first and drops both: every run 0, 2,000 objects allocated and 2,000 freed (each exactly once), no refcount underflow, both collections empty', async () => {
     const { p, run, slots } = await setup();
     const before = graphObjStats();
-    const r = await rt.runWorkload({ cpus: 'all', program: p, iterations: 1000, args: { op: 'churn', key: 0, other: 1 } });
+    const r = await g.rt.runWorkload({ cpus: 'all', program: p, iterations: 1000, args: { op: 'churn', key: 0, other: 1 } });
     expect(r.errors).toEqual({});
     expect(r.ops).toBe(2000);
-    await rt.idle();
+    await g.rt.idle();
     const after = graphObjStats();
     expect(after.allocs - before.allocs).toBe(2000);
     expect(after.frees - before.frees).toBe(2000);

@@ -7,29 +7,22 @@
 // tracing program using bpf_spin_lock is refused at load (or, reaching it unseen, at run time),
 // and bad type declarations are refused with the kernel's BTF errors. A long rule text does not
 // push "what was released" out of the 204-byte splat message.
-import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
-import { Runtime, type Program } from '../../src/runtime/runtime.js';
-import type { BpfMap } from '../../src/maps/bpf_map.js';
+import { describe, it, expect } from 'vitest';
+import type { Program } from '../../src/runtime/runtime.js';
 import type { MapSpec } from '../../src/maps/map_ops.js';
 import type { MapField } from '../../src/maps/btf_record.js';
 import type { AbortPolicy } from '../../src/prog/prog_run.js';
-import { graphObjStats, graphObjCheck } from '../../src/graph/bpf_obj.js';
+import { graphObjStats } from '../../src/graph/bpf_obj.js';
 import { I32 } from '../../src/mem/arena.js';
 import { BpfError } from '../../src/errno.js';
 import { formatSplat, type Splat } from '../../src/debug/splat.js';
 import { fixture } from '../helpers.js';
+import { graphSuite, u32, rdU32 } from './graph_harness.js';
 
-const u32 = (n: number): Uint8Array => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n >>> 0, true); return b; };
-const rdU32 = (b: Uint8Array | undefined, off = 0): number => (b === undefined ? NaN : new DataView(b.buffer, b.byteOffset).getUint32(off, true));
-
-let rt: Runtime;
-let live0 = 0;
-let splats0 = 0;
-const maps: BpfMap[] = [];
-const progs: Program[] = [];
-
-function mk(spec: MapSpec): BpfMap { const m = rt.createMap(spec); maps.push(m); return m; }
-const newSplats = (): Splat[] => rt.splats().slice(splats0);
+// the tests take their own splats out of the count (g.consumeSplats())
+const g = graphSuite({ runtime: { cpus: 2, memoryBytes: 64 << 20 } });
+const { mk } = g;
+const newSplats = (): Splat[] => g.newSplats();
 const word = (p: number): number => Atomics.load(I32, p >> 2);
 
 /** The error code a promise rejects with ('no error' if it resolves). */
@@ -53,8 +46,7 @@ async function loadRule(v: string, abortPolicy: AbortPolicy): Promise<{ p: Progr
   const val = mk({ type: 'array', name: 'val', keySize: 4, valueSize: 40, maxEntries: 2, fields: VAL_FIELDS });
   const tmap = mk({ type: 'array', name: 'tmap', keySize: 4, valueSize: 24, maxEntries: 1, fields: [{ type: 'bpf_spin_lock', offset: 0 }, { type: 'bpf_timer', offset: 8 }] });
   const res = mk({ type: 'array', name: 'res', keySize: 4, valueSize: 32, maxEntries: 1 });
-  const p = await rt.loadProgram(fixture(`gr_rules.mjs?v=${v}`), { maps: { val, tmap, res }, abortPolicy });
-  progs.push(p);
+  const p = await g.load(`gr_rules.mjs?v=${v}`, { maps: { val, tmap, res }, abortPolicy });
   const lockWords = (): number[] => {
     const b = res.lookup(u32(0));
     const ptrs = Array.from({ length: 6 }, (_, i) => rdU32(b, 4 * i));
@@ -129,19 +121,6 @@ function expectAbortSplat(s: Splat, rule: Rule): void {
   else expect(s.message).toMatch(rule.text);
 }
 
-beforeAll(async () => { rt = await Runtime.start({ cpus: 2, memoryBytes: 64 << 20 }); });
-afterAll(async () => { await rt.stop(); });
-beforeEach(() => { live0 = graphObjStats().live; splats0 = rt.splatCount(); });
-afterEach(async () => {
-  for (const p of progs.splice(0)) await p.unload();
-  for (const m of maps.splice(0)) if (!m.closed) await m.close();
-  await rt.idle();
-  // the test took its own splats out of the count
-  expect(rt.splats().slice(splats0).map(formatSplat)).toEqual([]);
-  expect(graphObjStats().live).toBe(live0);
-  expect(graphObjCheck()).toEqual([]);
-});
-
 describe('each rule broken once (default policy: disable)', () => {
   for (const rule of RULES) {
     it(`${rule.v} (${rule.does}): retval -1, one prog_abort splat naming "${String(rule.text)}" and the program, unwound { locks: ${rule.locks}, objects: ${rule.objects} }, lock words 0, ${rule.left} object(s) left live, then disabled (EPERM)`, async () => {
@@ -159,11 +138,11 @@ describe('each rule broken once (default policy: disable)', () => {
       expect(st.exceptions).toBe(0);
       expect(st.unwound).toEqual({ locks: rule.locks, objects: rule.objects, deferred: 0 });
       expect(st.aborted).toBe(true);
-      expect(graphObjStats().live).toBe(live0 + rule.left);
+      expect(graphObjStats().live).toBe(g.live0 + rule.left);
       // disabled: refused at once, on every CPU, without another splat
       for (const cpu of [0, 1]) expect(await rejectCode(p.testRun({ cpu }))).toBe('EPERM');
       expect(newSplats()).toHaveLength(1);
-      splats0 = rt.splatCount();
+      g.consumeSplats();
     });
   }
 });
@@ -181,7 +160,7 @@ describe('the prog_abort splat names what was released', () => {
       expectAbortSplat(s[0]!, rule);
       expect(s[0]!.message).toContain('released 1 lock(s), dropped 1 object reference(s)');
     } finally {
-      splats0 = rt.splatCount();
+      g.consumeSplats();
     }
   });
 });
@@ -202,8 +181,8 @@ describe("each rule broken once (abortPolicy 'continue')", () => {
       expect(st.aborted).toBe(false);
       expect(st.violations).toBe(2);
       expect(st.unwound).toEqual({ locks: 2 * rule.locks, objects: 2 * rule.objects, deferred: 0 });
-      expect(graphObjStats().live).toBe(live0 + 2 * rule.left);
-      splats0 = rt.splatCount();
+      expect(graphObjStats().live).toBe(g.live0 + 2 * rule.left);
+      g.consumeSplats();
     });
   }
 });
@@ -214,7 +193,7 @@ describe('bpf_spin_lock in tracing programs', () => {
   it("a kprobe program whose source calls ctx.bpfSpinLock is refused at loadProgram: BpfError EINVAL 'tracing progs cannot use bpf_spin_lock yet'", async () => {
     const val = mk({ type: 'array', name: 'val', keySize: 4, valueSize: 40, maxEntries: 2 });
     let err: unknown;
-    try { progs.push(await rt.loadProgram(fixture('gr_kprobe_lock.mjs'), { maps: { val } })); } catch (e: unknown) { err = e; }
+    try { await g.load('gr_kprobe_lock.mjs', { maps: { val } }); } catch (e: unknown) { err = e; }
     expect(err).toBeInstanceOf(BpfError);
     expect((err as BpfError).code).toBe('EINVAL');
     expect((err as BpfError).message).toContain('tracing progs cannot use bpf_spin_lock yet');
@@ -222,8 +201,7 @@ describe('bpf_spin_lock in tracing programs', () => {
 
   it('a kprobe program reaching bpf_spin_lock through a computed name loads, but its run aborts: retval -1, one prog_abort splat naming the rule and the program, lock word 0, disabled', async () => {
     const val = mk({ type: 'array', name: 'val', keySize: 4, valueSize: 40, maxEntries: 2 });
-    const p = await rt.loadProgram(fixture('gr_kprobe_lock.mjs?hidden=1'), { maps: { val } });
-    progs.push(p);
+    const p = await g.load('gr_kprobe_lock.mjs?hidden=1', { maps: { val } });
     expect((await p.testRun({ cpu: 1 })).retval).toBe(-1);
     const s = newSplats();
     expect(s.map(formatSplat)).toHaveLength(1);
@@ -233,7 +211,7 @@ describe('bpf_spin_lock in tracing programs', () => {
     expect(p.stats().unwound).toEqual({ locks: 0, objects: 0, deferred: 0 });
     expect(rdU32(val.lookup(u32(0)), 0)).toBe(0);
     expect(await rejectCode(p.testRun({ cpu: 0 }))).toBe('EPERM');
-    splats0 = rt.splatCount();
+    g.consumeSplats();
   });
 });
 
@@ -256,13 +234,13 @@ describe('bad type declarations (the kernel\'s BTF checks)', () => {
     ['cycle', 'ELOOP', 'two object types containing each other'],
   ] as const) {
     it(`loadProgram: ${what} -> ${code}`, async () => {
-      expect(await rejectCode(rt.loadProgram(fixture(`gr_badtype.mjs?v=${v}`)))).toBe(code);
+      expect(await rejectCode(g.rt.loadProgram(fixture(`gr_badtype.mjs?v=${v}`)))).toBe(code);
     });
   }
 
   it('loadProgram with a map whose root contains a type nobody defines -> ENOENT (createMap itself accepts it: the type may come later)', async () => {
     const m = mk(spec([{ type: 'bpf_spin_lock', offset: 0 }, root('bpf_list_head', 8, 'gr_bt_ghost_m', 0)]));
-    expect(await rejectCode(rt.loadProgram(fixture('gr_badtype.mjs?v=uses_map'), { maps: { m } }))).toBe('ENOENT');
+    expect(await rejectCode(g.rt.loadProgram(fixture('gr_badtype.mjs?v=uses_map'), { maps: { m } }))).toBe('ENOENT');
   });
 
   for (const [kind, field, what] of [
@@ -272,14 +250,13 @@ describe('bad type declarations (the kernel\'s BTF checks)', () => {
   ] as const) {
     it(`loadProgram with a map whose ${kind} contains gr_bt_mitem at field ${field} (${what}) -> EEXIST`, async () => {
       const m = mk(spec([{ type: 'bpf_spin_lock', offset: 0 }, root(kind, 8, 'gr_bt_mitem', field)]));
-      expect(await rejectCode(rt.loadProgram(fixture('gr_badtype.mjs?v=uses_map'), { maps: { m } }))).toBe('EEXIST');
+      expect(await rejectCode(g.rt.loadProgram(fixture('gr_badtype.mjs?v=uses_map'), { maps: { m } }))).toBe('EEXIST');
     });
   }
 
   it('control: the same map with the right node offsets (list @24, rb @0) loads', async () => {
     const m = mk(spec([{ type: 'bpf_spin_lock', offset: 0 }, root('bpf_list_head', 8, 'gr_bt_mitem', 24), root('bpf_rb_root', 24, 'gr_bt_mitem', 0)]));
-    const p = await rt.loadProgram(fixture('gr_badtype.mjs?v=uses_map'), { maps: { m } });
-    progs.push(p);
+    const p = await g.load('gr_badtype.mjs?v=uses_map', { maps: { m } });
     expect((await p.testRun({ cpu: 0 })).retval).toBe(0);
   });
 });

@@ -5,46 +5,20 @@
 // debited only when positive never goes negative and loses no update. Each concurrent case has
 // an unlocked control run that shows the check does catch a race. After every test: graph
 // objects back where they started, no splat.
-import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
-import { Runtime, type Program } from '../../src/runtime/runtime.js';
+import { describe, it, expect } from 'vitest';
+import type { Program } from '../../src/runtime/runtime.js';
 import type { BpfMap } from '../../src/maps/bpf_map.js';
-import { BPF_F_LOCK, type MapSpec } from '../../src/maps/map_ops.js';
-import { graphObjStats, graphObjCheck } from '../../src/graph/bpf_obj.js';
-import { formatSplat } from '../../src/debug/splat.js';
-import { fixture } from '../helpers.js';
+import { BPF_F_LOCK } from '../../src/maps/map_ops.js';
+import { graphSuite, u32, rdI32, rdU32 } from './graph_harness.js';
 
-const u32 = (n: number): Uint8Array => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n >>> 0, true); return b; };
-const rdI32 = (b: Uint8Array | undefined, off = 0): number => (b === undefined ? NaN : new DataView(b.buffer, b.byteOffset).getInt32(off, true));
-const rdU32 = (b: Uint8Array | undefined, off = 0): number => (b === undefined ? NaN : new DataView(b.buffer, b.byteOffset).getUint32(off, true));
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 const CPUS = 4;
-let rt: Runtime;
-let live0 = 0;
-let splats0 = 0;
-const maps: BpfMap[] = [];
-const progs: Program[] = [];
-
-function mk(spec: MapSpec): BpfMap { const m = rt.createMap(spec); maps.push(m); return m; }
-async function load(name: string, m: Record<string, BpfMap>): Promise<Program> {
-  const p = await rt.loadProgram(fixture(name), { maps: m });
-  progs.push(p);
-  return p;
-}
-
 // 4 simulated CPUs on what may be a 2-core machine: a CPU can lose its core while it holds the
 // one lock all of them take, so the lock timeout is raised (a real deadlock still splats).
-beforeAll(async () => { rt = await Runtime.start({ cpus: CPUS, memoryBytes: 64 << 20, lockTimeoutMs: 10_000 }); });
-afterAll(async () => { await rt.stop(); });
-beforeEach(() => { live0 = graphObjStats().live; splats0 = rt.splatCount(); });
-afterEach(async () => {
-  for (const p of progs.splice(0)) await p.unload();
-  for (const m of maps.splice(0)) if (!m.closed) await m.close();
-  await rt.idle();
-  expect(rt.splats().slice(splats0).map(formatSplat)).toEqual([]);
-  expect(graphObjStats().live).toBe(live0);
-  expect(graphObjCheck()).toEqual([]);
-});
+const g = graphSuite({ runtime: { cpus: CPUS, memoryBytes: 64 << 20, lockTimeoutMs: 10_000 } });
+const { mk } = g;
+function load(name: string, m: Record<string, BpfMap>): Promise<Program> { return g.load(name, { maps: m }); }
 
 /**
  * Run 4 CPUs x 2,500 runs of `p` while the main thread copies value 0 of `lk` out (BPF_F_LOCK
@@ -53,7 +27,7 @@ afterEach(async () => {
  */
 async function copyWhileRunning(p: Program, lk: BpfMap, locked: boolean, spin: number): Promise<{ copies: number; bad: number; errors: Record<string, number>; ops: number }> {
   let done = false;
-  const work = rt.runWorkload({ cpus: 'all', program: p, iterations: 2500, args: { spin } }).finally(() => { done = true; });
+  const work = g.rt.runWorkload({ cpus: 'all', program: p, iterations: 2500, args: { spin } }).finally(() => { done = true; });
   let copies = 0, bad = 0;
   while (!done) {
     for (let j = 0; j < 50; j++) {
@@ -117,7 +91,7 @@ describe('test_spin_lock', () => {
   it('the counter flipped 0 -> 1 -> 0 under the lock: 4 CPUs x 2,500 runs all return 0, nobody saw another value, the counter ends 0', async () => {
     const m = slMaps();
     const p = await load('gr_spin_lock.mjs', m);
-    const r = await rt.runWorkload({ cpus: 'all', program: p, iterations: 2500, args: { op: 'flip' } });
+    const r = await g.rt.runWorkload({ cpus: 'all', program: p, iterations: 2500, args: { op: 'flip' } });
     expect(r.errors).toEqual({});
     expect(r.ops).toBe(CPUS * 2500);
     expect(r.perCpu.map((c) => c.ok)).toEqual(new Array(CPUS).fill(2500));
@@ -128,7 +102,7 @@ describe('test_spin_lock', () => {
   it('a credit account under the lock: 4 CPUs x 2,500 random credit/debit runs never see it negative, and it ends at credits - debits', async () => {
     const m = slMaps();
     const p = await load('gr_spin_lock.mjs', m);
-    const r = await rt.runWorkload({ cpus: 'all', program: p, iterations: 2500, args: { op: 'credit' } });
+    const r = await g.rt.runWorkload({ cpus: 'all', program: p, iterations: 2500, args: { op: 'credit' } });
     expect(r.errors).toEqual({});
     expect(r.perCpu.map((c) => c.ok)).toEqual(new Array(CPUS).fill(2500));
     expect(badCount(m['bad']!)).toBe(0);
@@ -144,7 +118,7 @@ describe('test_spin_lock', () => {
     const p = await load('gr_spin_lock.mjs', m);
     let seen = 0;
     for (let round = 0; round < 10 && seen === 0; round++) {
-      await rt.runWorkload({ cpus: 'all', program: p, iterations: 2500, args: { op: 'flip', nolock: true, window: 200 } });
+      await g.rt.runWorkload({ cpus: 'all', program: p, iterations: 2500, args: { op: 'flip', nolock: true, window: 200 } });
       seen = badCount(m['bad']!);
     }
     expect(seen).toBeGreaterThan(0);
