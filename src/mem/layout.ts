@@ -92,6 +92,7 @@ export const RCU_STATE_BASE = 4096;      // ..6143
 export const RCU_STATE_SIZE = 2048;
 export const RT_STATE_BASE = 6144;       // ..8191
 export const RT_DOORBELL = RT_STATE_BASE;            // coordinator doorbell word (own line)
+export const RT_DOORBELL_SLEEPING = RT_STATE_BASE + 4; // 1 while the coordinator waits on the doorbell
 export const RT_STATE_WORDS = RT_STATE_BASE + CACHELINE; // runtime-owned words from here
 export const MAP_TABLE_BASE = 8192;      // ..16383
 export const MAP_TABLE_ENTRIES = 2048;

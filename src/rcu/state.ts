@@ -29,7 +29,7 @@
  * idle.)
  */
 import { I32 } from '../mem/arena.js';
-import { RCU_STATE_BASE, RT_DOORBELL } from '../mem/layout.js';
+import { RCU_STATE_BASE, RT_DOORBELL, RT_DOORBELL_SLEEPING } from '../mem/layout.js';
 
 export const RCU_GP_GEN = RCU_STATE_BASE + 0;
 export const RCU_TRACE_ACTIVE = RCU_STATE_BASE + 4;
@@ -47,8 +47,14 @@ export const PC_RCU_TRACE_SEQ = 296;
 export const PC_RCU_STAT_EXP_QS = 300;
 export const PC_RCU_STAT_DEFERRED = 304;
 
-/** Wake the coordinator (any thread): bump RT_DOORBELL and notify its waiter. */
+/**
+ * Wake the coordinator (any thread): bump RT_DOORBELL, and notify only if it is waiting (a notify
+ * is a futex wake: microseconds, paid per ring). No wake is lost: the coordinator reads the count,
+ * then sets RT_DOORBELL_SLEEPING, then waits while the count still equals what it read; a ring
+ * before the flag was set changed the count (its wait returns at once), a ring after sees the
+ * flag (all seq-cst Atomics).
+ */
 export function ringDoorbell(): void {
   Atomics.add(I32, RT_DOORBELL >> 2, 1);
-  Atomics.notify(I32, RT_DOORBELL >> 2);
+  if (Atomics.load(I32, RT_DOORBELL_SLEEPING >> 2) !== 0) Atomics.notify(I32, RT_DOORBELL >> 2);
 }

@@ -12,7 +12,7 @@
  * thread's other work (syscall-side calls, test code).
  */
 import { I32 } from '../mem/arena.js';
-import { RT_DOORBELL } from '../mem/layout.js';
+import { RT_DOORBELL, RT_DOORBELL_SLEEPING } from '../mem/layout.js';
 
 export interface CoordinatorService {
   readonly name: string;
@@ -67,14 +67,18 @@ export class Coordinator {
 
   async #loop(): Promise<void> {
     const idx = RT_DOORBELL >> 2;
+    const sleepI = RT_DOORBELL_SLEEPING >> 2;
     while (this.#running) {
       const seen = Atomics.load(I32, idx);
       const next = this.pollNow();
       if (!this.#running) break;
       const timeout = next < 0 ? IDLE_POLL_MS : Math.min(next, IDLE_POLL_MS);
       if (timeout <= 0) { await new Promise<void>((r) => setImmediate(r)); continue; }
+      // ringers notify only while this flag is set (src/rcu/state.ts ringDoorbell)
+      Atomics.store(I32, sleepI, 1);
       const r = Atomics.waitAsync(I32, idx, seen, timeout);
       if (r.async) await r.value;
+      Atomics.store(I32, sleepI, 0);
       this.#wakes++;
     }
   }
