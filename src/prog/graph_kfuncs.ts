@@ -23,8 +23,10 @@ import { rawSpinLockIrqsave, rawSpinUnlockIrqrestore } from '../locks/raw_spinlo
 import { LC_BPF_SPIN_LOCK } from '../locks/lock_classes.js';
 import { resSpinLock, resSpinLockIrqsave, resSpinUnlock, resSpinUnlockIrqrestore } from '../locks/res_spinlock.js';
 import { EINVAL } from '../errno.js';
-import { MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC, type BpfMapImpl } from '../maps/map_ops.js';
+import { MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC, MAP_STATE, MAP_STATE_LIVE, MAP_SERIAL, type BpfMapImpl } from '../maps/map_ops.js';
 import { btfRecordFromWords } from '../maps/btf_record.js';
+import { mapById } from '../maps/registry.js';
+import { MAP_TABLE_ENTRIES } from '../mem/layout.js';
 import { FK_LIST_HEAD, FK_RB_ROOT, KIND_NAMES, typeInfo, type RootDesc, type TypeInfo } from '../graph/btf_types.js';
 import { bpfObjNew, bpfObjDrop, bpfRefcountAcquire, objType } from '../graph/bpf_obj.js';
 import { bpfListPush, bpfListPop, bpfListFront, bpfListBack } from '../graph/bpf_list.js';
@@ -42,6 +44,8 @@ interface Domain {
   readonly type: TypeInfo | null;
   readonly lockOff: number;
   readonly roots: readonly RootDesc[];
+  /** a map reached at run time, not one of the program's: checked still live before use */
+  readonly other?: boolean;
 }
 
 /** What the kfuncs need of a loaded program (prog_run.ts LoadedProgram). */
@@ -85,22 +89,66 @@ function hex(p: number): string { return `0x${(p >>> 0).toString(16)}`; }
 
 /** The root at `rootPtr` (of `kind`), checked against the lock this run holds. */
 function resolveRoot(f: RunFrame, rootPtr: number, kind: number, fn: string): RootDesc {
-  const kname = KIND_NAMES[kind]!;
+  const p = prog(f);
+  let r = searchRoot(f, domainsOf(p), rootPtr, kind, fn);
+  // not in the program's own maps or objects: a value of another map, such as an inner map of
+  // one of its map-in-maps (the kernel's inner_map linked_list cases)
+  if (r === null && addOtherMapDomain(p, rootPtr, kind)) r = searchRoot(f, domainsOf(p), rootPtr, kind, fn);
+  if (r !== null) return r;
+  return ruleViolation(`${fn}: ${hex(rootPtr)} is not a ${KIND_NAMES[kind]!} in a value of this program's maps or in one of its objects`);
+}
+
+function searchRoot(f: RunFrame, domains: readonly Domain[], rootPtr: number, kind: number, fn: string): RootDesc | null {
   let unlockedMatch: Domain | null = null;
-  for (const d of domainsOf(prog(f))) {
+  for (const d of domains) {
     for (const r of d.roots) {
       if (r.kind !== kind) continue;
       const base = rootPtr - r.off;
-      if (d.map !== null) { if (d.map.ownsValue(base) === false) continue; } else if (objType(base) !== d.type) continue;
+      if (d.map !== null) {
+        if (d.map.ownsValue(base) === false) continue;
+        if (d.other === true && !mapStillLive(d.map)) continue;
+      } else if (objType(base) !== d.type) continue;
       if (f.spin === base + d.lockOff) return r;
       unlockedMatch ??= d;
     }
   }
   if (unlockedMatch !== null) {
+    const kname = KIND_NAMES[kind]!;
     if (f.spin === 0) ruleViolation(`${fn}: bpf_spin_lock at off=${unlockedMatch.lockOff} must be held for ${kname}`);
     ruleViolation(`${fn}: held lock and object are not in the same allocation (${kname} at ${hex(rootPtr)}, lock held at ${hex(f.spin)})`);
   }
-  return ruleViolation(`${fn}: ${hex(rootPtr)} is not a ${kname} in a value of this program's maps or in one of its objects`);
+  return null;
+}
+
+/** The map behind a handle is the same live map (not freed, its memory not reused by another). */
+function mapStillLive(m: BpfMapImpl): boolean {
+  return Atomics.load(I32, (m.ptr + MAP_STATE) >> 2) === MAP_STATE_LIVE && I32[(m.ptr + MAP_SERIAL) >> 2] === m.serial;
+}
+
+/** At most this many maps beyond its own a program's domains grow by (inner maps it reached). */
+const MAX_OTHER_DOMAINS = 32;
+
+/**
+ * Cold path: find a live map (not yet a domain) whose values hold a root of `kind` at an offset
+ * that makes `rootPtr - off` one of its values, and add it to the program's domains. The lock
+ * check then runs as for the program's own maps.
+ */
+function addOtherMapDomain(p: GraphProgram, rootPtr: number, kind: number): boolean {
+  const domains = domainsOf(p);
+  for (let i = domains.length - 1; i >= 0; i--) if (domains[i]!.other === true && !mapStillLive(domains[i]!.map!)) domains.splice(i, 1);
+  if (domains.length >= p.typeIds.size + Object.keys(p.maps).length + MAX_OTHER_DOMAINS) return false;
+  for (let id = 1; id < MAP_TABLE_ENTRIES; id++) {
+    const m = mapById(id);
+    if (m === undefined || I32[(m.ptr + MAP_GRAPH_REC) >> 2] === 0 || domains.some((d) => d.map === m)) continue;
+    const g = (off: number): number => I32[(m.ptr + off) >> 2]!;
+    const rec = btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF), g(MAP_GRAPH_REC));
+    // only a map that can say the pointer is one of its values (dynamic hash elements cannot)
+    if (rec.roots.some((r) => r.kind === kind && m.ownsValue(rootPtr - r.off) === true)) {
+      domains.push({ map: m, type: null, lockOff: rec.spinLockOff, roots: rec.roots, other: true });
+      return true;
+    }
+  }
+  return false;
 }
 
 function noLess(f: RunFrame, what: string): void {
