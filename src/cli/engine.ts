@@ -28,7 +28,7 @@ import { I32, U8 } from '../mem/arena.js';
 import { kmalloc, kfree } from '../mem/slab.js';
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
-  MEM_MAX_OWNERS, FAULT_DROP_FREELIST_PUSH, PC_HELD_COUNT, PC_WAIT_LOCK, PC_PROG_ACTIVE, PC_PREEMPT_COUNT,
+  MEM_MAX_OWNERS, FAULT_DROP_FREELIST_PUSH, FAULT_LOST_UPDATE, FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE, PC_HELD_COUNT, PC_WAIT_LOCK, PC_PROG_ACTIVE, PC_PREEMPT_COUNT,
   PC_MIGRATE_DISABLE, PC_IRQS_OFF, PC_RCU_NESTING, PC_RCU_TRACE_NESTING,
 } from '../mem/layout.js';
 import { errnoName } from '../errno.js';
@@ -84,7 +84,10 @@ const PROG = {
   benchGraph: new URL('./programs/bench_graph.js', import.meta.url),
 };
 
-const FAULT_BITS: Readonly<Record<FaultName, number>> = { drop_freelist_push: FAULT_DROP_FREELIST_PUSH };
+const FAULT_BITS: Readonly<Record<FaultName, number>> = {
+  drop_freelist_push: FAULT_DROP_FREELIST_PUSH, lost_update: FAULT_LOST_UPDATE, phantom_delete: FAULT_PHANTOM_DELETE,
+  noexist_overwrite: FAULT_NOEXIST_OVERWRITE,
+};
 
 /** Memory for one runtime: enough for every stress cell's map plus the allocator's caches. */
 const MEMORY_BYTES = 256 << 20;

@@ -40,7 +40,7 @@ export const ALL_BENCH_NAMES = [...BENCH_NAMES, 'timers', 'graph'] as const;
 export type BenchName = (typeof ALL_BENCH_NAMES)[number];
 
 /** Test-only fault switches (src/mem/layout.ts FAULT_*). Never set by default. */
-export const FAULT_NAMES = ['drop_freelist_push'] as const;
+export const FAULT_NAMES = ['drop_freelist_push', 'lost_update', 'phantom_delete', 'noexist_overwrite'] as const;
 export type FaultName = (typeof FAULT_NAMES)[number];
 
 export type ContextName = 'task' | 'softirq' | 'hardirq' | 'nmi';

@@ -65,7 +65,10 @@
 import { I32, U8, arenaGeneration, nrCpus, nrCpuIds, hdrFlags, headerI32 } from '../mem/arena.js';
 import { thisCpu, pcpuI } from '../mem/this_cpu.js';
 import { PROG_LOCKED_I, helperUnderLock } from '../cpu/prog_locked.js';
-import { CACHELINE, FLAG_RQSPINLOCK, FLAG_PREEMPT_RT, FLAG_DYN_KMALLOC, HDR_SEED } from '../mem/layout.js';
+import {
+  CACHELINE, FLAG_RQSPINLOCK, FLAG_PREEMPT_RT, FLAG_DYN_KMALLOC, HDR_SEED, HDR_FAULTS, FAULT_LOST_UPDATE,
+  FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE, FAULT_PERIOD,
+} from '../mem/layout.js';
 import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mem/slab.js';
 import { ownerName } from '../mem/owners.js';
 import { window } from '../cpu/window.js';
@@ -287,10 +290,15 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   readonly sleepingLock: boolean;
   /** map_free's deferred part (main thread; resolved for preallocated maps) */
   #teardown: Promise<void> = Promise.resolve();
+  /** test-only map-semantics faults (HDR_FAULTS, read once: the runtime sets them at boot) */
+  readonly #faults: number;
+  /** per-thread, per-map op count the faults fire on (every FAULT_PERIOD-th eligible op) */
+  #faultTick = 0;
 
   constructor(ptr: number) {
     super(ptr, 'hash');
     const g = (off: number): number => I32[(ptr + off) >> 2]!;
+    this.#faults = I32[HDR_FAULTS >> 2]! & (FAULT_LOST_UPDATE | FAULT_PHANTOM_DELETE | FAULT_NOEXIST_OVERWRITE);
     this.owner = g(MAP_OWNER);
     this.rec = btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF), g(MAP_GRAPH_REC));
     this.lockOff = this.rec.spinLockOff;
@@ -553,9 +561,11 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     let ret = this.#lock(lk, hash);
     if (ret !== 0) return ret;
     window(SITE_DELETE_LOCKED);
-    const l = this.lookupRaw(b, key, hash);
-    if (l !== 0) hlistNullsDelRcu(l);
-    else ret = -ENOENT;
+    let l = this.lookupRaw(b, key, hash);
+    if (l !== 0 && (this.#faults & FAULT_PHANTOM_DELETE) !== 0 && this.#faultFires()) l = -1; // test fault: report 0, unlink nothing
+    if (l > 0) hlistNullsDelRcu(l);
+    else if (l === 0) ret = -ENOENT;
+    if (l < 0) l = 0;
     this.#unlock(lk, hash);
     if (l !== 0) {
       if (this.lru) this.#lruPushFree(l);
@@ -585,7 +595,10 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     window(SITE_UPDATE_LOCKED);
     const lOld = this.lookupRaw(b, key, hash);
     ret = checkFlags(lOld, flags);
-    if (ret === 0) {
+    if (this.#faults !== 0) ret = this.#updateFault(lOld, flags, ret);
+    if (ret === 1) {
+      ret = 0; // test fault: the replace "succeeded" without changing anything
+    } else if (ret === 0) {
       if (lOld !== 0 && (flags & BPF_F_LOCK) !== 0) {
         ret = copyMapValueLocked(lOld + this.valOff, value, this.valueSize, this.rec, false);
       } else {
@@ -625,6 +638,19 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     }
     return ret;
   }
+
+  /**
+   * Test faults of the plain hash update: 1 = report success and change nothing (lost update);
+   * an -EEXIST of BPF_NOEXIST turned into a replace (noexist overwrite). Otherwise `ret`.
+   */
+  #updateFault(lOld: number, flags: number, ret: number): number {
+    if (lOld === 0) return ret;
+    if (ret === -EEXIST && (this.#faults & FAULT_NOEXIST_OVERWRITE) !== 0 && this.#faultFires()) return 0;
+    if (ret === 0 && (flags & BPF_F_LOCK) === 0 && (this.#faults & FAULT_LOST_UPDATE) !== 0 && this.#faultFires()) return 1;
+    return ret;
+  }
+
+  #faultFires(): boolean { return ++this.#faultTick % FAULT_PERIOD === 0; }
 
   /** pcpu_copy_value(): existing element, in place. */
   #pcpuCopyValue(pptr: number, value: number, onallcpus: boolean): void {

@@ -82,6 +82,11 @@ export const FLAG_RECORD = 1 << 5;       // record map operations (Runtime.start
 
 // HDR_FAULTS bits (test-only fault injection; never set by default)
 export const FAULT_DROP_FREELIST_PUSH = 1 << 0;
+// map-semantics bugs the linearizability checker must find (hash maps, every FAULT_PERIOD-th op):
+export const FAULT_LOST_UPDATE = 1 << 1;        // a replace returns 0 and changes nothing
+export const FAULT_PHANTOM_DELETE = 1 << 2;     // a delete returns 0 and leaves the element
+export const FAULT_NOEXIST_OVERWRITE = 1 << 3;  // BPF_NOEXIST on an existing key replaces it and returns 0
+export const FAULT_PERIOD = 8;
 
 // ---- fixed module regions inside the header ----
 export const MEM_STATE_BASE = 512;       // ..2047

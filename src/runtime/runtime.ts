@@ -35,7 +35,7 @@ import {
   FLAG_VIRTUAL_CLOCK, FLAG_RECORD, HDR_STOPPING, HDR_VCLOCK_NS, HDR_FAULTS, PC_PENDING, PEND_STOP,
   PC_STAT_NMI, PC_STAT_HARDIRQ, PC_STAT_SOFTIRQ, PC_STAT_IRQ_WORK, PC_STAT_WINDOW_SLOW,
   PC_STAT_KPROBE, ATTACH_KPROBE, ATTACH_PERF_EVENT, ATTACH_HARDIRQ, ATTACH_SOFTIRQ, PC_RUNNING_PROG,
-  PC_CUR_SITE, PC_PROGRESS, FAULT_DROP_FREELIST_PUSH,
+  PC_CUR_SITE, PC_PROGRESS, FAULT_DROP_FREELIST_PUSH, FAULT_LOST_UPDATE, FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE,
 } from '../mem/layout.js';
 import { defineSite, allSites, siteId, siteName } from '../cpu/sites.js';
 import { irqCounts, offCoreMs, KIND_NMI, KIND_HARDIRQ, KIND_SOFTIRQ } from '../cpu/irq_source.js';
@@ -149,7 +149,7 @@ const OPTION_NAMES: readonly (keyof RuntimeOptions)[] = [
   'cpus', 'preemptRt', 'memoryBytes', 'dynAlloc', 'bucketLock', 'clock', 'seed', 'lockTimeoutMs',
   'rcuStallMs', 'lockdep', 'faults', 'watchdogMs', 'record',
 ];
-const KNOWN_FAULTS = FAULT_DROP_FREELIST_PUSH;
+const KNOWN_FAULTS = FAULT_DROP_FREELIST_PUSH | FAULT_LOST_UPDATE | FAULT_PHANTOM_DELETE | FAULT_NOEXIST_OVERWRITE;
 
 function resolveOptions(options: unknown): ResolvedRuntimeOptions {
   const what = (k: string): string => `Runtime.start: option '${k}'`;
