@@ -182,6 +182,7 @@ export const PC_MOD_SIZE = 384;
 export const PC_PROG_LOCKED = 896;       // 1 while the innermost running program holds a bpf_spin_lock / res_spin_lock (helper calls are refused)
 export const PC_GRAPH_DEFER = 900;       // llist of objects whose drop was deferred from NMI (bpf_obj.ts)
 export const PC_GRAPH_IRQ_WORK = 904;    // the irq_work that drops them (16 bytes)
+export const PC_GRAPH_STATS = 920;       // i32[5] owner-written object counters (bpf_obj.ts GS_*)
 // lines 8..39: per-run-depth scratch frames; 40..47: shared scratch
 export const PC_SCRATCH = 1024;
 export const PC_SCRATCH_SIZE = 512;      // one frame
