@@ -3,13 +3,15 @@
  *
  * A worker cannot be interrupted mid-statement, so runtime code calls window(SITE) wherever a
  * real CPU could take an interrupt or a kprobe could fire — above all inside lock-held regions.
- * Fast path: one Atomics.load of this CPU's PC_PENDING word; nothing else when it is 0.
+ * Fast path: one Atomics.load of this CPU's PC_PENDING word; nothing else when it is 0 (and one
+ * more when only PEND_KPROBE is set: HDR_KPROBE_SITES says whether a kprobe may be at this site).
  *
  * Slow path, in this order:
  *   0. PEND_SRC (sticky while an interrupt source is armed here): count down, and every few
  *      windows raise on this CPU whatever source fell due (irq_source.ts); if nothing else is
  *      pending, return at once.
- *   1. PEND_KPROBE (sticky while any kprobe is attached): run the programs attached at this site.
+ *   1. PEND_KPROBE (sticky while any kprobe is attached): if HDR_KPROBE_SITES has this site's bit
+ *      (site & 255), run the programs attached at this site; other windows pay that one load.
  *   2. PEND_SITE (sticky while a precise injection is armed for this CPU): an injection naming
  *      this site turns into a pending NMI/hardirq/softirq (with its program, if any).
  *   3. PEND_NMI: delivered always (unless already in NMI: then it waits for the next window).
@@ -28,7 +30,7 @@ import {
   PC_PENDING, PC_CUR_SITE, PC_PEND_PROG_NMI, PC_PEND_PROG_HARDIRQ, PC_PEND_PROG_SOFTIRQ,
   PC_STAT_NMI, PC_STAT_HARDIRQ, PC_STAT_SOFTIRQ, PC_STAT_IRQ_WORK, PC_STAT_WINDOW_SLOW, PC_STAT_KPROBE,
   PEND_SRC, PEND_NMI, PEND_HARDIRQ, PEND_SOFTIRQ, PEND_IRQ_WORK, PEND_SITE, PEND_KPROBE,
-  PEND_RCU_EXP, HDR_INJECT_BASE, HDR_ATTACH_BASE, INJECT_ENTRIES, INJECT_ENTRY, INJ_ACTIVE, INJ_CPU,
+  PEND_RCU_EXP, HDR_INJECT_BASE, HDR_ATTACH_BASE, HDR_KPROBE_SITES, KPROBE_SITE_BITS, INJECT_ENTRIES, INJECT_ENTRY, INJ_ACTIVE, INJ_CPU,
   INJ_SITE, INJ_KIND, INJ_REMAINING, INJ_PROG, INJ_FIRED, ATTACH_ENTRIES, ATTACH_ENTRY, ATT_ACTIVE,
   ATT_KIND, ATT_SITE, ATT_CPUMASK_LO, ATT_CPUMASK_HI, ATT_PROG, ATT_HITS, ATTACH_KPROBE,
   ATTACH_PERF_EVENT, ATTACH_HARDIRQ, ATTACH_SOFTIRQ, IRQ_KIND_NMI, IRQ_KIND_HARDIRQ,
@@ -59,10 +61,20 @@ const PEND_I = PC_PENDING >> 2;
 const SITE_I = PC_CUR_SITE >> 2;
 const CTX_I = PC_CTX_MASK >> 2;
 const IRQS_I = PC_IRQS_OFF >> 2;
+const KPROBE_SITES_I = HDR_KPROBE_SITES >> 2;
 
-/** window(site): a point where this CPU may take an interrupt. One Atomics.load when idle. */
+/**
+ * window(site): a point where this CPU may take an interrupt. One Atomics.load when idle; with
+ * only kprobes attached (PEND_KPROBE alone), one more load skips the windows of other sites.
+ */
 export function window(site: number): void {
-  if (Atomics.load(I32, pcpuI + PEND_I) !== 0) windowSlow(site);
+  const p = Atomics.load(I32, pcpuI + PEND_I);
+  if (p !== 0 && (p !== PEND_KPROBE || kprobeMayBeAt(site))) windowSlow(site);
+}
+
+/** Is a kprobe attached at a site with this site's hash bit (HDR_KPROBE_SITES)? One load. */
+function kprobeMayBeAt(site: number): boolean {
+  return (Atomics.load(I32, KPROBE_SITES_I + ((site & KPROBE_SITE_BITS) >>> 5)) & (1 << (site & 31))) !== 0;
 }
 
 function bump(off: number): void {
@@ -160,7 +172,8 @@ export function windowSlow(site: number): void {
   }
   I32[pcpuI + SITE_I] = site;
   bump(PC_STAT_WINDOW_SLOW);
-  if ((p & PEND_KPROBE) !== 0 && site !== 0) {
+  // one load decides: no kprobe is attached at a site hashing to this one's bit (most windows)
+  if ((p & PEND_KPROBE) !== 0 && site !== 0 && kprobeMayBeAt(site)) {
     bump(PC_STAT_KPROBE);
     runAttached(ATTACH_KPROBE, site);
   }

@@ -70,6 +70,8 @@ export const HDR_HIST_CLOCK = 100;   // u32: the history's call/return stamp cou
 export const HDR_HIST_ENTRIES = 104; // entries per CPU ring
 export const HDR_HIST_OFF = 108;     // 1: recording stopped (cap reached, or the stamps would wrap)
 export const HDR_TIMER_BASE = 112;   // the hrtimer bases and bpf_timer globals (src/timers/hrtimer.ts), 0 until booted
+export const HDR_KPROBE_SITES = 128; // u32[8]: bit (site & 255) set while a kprobe is attached at a site hashing there (inject.ts)
+export const KPROBE_SITE_BITS = 255;
 export const HDR_GRAPH_BASE = 116;   // object types, bpf_global_ma and object accounting (src/graph/), 0 until the first program declares types
 
 // HDR_FLAGS bits

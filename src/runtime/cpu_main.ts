@@ -21,7 +21,7 @@ import { pcpuI, thisCpu } from '../mem/this_cpu.js';
 import { PC_WAKE, PC_PENDING, PEND_STOP, PEND_SRC, PC_PROGRESS } from '../mem/layout.js';
 import { srcResume, srcPause } from '../cpu/irq_source.js';
 import { contextFromName, enterContext, exitContext, CTX_TASK } from '../cpu/context.js';
-import { windowSlow, processPending } from '../cpu/window.js';
+import { window, processPending } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
 import { errnoName, BpfError, EPERM, EINVAL } from '../errno.js';
 import { openMap } from '../maps/registry.js';
@@ -151,7 +151,7 @@ export const cpuControl: CpuControl = {
       p.ctx.iter = i;
       const r = runOnce(p, ctx);
       if (!lastRunSkipped) { runs++; retval = r; } else if (lastRunRefused) break;
-      if (Atomics.load(I32, pcpuI) !== 0) windowSlow(SITE_TESTRUN_LOOP);
+      window(SITE_TESTRUN_LOOP);
       rcuQuiescentState();
       I32[progI] = I32[progI]! + 1;
     }
@@ -178,7 +178,7 @@ export const cpuControl: CpuControl = {
       const pend = Atomics.load(I32, pendI);
       if (pend !== 0) {
         if ((pend & PEND_STOP) !== 0) { stoppedEarly = true; break; }
-        windowSlow(SITE_WORKLOAD_LOOP);
+        window(SITE_WORKLOAD_LOOP);
       }
       if ((i & 127) === 0 && performance.now() >= deadline) { stoppedEarly = true; break; }
       p.ctx.iter = i;

@@ -17,6 +17,7 @@
 import { I32 } from '../mem/arena.js';
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
+  HDR_KPROBE_SITES, KPROBE_SITE_BITS,
   HDR_INJECT_BASE, HDR_ATTACH_BASE, INJECT_ENTRIES, INJECT_ENTRY, INJ_ACTIVE, INJ_CPU, INJ_SITE,
   INJ_KIND, INJ_REMAINING, INJ_PROG, INJ_FIRED, ATTACH_ENTRIES, ATTACH_ENTRY, ATT_ACTIVE, ATT_KIND,
   ATT_SITE, ATT_CPUMASK_LO, ATT_CPUMASK_HI, ATT_PROG, ATT_HITS, ATTACH_KPROBE, PC_PENDING, PC_WAKE,
@@ -95,6 +96,8 @@ export function attachEntry(kind: number, site: number, cpus: readonly number[],
     I32[(e + ATT_CPUMASK_HI) >> 2] = hi;
     I32[(e + ATT_PROG) >> 2] = progId;
     Atomics.store(I32, (e + ATT_HITS) >> 2, 0);
+    // the site's bit before the entry is active: a window that sees the entry also sees the bit
+    if (kind === ATTACH_KPROBE) Atomics.or(I32, (HDR_KPROBE_SITES >> 2) + ((site & KPROBE_SITE_BITS) >>> 5), 1 << (site & 31));
     Atomics.store(I32, (e + ATT_ACTIVE) >> 2, 1);
     if (kind === ATTACH_KPROBE) for (let c = 0; c < nrCpus; c++) raiseOnCpu(c, PEND_KPROBE);
     return i;
@@ -111,10 +114,17 @@ export function detachEntry(slot: number, nrCpus: number): void {
   const base = I32[HDR_ATTACH_BASE >> 2]!;
   Atomics.store(I32, (base + slot * ATTACH_ENTRY + ATT_ACTIVE) >> 2, 0);
   let kprobes = false;
+  const sites = new Int32Array(8);
   for (let i = 0; i < ATTACH_ENTRIES; i++) {
     const e = base + i * ATTACH_ENTRY;
-    if (Atomics.load(I32, (e + ATT_ACTIVE) >> 2) !== 0 && I32[(e + ATT_KIND) >> 2] === ATTACH_KPROBE) kprobes = true;
+    if (Atomics.load(I32, (e + ATT_ACTIVE) >> 2) !== 0 && I32[(e + ATT_KIND) >> 2] === ATTACH_KPROBE) {
+      kprobes = true;
+      const s = I32[(e + ATT_SITE) >> 2]!;
+      sites[(s & KPROBE_SITE_BITS) >>> 5] |= 1 << (s & 31);
+    }
   }
+  // attach and detach run on the main thread only: recomputing the mask races with nothing
+  for (let w = 0; w < 8; w++) Atomics.store(I32, (HDR_KPROBE_SITES >> 2) + w, sites[w]!);
   if (!kprobes) for (let c = 0; c < nrCpus; c++) clearOnCpu(c, PEND_KPROBE);
 }
 
