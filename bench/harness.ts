@@ -294,26 +294,53 @@ export async function runWorkers(spec: WorkersSpec): Promise<Measurement> {
   if (!Number.isInteger(spec.threads) || spec.threads < 1) throw new RangeError(`threads must be a positive integer; got ${String(spec.threads)}`);
   if (!(spec.seconds > 0)) throw new RangeError(`seconds must be > 0; got ${String(spec.seconds)}`);
   const ctlBuf = new SharedArrayBuffer(64);
-  const ctl = new Int32Array(ctlBuf);
   const data: HarnessWorkerData = {
     bpfsimHarness: 1, ctl: ctlBuf, kernel: spec.kernel, entries: spec.entries ?? 100_000, locked: spec.locked ?? false,
   };
   const url = harnessWorkerUrl();
+  const run = await runTimedWorkers({
+    url, threads: spec.threads, seconds: spec.seconds, ctl: ctlBuf, label: 'bench worker',
+    workerData: () => data, name: (t) => `bench${t}`, isResult: isHarnessWorkerResult,
+  });
+  // Throughput over the time the workers actually ran (they stop within one batch of the flag).
+  return { ops: run.results.reduce((a, r) => a + r.ops, 0), elapsedNs: run.elapsedNs };
+}
+
+export interface TimedWorkersSpec<R extends { readonly ops: number; readonly elapsedNs: number }> {
+  readonly url: URL;
+  readonly threads: number;
+  readonly seconds: number;
+  /** ctl words: PHASE (0 get ready, 1 go, 2 stop; written here), READY (each worker adds 1) */
+  readonly ctl: SharedArrayBuffer;
+  readonly workerData: (thread: number) => unknown;
+  readonly name: (thread: number) => string;
+  readonly isResult: (v: unknown) => v is R;
+  /** names the workers in errors */
+  readonly label: string;
+}
+
+/**
+ * The measuring protocol every same-run JS baseline uses: start `threads` workers, wait until all
+ * are ready (30 s at most), let them run `seconds`, stop them, collect one result each. The time
+ * is the longest a worker ran, bounded by the wall time between go and the last result.
+ */
+export async function runTimedWorkers<R extends { readonly ops: number; readonly elapsedNs: number }>(spec: TimedWorkersSpec<R>): Promise<{ results: R[]; elapsedNs: number }> {
+  const ctl = new Int32Array(spec.ctl);
   const workers: Worker[] = [];
-  const results: Promise<HarnessWorkerResult>[] = [];
+  const results: Promise<R>[] = [];
   for (let t = 0; t < spec.threads; t++) {
-    const w = new Worker(fileURLToPath(url), { workerData: data, name: `bench${t}` });
+    const w = new Worker(fileURLToPath(spec.url), { workerData: spec.workerData(t), name: spec.name(t) });
     workers.push(w);
     results.push(new Promise((resolve, reject) => {
-      w.once('message', (m: unknown) => (isHarnessWorkerResult(m) ? resolve(m) : reject(new Error('bench worker: malformed result'))));
+      w.once('message', (m: unknown) => (spec.isResult(m) ? resolve(m) : reject(new Error(`${spec.label}: malformed result`))));
       w.once('error', reject);
-      w.once('exit', (code) => reject(new Error(`bench worker exited with code ${code} before reporting`)));
+      w.once('exit', (code) => reject(new Error(`${spec.label} exited with code ${code} before reporting`)));
     }));
   }
   try {
     const deadline = Date.now() + 30_000;
     while (Atomics.load(ctl, READY) < spec.threads) {
-      if (Date.now() > deadline) throw new Error('bench workers did not get ready within 30 s');
+      if (Date.now() > deadline) throw new Error(`${spec.label}s did not get ready within 30 s`);
       await Promise.race([sleep(2), ...results]);
     }
     const t0 = process.hrtime.bigint();
@@ -323,10 +350,7 @@ export async function runWorkers(spec: WorkersSpec): Promise<Measurement> {
     Atomics.store(ctl, PHASE, 2);
     const rs = await Promise.all(results);
     const wallNs = Number(process.hrtime.bigint() - t0);
-    const ops = rs.reduce((a, r) => a + r.ops, 0);
-    // Throughput over the time the workers actually ran (they stop within one batch of the flag).
-    const elapsedNs = Math.max(...rs.map((r) => r.elapsedNs), 1);
-    return { ops, elapsedNs: Math.min(elapsedNs, wallNs) };
+    return { results: rs, elapsedNs: Math.min(Math.max(...rs.map((r) => r.elapsedNs), 1), wallNs) };
   } finally {
     Atomics.store(ctl, PHASE, 2);
     Atomics.notify(ctl, PHASE);

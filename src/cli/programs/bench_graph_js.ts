@@ -12,10 +12,10 @@
  *         with a length (insert and remove-first are copyWithin; push/pop move the length), one lock.
  * Not a BPF program: a worker entry (this module recognises its workerData) and runGraphJs(), which
  * starts the threads, releases them together, stops them after `seconds` and sums their pairs. It
- * imports nothing of the library (bench_graph.ts takes the shared sizes from here).
+ * imports nothing of the library (bench_graph.ts takes the shared sizes from here); the harness's
+ * measuring protocol (runTimedWorkers) is imported lazily, by the main thread only.
  */
-import { Worker, isMainThread, workerData, parentPort } from 'node:worker_threads';
-import { fileURLToPath } from 'node:url';
+import { isMainThread, workerData, parentPort } from 'node:worker_threads';
 
 /** Nodes each tree / sorted array holds (prefilled; add + remove keeps the size). */
 export const BENCH_GRAPH_TREE_SIZE = 256;
@@ -153,13 +153,10 @@ function isResult(v: unknown): v is GraphJsResult {
   return typeof v === 'object' && v !== null && typeof (v as GraphJsResult).ops === 'number' && typeof (v as GraphJsResult).elapsedNs === 'number';
 }
 
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
-
 /** Run the baseline on `threads` workers for `seconds`: pairs of all threads over the time they ran. */
 export async function runGraphJs(spec: GraphJsSpec): Promise<{ ops: number; elapsedNs: number }> {
   if (!Number.isInteger(spec.threads) || spec.threads < 1 || spec.threads > MAX_THREADS) throw new RangeError(`threads must be 1..${MAX_THREADS}; got ${String(spec.threads)}`);
   const ctlBuf = new SharedArrayBuffer(16);
-  const ctl = new Int32Array(ctlBuf);
   const memBuf = new SharedArrayBuffer(4 * STRIDE * (spec.shared ? 1 : spec.threads));
   const mem = new Int32Array(memBuf);
   if (spec.shared && spec.op === 'rbtree') {
@@ -167,37 +164,15 @@ export async function runGraphJs(spec: GraphJsSpec): Promise<{ ops: number; elap
     mem.set(keys, S_ELEMS);
     mem[S_LEN] = keys.length;
   }
-  const workers: Worker[] = [];
-  const results: Promise<GraphJsResult>[] = [];
-  for (let t = 0; t < spec.threads; t++) {
-    const data: GraphJsData = { bpfsimGraphJs: 1, ctl: ctlBuf, mem: memBuf, op: spec.op, shared: spec.shared, index: t, seed: 0x2545f491 + t * 0x9e3779b9 };
-    const w = new Worker(fileURLToPath(workerUrl()), { workerData: data, name: `graphjs${t}` });
-    workers.push(w);
-    results.push(new Promise((resolve, reject) => {
-      w.once('message', (m: unknown) => (isResult(m) ? resolve(m) : reject(new Error('graph baseline worker: malformed result'))));
-      w.once('error', reject);
-      w.once('exit', (code) => reject(new Error(`graph baseline worker exited with code ${code} before reporting`)));
-    }));
-  }
-  try {
-    const deadline = Date.now() + 30_000;
-    while (Atomics.load(ctl, READY) < spec.threads) {
-      if (Date.now() > deadline) throw new Error('graph baseline workers did not get ready within 30 s');
-      await Promise.race([sleep(2), ...results]);
-    }
-    const t0 = process.hrtime.bigint();
-    Atomics.store(ctl, PHASE, 1);
-    Atomics.notify(ctl, PHASE);
-    await sleep(spec.seconds * 1000);
-    Atomics.store(ctl, PHASE, 2);
-    const rs = await Promise.all(results);
-    const wallNs = Number(process.hrtime.bigint() - t0);
-    return { ops: rs.reduce((a, r) => a + r.ops, 0), elapsedNs: Math.min(Math.max(...rs.map((r) => r.elapsedNs), 1), wallNs) };
-  } finally {
-    Atomics.store(ctl, PHASE, 2);
-    Atomics.notify(ctl, PHASE);
-    await Promise.all(workers.map((w) => w.terminate()));
-  }
+  // the harness's measuring protocol, loaded here only: this module is also imported by the
+  // bench_graph program inside every CPU worker, which must not load the harness
+  const { runTimedWorkers } = await import('../../../bench/harness.js');
+  const run = await runTimedWorkers({
+    url: workerUrl(), threads: spec.threads, seconds: spec.seconds, ctl: ctlBuf, label: 'graph baseline worker',
+    workerData: (t): GraphJsData => ({ bpfsimGraphJs: 1, ctl: ctlBuf, mem: memBuf, op: spec.op, shared: spec.shared, index: t, seed: 0x2545f491 + t * 0x9e3779b9 }),
+    name: (t) => `graphjs${t}`, isResult,
+  });
+  return { ops: run.results.reduce((a, r) => a + r.ops, 0), elapsedNs: run.elapsedNs };
 }
 
 function isGraphJsData(v: unknown): v is GraphJsData {
