@@ -15,6 +15,18 @@ import { fixture } from '../helpers.js';
 export { u32 } from '../timers/timer_helpers.js';
 // NaN (not timer_helpers' -1) for a missing value: a missing slot never equals a number.
 export const rdU32 = (b: Uint8Array | undefined, off = 0): number => (b === undefined ? NaN : new DataView(b.buffer, b.byteOffset).getUint32(off, true));
+/** Deterministic PRNG (mulberry32). */
+export function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export const rdI32 = (b: Uint8Array | undefined, off = 0): number => (b === undefined ? NaN : new DataView(b.buffer, b.byteOffset).getInt32(off, true));
 
 /** One Runtime for the whole file: started in beforeAll, stopped in afterAll. */

@@ -20,6 +20,7 @@ import {
   bpfRbtreeAdd, bpfRbtreeRemove, bpfRbtreeFirst, bpfRbtreeRoot, bpfRbtreeLeft, bpfRbtreeRight,
   bpfRbtreeTakeAll, bpfRbtreeCheck, bpfRbtreeNodes, bpfRbtreeHeight, type RbLess,
 } from '../../src/graph/bpf_rbtree.js';
+import { prng } from './graph_harness.js';
 
 const OBJ_SIZE = 64;
 const KEY = 0;
@@ -46,18 +47,6 @@ const rkey = (node: number): number => ld(node - RBNODE + KEY);
 const less: RbLess = (a, b) => rkey(a) < rkey(b);
 function words(p: number, bytes: number): number[] {
   return Array.from(I32.subarray(p >> 2, (p + bytes) >> 2));
-}
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 beforeEach(() => {

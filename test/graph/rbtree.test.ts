@@ -9,7 +9,7 @@ import type { Program } from '../../src/runtime/runtime.js';
 import type { BpfMap } from '../../src/maps/bpf_map.js';
 import { graphObjStats } from '../../src/graph/bpf_obj.js';
 import { formatSplat } from '../../src/debug/splat.js';
-import { graphSuite, u32, rdI32 } from './graph_harness.js';
+import { graphSuite, u32, rdI32, prng } from './graph_harness.js';
 
 const g = graphSuite({ runtime: { cpus: 2, memoryBytes: 64 << 20 } });
 const { mk } = g;
@@ -26,18 +26,6 @@ async function setup(o: { inner?: boolean; args?: unknown } = {}): Promise<{ p: 
     return Array.from({ length: n }, (_, i) => rdI32(b, 4 * (from + i)));
   };
   return { p, res, slots, slot: (i) => slots(i, 1)[0]! };
-}
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('rbtree_success', () => {
