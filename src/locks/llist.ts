@@ -49,7 +49,13 @@ export function llistEmpty(head: number): boolean {
   return Atomics.load(I32, head >> 2) === 0;
 }
 
-/** Next node of a taken chain (plain read: the chain is private once taken). */
+/**
+ * Next node of a taken chain. A plain read is enough: the chain is private once taken, and the
+ * taker's Atomics.exchange read the head written by the last push's compareExchange, each push's
+ * compareExchange read the one before it, and each pusher stored its link (Atomics.store) before
+ * its CAS; so every link store happens before this load (the memory-ordering contract,
+ * docs/INTERNALS.md).
+ */
 export function llistNext(node: number, linkOff: number): number {
   return I32[(node + linkOff) >> 2]!;
 }

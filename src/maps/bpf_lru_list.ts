@@ -21,6 +21,11 @@
  * list has its own LC_LRU lock. Order: local lock -> global lock -> bucket lock (shrinking calls
  * del_from_htab, which takes a bucket lock). Hashtab never takes an LRU lock under a bucket lock.
  * `ref` is set racily by lookups (a byte store) and read racily here, as in the kernel.
+ * Ordering (docs/INTERNALS.md, "Memory-ordering contract"): no LRU list is ever walked without its
+ * lock, so list links, counts and next_steal are plain loads and stores (the lock's Atomics order
+ * them). `ref`, and pushFree's first look at `type` and `cpu`, are racy hints read plainly: a stale
+ * value costs accuracy, never safety (`type` is checked again under the lock). The element's
+ * hash-chain links are hashtab.ts's, published with Atomics.store.
  *
  * Contexts: any CPU, any context. A lock acquisition can fail (AA from an NMI/kprobe over a holder
  * on this CPU, or timeout; the lock layer splats): pop then returns 0 (update: -ENOMEM) and a

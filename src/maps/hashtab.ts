@@ -22,8 +22,10 @@
  * a replace links the new element at the head BEFORE unlinking the old one (htab_map_update_elem),
  * so a lockless reader that starts after the link finds the new one — but a reader already past
  * the head and standing before the old element misses both: "not found" for a key present before
- * and after, as in the kernel (docs/KERNEL_PROPERTIES.md). Lookups take no lock: they walk with
- * plain loads and restart when the walk ends on another bucket's nulls marker, because elements
+ * and after, as in the kernel (docs/KERNEL_PROPERTIES.md). Lookups take no lock: they load each
+ * link with Atomics.load (every store of a link is an Atomics.store: the memory-ordering contract
+ * of docs/INTERNALS.md; walks under the bucket lock use plain loads) and compare keys with plain
+ * loads, and restart when the walk ends on another bucket's nulls marker, because elements
  * are reused at once (a deleted element may be relinked into another chain while a reader stands
  * on it). Consequence,
  * as in the kernel: a value pointer a program holds may change under it, even to another key's
@@ -131,23 +133,32 @@ export const HTAB_CREATE_FLAG_MASK = BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU | B
 
 // ---- hlist_nulls (include/linux/rculist_nulls.h) ----
 
-/** hlist_nulls_add_head_rcu(): the element is fully written; publish it with one atomic store. */
+/**
+ * hlist_nulls_add_head_rcu(): the element's key, value and hash are written (plain stores); its
+ * `next` and then the head are stored with Atomics.store. The head store is rcu_assign_pointer
+ * (the release that publishes the plain writes before it to a reader whose Atomics.load reads it);
+ * `next` is one too, because an element is reused at once: a lockless reader may still stand on
+ * `n` and follow `next` to `first`. Caller holds the bucket lock: the head and `first`'s pprev
+ * are read and written plainly (pprev is never read without the lock).
+ */
 function hlistNullsAddHeadRcu(n: number, head: number): void {
   const first = I32[head >> 2]!;
-  I32[(n + E_NEXT) >> 2] = first;
+  Atomics.store(I32, (n + E_NEXT) >> 2, first);
   I32[(n + E_PPREV) >> 2] = head;
   if ((first & 1) === 0) I32[(first + E_PPREV) >> 2] = n + E_NEXT;
   Atomics.store(I32, head >> 2, n);
 }
 
 /**
- * hlist_nulls_del_rcu(): unlink; `next` stays intact for readers standing on `n`. The store that
- * unlinks is WRITE_ONCE (a plain aligned store: `next` was published long ago, nothing to order).
+ * hlist_nulls_del_rcu(): unlink; `next` stays intact for readers standing on `n`. Caller holds
+ * the bucket lock. The store into the predecessor's link is a link lockless readers load, so it is
+ * an Atomics.store (the kernel's WRITE_ONCE relies on address dependencies, which JavaScript's
+ * memory model does not have: a reader must synchronise with the store it reads a link from).
  */
 function hlistNullsDelRcu(n: number): void {
   const next = I32[(n + E_NEXT) >> 2]!;
   const pprev = I32[(n + E_PPREV) >> 2]!;
-  I32[pprev >> 2] = next;
+  Atomics.store(I32, pprev >> 2, next);
   if ((next & 1) === 0) I32[(next + E_PPREV) >> 2] = pprev;
   I32[(n + E_PPREV) >> 2] = PPREV_POISON;
 }
@@ -359,6 +370,9 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   /**
    * lookup_nulls_elem_raw(): lockless walk (RCU read side). Restarts when the walk ends on a
    * nulls marker that is not this bucket's: an element it passed was reused into another chain.
+   * Every link (head, next) is loaded with Atomics.load (rcu_dereference): the element it names
+   * was fully written before the Atomics.store that published it (docs/INTERNALS.md, "Memory-
+   * ordering contract"); its key and value are then read with plain loads.
    */
   lookupNulls(key: number, hash: number): number {
     const idx = hash & this.nMask;
@@ -370,14 +384,14 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
       if (kw === 1) {
         const k0 = I32[key >> 2]!;
         for (;;) {
-          let n = I32[hi]!;
+          let n = Atomics.load(I32, hi);
           while ((n & 1) === 0) {
             if (I32[(n + ko) >> 2] === k0) { // the key determines the hash
               if (k0 === POISON_WORD && I32[n >> 2] === POISON_WORD) return this.#metPoison(n, 'key and next pointer');
               return n;
             }
             window(SITE_LOOKUP_WALK);
-            n = I32[n >> 2]!;
+            n = Atomics.load(I32, n >> 2);
           }
           if (n === nulls) return 0;
           if (n === POISON_WORD) return this.#metPoison(hi << 2, 'next pointer');
@@ -387,14 +401,14 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
         const k0 = I32[key >> 2]!;
         const k1 = I32[(key >> 2) + 1]!;
         for (;;) {
-          let n = I32[hi]!;
+          let n = Atomics.load(I32, hi);
           while ((n & 1) === 0) {
             if (I32[(n + ko) >> 2] === k0 && I32[(n + ko + 4) >> 2] === k1) {
               if (k0 === POISON_WORD && I32[n >> 2] === POISON_WORD) return this.#metPoison(n, 'key and next pointer');
               return n;
             }
             window(SITE_LOOKUP_WALK);
-            n = I32[n >> 2]!;
+            n = Atomics.load(I32, n >> 2);
           }
           if (n === nulls) return 0;
           if (n === POISON_WORD) return this.#metPoison(hi << 2, 'next pointer');
@@ -403,21 +417,24 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     }
     const ks = this.keySize;
     for (;;) {
-      let n = I32[hi]!;
+      let n = Atomics.load(I32, hi);
       while ((n & 1) === 0) {
         if (I32[(n + E_HASH) >> 2] === hash && kmemeq(n + ko, key, ks)) {
           if (I32[n >> 2] === POISON_WORD) return this.#metPoison(n, 'hash, key and next pointer');
           return n;
         }
         window(SITE_LOOKUP_WALK);
-        n = I32[n >> 2]!;
+        n = Atomics.load(I32, n >> 2);
       }
       if (n === nulls) return 0;
       if (n === POISON_WORD) return this.#metPoison(hi << 2, 'next pointer');
     }
   }
 
-  /** lookup_elem_raw(): walk under the bucket lock (no restart needed). */
+  /**
+   * lookup_elem_raw(): walk under the bucket lock (no restart needed). Plain loads: every store to
+   * this chain is made under the same lock, whose Atomics acquire orders them before ours.
+   */
   lookupRaw(b: number, key: number, hash: number): number {
     const ko = this.keyOff;
     const ks = this.keySize;
@@ -492,7 +509,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
       const hi = this.bucketsI + idx;
       const ko = this.keyOff;
       for (;;) {
-        let n = m[hi]!;
+        let n = Atomics.load(m, hi); // rcu_dereference: acquire
         while ((n & 1) === 0) {
           // a one-word key determines its hash: comparing the key alone is enough
           if (m[(n + ko) >> 2] === k0) {
@@ -500,7 +517,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
             return n + this.valOff;
           }
           window(SITE_LOOKUP_WALK); // only past a miss: a hit on the first element passes none
-          n = m[n >> 2]!;
+          n = Atomics.load(m, n >> 2);
         }
         if (n === ((idx << 1) | 1)) return 0;
         // restart: an element we passed was reused into another chain, or (a bug) freed
@@ -795,7 +812,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     if (htabLockBucket(lk, this.pcpuArea, this.lockMask, hash, this.rq) !== 0) return false;
     window(SITE_LRU_EVICT_LOCKED);
     let found = false;
-    let n = I32[b >> 2]!;
+    let n = I32[b >> 2]!; // under the bucket lock: plain loads
     while ((n & 1) === 0) {
       if (n === tgt) {
         hlistNullsDelRcu(n);
@@ -890,7 +907,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
       const hash = this.hash(key);
       const l = this.lookupNulls(key, hash);
       if (l !== 0) {
-        const next = I32[(l + E_NEXT) >> 2]!;
+        const next = Atomics.load(I32, (l + E_NEXT) >> 2); // lockless: rcu_dereference
         if ((next & 1) === 0) {
           kcopy(outKey, next + this.keyOff, this.keySize);
           return 0;
@@ -900,7 +917,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     }
     const hb = this.buckets >> 2;
     for (; i < this.nBuckets; i++) {
-      const first = I32[hb + i]!;
+      const first = Atomics.load(I32, hb + i);
       if ((first & 1) === 0) {
         kcopy(outKey, first + this.keyOff, this.keySize);
         return 0;
@@ -927,13 +944,15 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     for (;;) {
       const b = this.buckets + (batch << 2);
       const lk = this.locks + (batch << 2);
-      // count without the lock (RCU); lock only a non-empty bucket and count again
+      // count without the lock (RCU: Atomics loads of the links); lock only a non-empty bucket
+      // and count again
       let cnt = 0;
-      for (let n = I32[b >> 2]!; (n & 1) === 0 && cnt < limit; n = I32[n >> 2]!) cnt++;
+      for (let n = Atomics.load(I32, b >> 2); (n & 1) === 0 && cnt < limit; n = Atomics.load(I32, n >> 2)) cnt++;
       if (cnt !== 0) {
         const err = this.#lock(lk, batch);
         if (err !== 0) { ret = err; break; }
         window(SITE_BATCH_LOCKED);
+        // under the bucket lock from here to the unlock: plain loads of the chain
         cnt = 0;
         for (let n = I32[b >> 2]!; (n & 1) === 0; n = I32[n >> 2]!) cnt++;
         if (cnt > count - total) {
@@ -1016,7 +1035,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     } else if (!this.dyn) {
       void this.alloc!.destroy();
     } else {
-      // htab_free_malloced_elems / delete_all_elements
+      // htab_free_malloced_elems / delete_all_elements (nothing else can reach the map: plain loads)
       const alloc = this.alloc!;
       const hb = this.buckets >> 2;
       for (let i = 0; i < this.nBuckets; i++) {

@@ -40,8 +40,11 @@
  *
  * struct htab_elem (8-byte aligned, so bit 0 of an element pointer is 0 and a nulls marker is
  * never mistaken for one):
- *   E_NEXT  hash_node.next: next element or this chain's nulls marker
- *   E_PPREV hash_node.pprev: address of the word that points at this element. Aliased by
+ *   E_NEXT  hash_node.next: next element or this chain's nulls marker. Lockless readers follow
+ *           it, so it is stored with Atomics.store and loaded there with Atomics.load, as is
+ *           every bucket head (docs/INTERNALS.md, "Memory-ordering contract")
+ *   E_PPREV hash_node.pprev: address of the word that points at this element (read and written
+ *           only under the bucket lock: plain). Aliased by
  *           E_FNODE (pcpu_freelist_node.next) and E_FLINK (batch_flink) — so pushing a deleted
  *           element on the freelist keeps E_NEXT intact for a reader still standing on it.
  *   E_HASH  the full 32-bit hash (signed i32)

@@ -27,6 +27,10 @@
  * load). array_of_maps writers swap a slot with one atomic exchange (the kernel's xchg).
  * hash_of_maps writers hold MIM_LOCK around "read old pointer, update/delete storage", so the old
  * pointer they put is exactly the one their operation removed. Lock order: MIM_LOCK -> htab bucket.
+ * Ordering: an inner pointer is read with Atomics.load (rcu_dereference) and stored with
+ * Atomics.exchange (array) or published inside a storage element by hashtab's Atomics.store of
+ * the link (hash), so the inner map's header, written before, is visible to the reader. The inner
+ * map's header words read after that (id, serial) were written once at creation: plain.
  *
  * Contexts: lookup/lookupInner: programs, any context, RCU read section held by the caller.
  * update/delete from programs: -EINVAL (the verifier allows only map_lookup_elem on these maps).

@@ -6,10 +6,14 @@
  * monomorphic typed-array accesses. Consequence: one thread serves one runtime at a time
  * (Runtime.start refuses a second concurrent runtime in the same thread).
  *
- * Ordering rule: plain loads/stores are for data only one thread writes at a time (owner-only
- * per-CPU words, elements under their lock, values); every word another thread may write
- * concurrently is read and written with Atomics (lock words, list links published to lock-free
- * readers, llist heads, pending bits, counters shared across CPUs).
+ * Ordering rule (the full contract: docs/INTERNALS.md, "Memory-ordering contract"): plain
+ * loads/stores are for data only one thread writes at a time and that is ordered by something
+ * else (owner-only per-CPU words, words under their lock, an object's fields written before the
+ * Atomics.store that publishes it and read after the Atomics.load that finds it); every word
+ * another thread may write or act on concurrently is read and written with Atomics (lock words,
+ * every link a lock-free reader follows — on both sides, unlinks included —, RCU nesting at 0,
+ * llist heads, pending bits, counters shared across CPUs). Only Atomics synchronise threads in
+ * JavaScript's memory model: x86 forgives a plain access there, ARM64 and the model do not.
  */
 import {
   ARENA_MAGIC, HDR_MAGIC, HDR_NCPUS, HDR_NR_CPU_IDS, HDR_FLAGS, HDR_SEED, HDR_MEM_BYTES,

@@ -3,8 +3,10 @@
  * / rcu_eqs_enter, and tasks-trace's rcu_read_lock_trace): what every CPU thread calls.
  *
  * Per-CPU words (line 2 of the per-CPU block, owner writes, coordinator reads; see state.ts):
- *   PC_RCU_NESTING        rcu_read_lock depth. Plain ops: only this CPU (and its own nested
- *                         interrupt handlers, which run to completion inside it) writes it.
+ *   PC_RCU_NESTING        rcu_read_lock depth. Only this CPU (and its own nested interrupt
+ *                         handlers, which run to completion inside it) writes it; the coordinator
+ *                         reads it, so the outermost transitions (0 -> 1, 1 -> 0) are Atomics.store;
+ *                         inner ones (depth >= 1 either side) are plain.
  *   PC_RCU_READ_START     f64: coarse time the outermost section began (stall messages).
  *   PC_RCU_QS_SEQ         quiescent-state counter (Atomics.add): advanced only at a point where
  *                         this CPU is outside every read section.
@@ -71,8 +73,10 @@ export function rcuReadLock(): void {
   const i = pcpuI + NEST_I;
   const n = I32[i]!;
   if (n === 0) {
-    // Outermost entry: a seq-cst store (a full fence), so the coordinator can never read nesting 0
-    // while this CPU already reads RCU-protected data (gp.ts counts nesting 0 as quiescent).
+    // Outermost entry: a seq-cst store, so the coordinator can never read nesting 0 while this
+    // CPU already reads RCU-protected data (gp.ts counts nesting 0 as quiescent). This is a store
+    // followed by loads (Dekker): it holds because the section's link loads are Atomics.load too,
+    // so both sides are in the one seq-cst order (docs/INTERNALS.md, "Memory-ordering contract").
     Atomics.store(I32, i, 1);
     F64[(pcpu + PC_RCU_READ_START) >> 3] = F64[CLOCK_F]!;
   } else {
@@ -80,14 +84,22 @@ export function rcuReadLock(): void {
   }
 }
 
-/** rcu_read_unlock(). The outermost unlock pays a quiescent-state report owed to an expedited GP. */
+/**
+ * rcu_read_unlock(). The outermost unlock pays a quiescent-state report owed to an expedited GP.
+ * The outermost store of 0 is an Atomics.store (a release): the coordinator ends the grace period
+ * when its Atomics.load reads that 0, and only this synchronises-with makes every load of this
+ * section happen before the free that follows (a plain store would not, in JavaScript's memory
+ * model). Inner unlocks store a non-zero depth only this CPU reads for anything but "is it 0".
+ */
 export function rcuReadUnlock(): void {
   const i = pcpuI + NEST_I;
   const n = I32[i]! - 1;
-  I32[i] = n;
-  if (n <= 0) {
-    if (n < 0) unbalanced(i, 'rcu_read_unlock');
-    else if (I32[pcpuI + NEED_I] !== 0) { I32[pcpuI + NEED_I] = 0; forcedReport(); }
+  if (n > 0) { I32[i] = n; return; }
+  if (n === 0) {
+    Atomics.store(I32, i, 0);
+    if (I32[pcpuI + NEED_I] !== 0) { I32[pcpuI + NEED_I] = 0; forcedReport(); }
+  } else {
+    unbalanced(i, 'rcu_read_unlock');
   }
 }
 
