@@ -11,6 +11,7 @@ export type { ArgErrorCode } from './runtime/validate.js';
 export type { TestRunResult, WorkloadCpuResult, ProgramInfo, ContextArg } from './ipc/protocol.js';
 export type { IrqKind } from './runtime/inject.js';
 export { BpfMap, BpfBatchError } from './maps/bpf_map.js';
+export type { MapInMapHandle } from './maps/bpf_map.js';
 export {
   BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU,
   BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_ZERO_SEED, BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG,
@@ -26,5 +27,7 @@ export type { AbortPolicy } from './prog/prog_run.js';
 export * from './errno.js';
 export { SPLAT_KINDS, formatSplat } from './debug/splat.js';
 export type { Splat, SplatKind } from './debug/splat.js';
+export { validateResults, RESULTS_SCHEMA } from './cli/results.js';
+export type { Results, Validation as ResultsValidation } from './cli/results.js';
 export { listScenarios, runScenario, findScenario } from './scenarios/index.js';
 export type { Scenario, ScenarioOutcome, ScenarioEvent, ScenarioVerdict } from './scenarios/index.js';

@@ -9,6 +9,8 @@ export type {
 } from './check.js';
 export { MAP_TYPE_NAMES } from './history.js';
 export type { HistoryOp, MapTypeName } from './history.js';
+export { validateHistoryOp, validateHistoryHeader } from './history_schema.js';
+export type { SchemaValidation } from './history_schema.js';
 export type { MapInfo } from './partition.js';
 export { MODEL_NAMES, OP_NAMES } from './models.js';
 export type { ModelName, OpName } from './models.js';

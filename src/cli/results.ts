@@ -1,6 +1,7 @@
 /*
- * results.ts — the results.json schema ("bpfsim-results/2"): TypeScript types, a runtime
- * validator, and the conversions from engine results into it. Documented in docs/RESULTS.md;
+ * results.ts — the results.json schema ("bpfsim-results/2"): TypeScript types, the runtime
+ * validator (the JSON Schema schema/results.schema.json plus the rules across fields), and the
+ * conversions from engine results into it. Documented in docs/RESULTS.md;
  * change both together and bump RESULTS_SCHEMA on any incompatible change.
  *
  * Shape rules: every key is always present (absent data is `null`, never a missing key), numbers
@@ -11,12 +12,11 @@
  * Every command validates its document before writing it (cli.ts); a document that fails is an
  * internal error (exit 3), never silently written.
  */
-import type { BenchEnvironment, BenchFigure } from '../../bench/harness.js';
-import {
-  MAP_TYPES, ALLOC_MODES, ALL_BENCH_NAMES, type MapType, type AllocMode, type BenchName, type Mix,
-  type StressOptions, type StressResult, type ScenarioResult, type ContextName, type StressPhases, type CellCheck,
-  type CellTimeline, type CellTimelineOp,
+import type { BenchEnvironment, BenchFigure, MachineLoad } from '../../bench/harness.js';
+import type {
+  MapType, AllocMode, BenchName, Mix, StressOptions, StressResult, ScenarioResult, ContextName, StressPhases, CellCheck,
 } from './engine_api.js';
+import { schemaValidator } from '../json_schema.js';
 
 export const RESULTS_SCHEMA = 'bpfsim-results/2';
 export const COMMANDS = ['demo', 'stress', 'bench', 'scenario'] as const;
@@ -142,6 +142,11 @@ export interface BenchSection {
   /** Figures whose only sample is a short measurement (SHORT_ROUND_SECONDS) taken after Ctrl-C,
    * so that every figure keeps a same-run baseline. */
   readonly shortened: readonly string[];
+  /**
+   * Was the machine busy? The load average and a calibration loop at the start and at the end of
+   * the run (bench/harness.ts MachineLoad); `busy` with one line per reason in `warnings`.
+   */
+  readonly machine: MachineLoad;
   /** Present when 'timers' ran: fire latency of bpf timers and of the baselines. */
   readonly timerLatency?: readonly TimerLatencyRecord[];
 }
@@ -157,184 +162,24 @@ export interface ScenarioRecord {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Validator: tiny combinators, typed so that each one must match the interface it checks.
+// Validator: the JSON Schema schema/results.schema.json (shipped with the package) checks every
+// shape; the rules across fields that a schema does not express are checked here.
 
-interface V<T> {
-  (v: unknown, path: string, errs: string[]): boolean;
-  /** phantom: the type this validator accepts */
-  readonly __t?: T;
-}
+const resultsSchema = schemaValidator('results.schema.json');
 
-function mk<T>(f: (v: unknown, path: string, errs: string[]) => boolean): V<T> { return f as V<T>; }
-function fail(errs: string[], path: string, want: string, v: unknown): false {
-  const got = v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'string' ? JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v) : typeof v === 'number' ? String(v) : typeof v;
-  errs.push(`${path || '(root)'}: expected ${want}, got ${got}`);
-  return false;
-}
+/** validateResults' answer: `errors` is empty exactly when `ok`. */
+export type Validation =
+  | { readonly ok: true; readonly value: Results; readonly errors: string[] }
+  | { readonly ok: false; readonly errors: string[] };
 
-const num = mk<number>((v, p, e) => (typeof v === 'number' && Number.isFinite(v)) || fail(e, p, 'a finite number', v));
-const nonneg = mk<number>((v, p, e) => (typeof v === 'number' && Number.isFinite(v) && v >= 0) || fail(e, p, 'a number >= 0', v));
-const int = mk<number>((v, p, e) => (typeof v === 'number' && Number.isSafeInteger(v)) || fail(e, p, 'an integer', v));
-const str = mk<string>((v, p, e) => typeof v === 'string' || fail(e, p, 'a string', v));
-const bool = mk<boolean>((v, p, e) => typeof v === 'boolean' || fail(e, p, 'a boolean', v));
-function lit<T extends string>(...vals: readonly T[]): V<T> {
-  return mk<T>((v, p, e) => (typeof v === 'string' && (vals as readonly string[]).includes(v)) || fail(e, p, `one of ${vals.map((x) => JSON.stringify(x)).join(', ')}`, v));
-}
-function nullable<T>(inner: V<T>): V<T | null> {
-  return mk<T | null>((v, p, e) => v === null || inner(v, p, e));
-}
-function arr<T>(item: V<T>, max = Infinity): V<T[]> {
-  return mk<T[]>((v, p, e) => {
-    if (!Array.isArray(v)) return fail(e, p, 'an array', v);
-    if (v.length > max) { e.push(`${p}: at most ${max} items, got ${v.length}`); return false; }
-    let ok = true;
-    v.forEach((x, i) => { if (!item(x, `${p}[${i}]`, e)) ok = false; });
-    return ok;
-  });
-}
-function rec<T>(val: V<T>): V<Record<string, T>> {
-  return mk<Record<string, T>>((v, p, e) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(e, p, 'an object', v);
-    let ok = true;
-    for (const [k, x] of Object.entries(v)) if (!val(x, `${p}.${k}`, e)) ok = false;
-    return ok;
-  });
-}
-function pair(a: V<number>, b: V<number>): V<[number, number]> {
-  return mk<[number, number]>((v, p, e) => {
-    if (!Array.isArray(v) || v.length !== 2) return fail(e, p, 'a [number, number] pair', v);
-    return a(v[0], `${p}[0]`, e) && b(v[1], `${p}[1]`, e);
-  });
-}
-/** A key that may be absent (obj() skips the missing-key error for it). */
-function optional<T>(inner: V<T>): V<T | undefined> {
-  const f = mk<T | undefined>((v, p, e) => inner(v, p, e));
-  (f as unknown as { optional: boolean }).optional = true;
-  return f;
-}
-function obj<T>(shape: { readonly [K in keyof T]-?: V<T[K]> }): V<T> {
-  return mk<T>((v, p, e) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(e, p, 'an object', v);
-    let ok = true;
-    const o = v as Record<string, unknown>;
-    for (const k of Object.keys(shape) as (keyof T & string)[]) {
-      if (!(k in o)) {
-        if ((shape[k] as unknown as { optional?: boolean }).optional === true) continue;
-        e.push(`${p}.${k}: missing`); ok = false; continue;
-      }
-      if (!(shape[k] as V<unknown>)(o[k], `${p}.${k}`, e)) ok = false;
-    }
-    for (const k of Object.keys(o)) if (!(k in shape)) { e.push(`${p}.${k}: unknown key`); ok = false; }
-    return ok;
-  });
-}
-
-const context = lit<ContextName>('task', 'softirq', 'hardirq', 'nmi');
-const mapType = lit<MapType>(...MAP_TYPES);
-const allocMode = lit<AllocMode>(...ALLOC_MODES);
-const irqFlow = obj<IrqFlowEntry>({ requested: nullable(nonneg), delivered: nonneg, coalesced: nullable(nonneg) });
-const interrupts = obj<InterruptCounts>({ nmi: irqFlow, hardirq: irqFlow, softirq: irqFlow, irqWork: nonneg });
-const phases = obj<StressPhasesEntry>({ boot: nonneg, setup: nonneg, measured: nonneg, sampling: nonneg, checks: nonneg, teardown: nonneg });
-const errorCounts = rec(nonneg);
-const splatEntry = obj<SplatEntry>({
-  kind: str, cpu: int, context, site: str, heldLocks: arr(str), message: str, timeNs: nonneg,
-});
-const tagValue = mk<string | number>((v, p, e) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) || fail(e, p, 'a string or number', v));
-
-const environment = obj<BenchEnvironment>({
-  node: str, v8: str, platform: str, arch: str, cores: int, cpuModel: str, totalMemBytes: nonneg,
-});
-
-type StressCellEntry = StressSection['cells'][number];
-type InvariantEntry = StressSection['invariants'][number];
-type TimelineEntry = StressSection['timeline'][number];
-type CacheEntry = StressSection['caches'][number];
-
-const vStress = obj<StressSection>({
-  options: obj<StressSection['options']>({
-    cpus: int, seconds: nonneg, maps: arr(mapType), alloc: arr(allocMode), nmiRate: nonneg, irqRate: nonneg,
-    preemptRt: bool, seed: int, mix: obj<Mix>({ update: nonneg, delete: nonneg, lookup: nonneg }), faults: arr(str),
-  }),
-  elapsedMs: nonneg,
-  measuredMs: nonneg,
-  phasesMs: phases,
-  interrupted: bool,
-  totals: obj<StressSection['totals']>({
-    ops: nonneg, opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg, splats: nonneg,
-    gracePeriods: nonneg, interrupts,
-  }),
-  cells: arr(obj<StressCellEntry>({
-    map: mapType, alloc: allocMode, workload: lit('mix', 'timers', 'graph'), status: lit('ran', 'skipped'), skipReason: nullable(str), ops: nonneg,
-    opsPerSec: nonneg, errors: errorCounts, recursionMisses: nonneg, measuredMs: nonneg,
-    check: optional(obj<CellCheck>({
-      result: lit('ok', 'illegal', 'unknown', 'incomplete'), ops: nonneg, opsNotModelled: nonneg, partitions: nonneg,
-      illegal: nonneg, unknown: nonneg, kernelProperties: errorCounts, dropped: nonneg, elapsedMs: nonneg, window: arr(str),
-      timeline: optional(obj<CellTimeline>({
-        title: str, fromAnyState: bool,
-        ops: arr(obj<CellTimelineOp>({ cpu: int, label: str, call: nonneg, ret: nonneg, order: int, state: nullable(str), stuck: bool, pending: bool }), 40),
-      })),
-    })),
-  })),
-  splats: arr(splatEntry),
-  invariants: arr(obj<InvariantEntry>({ name: str, scope: str, ok: bool, details: arr(str) })),
-  leak: obj<StressSection['leak']>({ ok: bool, startBytes: nonneg, endBytes: nonneg, leakedBytes: num, details: arr(str) }),
-  timeline: arr(obj<TimelineEntry>({ tMs: nonneg, opsPerSec: nonneg, memoryBytes: nonneg, gracePeriods: nonneg })),
-  caches: arr(obj<CacheEntry>({
-    cache: str, cpu: int, unitSize: nonneg, low: nonneg, high: nonneg, points: arr(pair(nonneg, num)),
-  })),
-  gpLatency: obj<GpLatency>({ count: nonneg, samplesMs: arr(nonneg, GP_SAMPLES_MAX), p50Ms: nonneg, p90Ms: nonneg, p99Ms: nonneg, maxMs: nonneg }),
-});
-
-const benchFigure = obj<BenchFigure>({
-  id: str, bench: str, label: str, tags: rec(tagValue), unit: lit('ops/s'), samples: arr(nonneg),
-  median: nonneg, min: nonneg, max: nonneg, baseline: str, baselineLabel: str, baselineMedian: nonneg,
-  ratio: nonneg, target: nullable(nonneg), meetsTarget: nullable(bool),
-  memory: nullable(obj<{ avgBytes: number; peakBytes: number }>({ avgBytes: nonneg, peakBytes: nonneg })),
-});
-
-const benchSection = obj<BenchSection>({
-  names: arr(lit<BenchName>(...ALL_BENCH_NAMES)), rounds: int, seconds: nonneg, cpus: int, figures: arr(benchFigure),
-  skipped: arr(obj<BenchSection['skipped'][number]>({ id: str, reason: str })),
-  interrupted: bool,
-  shortened: arr(str),
-  timerLatency: optional(arr(obj<TimerLatencyRecord>({
-    label: str, count: nonneg, samplesMs: arr(nonneg, GP_SAMPLES_MAX), p50Ms: nonneg, p90Ms: nonneg, p99Ms: nonneg, maxMs: nonneg,
-  }))),
-});
-
-type ScenarioEventEntry = ScenarioRecord['events'][number];
-const scenarioRecord = obj<ScenarioRecord>({
-  name: str, seed: str, title: str,
-  events: arr(obj<ScenarioEventEntry>({ cpu: int, context, what: str, tNs: nullable(nonneg) })),
-  verdict: obj<ScenarioRecord['verdict']>({ ok: bool, expected: str, observed: str }),
-  splats: arr(splatEntry),
-  elapsedMs: nonneg,
-});
-
-const results = obj<Results>({
-  schema: lit(RESULTS_SCHEMA),
-  tool: obj<Results['tool']>({ name: lit('bpfsim'), version: str }),
-  command: lit<CommandName>(...COMMANDS),
-  argv: arr(str),
-  startedAt: mk<string>((v, p, e) => (typeof v === 'string' && !Number.isNaN(Date.parse(v))) || fail(e, p, 'an ISO 8601 date', v)),
-  durationMs: nonneg,
-  environment,
-  seed: int,
-  cpus: int,
-  preemptRt: bool,
-  verdict: obj<Verdict>({ ok: bool, exitCode: int, interrupted: bool, failures: arr(str) }),
-  stress: nullable(vStress),
-  bench: nullable(benchSection),
-  scenarios: nullable(arr(scenarioRecord)),
-});
-
-export type Validation = { readonly ok: true; readonly value: Results } | { readonly ok: false; readonly errors: readonly string[] };
-
-/** Check a parsed results.json against the schema; errors are "path: expected X, got Y". */
+/**
+ * Check a parsed results.json against schema/results.schema.json, then the rules across fields
+ * (verdict consistency, a section present, baselines that name a figure of the run). Errors are
+ * "path: expected X, got Y", "path: missing", "path: unknown key" or the rule broken.
+ */
 export function validateResults(v: unknown): Validation {
-  const errors: string[] = [];
-  const ok = results(v, '', errors);
-  if (ok) {
+  const errors = resultsSchema(v);
+  if (errors.length === 0) {
     const r = v as Results;
     // cross-field rules the shapes cannot express
     if (r.verdict.ok !== (r.verdict.failures.length === 0 && !r.verdict.interrupted)) errors.push('.verdict: ok must be true exactly when failures is empty and the run was not interrupted');
@@ -347,7 +192,7 @@ export function validateResults(v: unknown): Validation {
       for (const f of r.bench.figures) if (!ids.has(f.baseline)) errors.push(`.bench.figures[${f.id}].baseline: '${f.baseline}' is not a figure of this run`);
     }
   }
-  return errors.length === 0 ? { ok: true, value: v as Results } : { ok: false, errors };
+  return errors.length === 0 ? { ok: true, value: v as Results, errors } : { ok: false, errors };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -91,6 +91,18 @@ function flagsArg(flags: unknown, what: string): number {
   return flags | 0;
 }
 
+/**
+ * The handle of a hash_of_maps / array_of_maps (what rt.createMap returns for those types): a
+ * BpfMap whose update and delete wait for a grace period, so they return Promise<void> (await
+ * them). A type only: the object is a BpfMap. Every other map's update and delete return void.
+ */
+export interface MapInMapHandle extends BpfMap {
+  /** Store the inner map (a BpfMap, a BpfMapImpl, or its id as 4 bytes) under `key`; resolves after a grace period. */
+  update(key: Uint8Array, value: BpfMap | BpfMapImpl | Uint8Array, flags?: number): Promise<void>;
+  /** Remove `key`; resolves after a grace period (rejects with BpfError ENOENT when it is missing). */
+  delete(key: Uint8Array): Promise<void>;
+}
+
 export class BpfMap {
   readonly #impl: BpfMapImpl;
   #bounce: number;
@@ -212,10 +224,12 @@ export class BpfMap {
    */
   update(key: Uint8Array, value: BpfMap | BpfMapImpl, flags?: number): Promise<void>;
   /**
-   * BPF_MAP_UPDATE_ELEM with BPF_ANY / BPF_NOEXIST / BPF_EXIST (| BPF_F_LOCK). Returns undefined,
-   * except on hash_of_maps / array_of_maps (value = a 4-byte inner map id): a Promise, as above.
+   * BPF_MAP_UPDATE_ELEM with BPF_ANY / BPF_NOEXIST / BPF_EXIST (| BPF_F_LOCK). Returns nothing.
+   * On hash_of_maps / array_of_maps (value = a 4-byte inner map id) it returns a Promise, as
+   * above: their handles are typed MapInMapHandle (rt.createMap with their type), whose update
+   * and delete say Promise<void>.
    */
-  update(key: Uint8Array, value: Uint8Array, flags?: number): void | Promise<void>;
+  update(key: Uint8Array, value: Uint8Array, flags?: number): void;
   update(key: Uint8Array, value: Uint8Array | BpfMap | BpfMapImpl, flags: number = BPF_ANY): void | Promise<void> {
     if (this.#ofMaps) return this.#waitAfter('update', () => this.#updateOfMaps(key, value, flags));
     this.#write('update');
@@ -230,8 +244,9 @@ export class BpfMap {
 
   /**
    * BPF_MAP_DELETE_ELEM. Missing key → BpfError ENOENT. hash_of_maps / array_of_maps: returns a
-   * Promise that resolves after a grace period (or rejects with the BpfError).
+   * Promise that resolves after a grace period (or rejects with the BpfError): see MapInMapHandle.
    */
+  delete(key: Uint8Array): void;
   delete(key: Uint8Array): void | Promise<void> {
     if (this.#ofMaps) return this.#waitAfter('delete', () => this.#delete(key));
     this.#delete(key);

@@ -60,6 +60,20 @@ const sysHelpers: SyscallHelpers = {
 
 let zeroBuf = 0;
 let zeroBufSize = 0;
+
+// The offsets scratchU32 / scratchU64 accept, as masks: every 4- (8-) aligned offset that leaves
+// room for the value in one PC_SCRATCH_SIZE frame (a power of two) is `off & mask === off`.
+const SCRATCH_U32_OFFS = (PC_SCRATCH_SIZE - 1) & ~3;
+const SCRATCH_U64_OFFS = (PC_SCRATCH_SIZE - 1) & ~7;
+
+/**
+ * A scratch access outside this run's frame: abort the program (a broken rule, as the verifier
+ * would refuse an out-of-bounds stack access) rather than write into the next nesting level's frame.
+ */
+function scratchOutOfBounds(fn: string, off: number, len: number, align: number): never {
+  const need = align > 1 ? `${align}-aligned, off + ${len} <= ${PC_SCRATCH_SIZE}` : `off >= 0, off + ${len} <= ${PC_SCRATCH_SIZE}`;
+  return ruleViolation(`scratch bounds: ctx.${fn}(${String(off)}) is outside this run's ${PC_SCRATCH_SIZE}-byte scratch frame (${need})`);
+}
 const siteCache = new Map<string, number>();
 
 export class ProgramContext {
@@ -94,7 +108,9 @@ export class ProgramContext {
   /**
    * This run's 512-byte scratch frame (its "stack"): every nested program run on a CPU (an NMI or
    * kprobe program inside another program's map update) gets its own frame, so it never
-   * overwrites the key of the operation it interrupted.
+   * overwrites the key of the operation it interrupted. PC_SCRATCH_FRAMES (8) frames per CPU:
+   * a run nested deeper than that shares the last one. The scratch accessors check their bounds;
+   * raw pointers (ctx.setU32(ctx.scratch + off)) are not checked.
    */
   get scratch(): number {
     const d = Math.min(Math.max(I32[pcpuI + (PC_PROG_DEPTH >> 2)]!, 1), PC_SCRATCH_FRAMES);
@@ -130,10 +146,25 @@ export class ProgramContext {
   atomicAddU32(p: number, v: number): number { return Atomics.add(I32, p >> 2, v); }
   atomicAddU64(p: number, v: bigint): bigint { return Atomics.add(I64, p >> 3, v); }
   atomicCasU32(p: number, expect: number, v: number): number { return Atomics.compareExchange(I32, p >> 2, expect, v); }
-  /** Write a u32 into scratch at `off` and return its pointer (a key for map helpers). */
-  scratchU32(off: number, v: number): number { const p = this.scratch + off; U32[p >> 2] = v; return p; }
-  scratchU64(off: number, v: bigint): number { const p = this.scratch + off; I64[p >> 3] = v; return p; }
-  scratchBytes(off: number, bytes: Uint8Array): number { const p = this.scratch + off; U8.set(bytes, p); return p; }
+  /**
+   * Write a u32 into this run's scratch frame at `off` and return its pointer (a key for map
+   * helpers). `off` must be 4-aligned and off + 4 <= 512: anything else aborts the program
+   * (scratch bounds). One compare: `off & SCRATCH_U32_OFFS` equals `off` exactly for those.
+   */
+  scratchU32(off: number, v: number): number {
+    if ((off & SCRATCH_U32_OFFS) !== off) scratchOutOfBounds('scratchU32', off, 4, 4);
+    const p = this.scratch + off; U32[p >> 2] = v; return p;
+  }
+  /** Write a u64 at `off` (8-aligned, off + 8 <= 512; else the program aborts) and return its pointer. */
+  scratchU64(off: number, v: bigint): number {
+    if ((off & SCRATCH_U64_OFFS) !== off) scratchOutOfBounds('scratchU64', off, 8, 8);
+    const p = this.scratch + off; I64[p >> 3] = v; return p;
+  }
+  /** Copy `bytes` to `off` (an integer, off + bytes.length <= 512; else the program aborts) and return its pointer. */
+  scratchBytes(off: number, bytes: Uint8Array): number {
+    if (!((off >>> 0) === off && off + bytes.length <= PC_SCRATCH_SIZE)) scratchOutOfBounds('scratchBytes', off, bytes.length, 1);
+    const p = this.scratch + off; U8.set(bytes, p); return p;
+  }
   /** A pointer to valueSize zero bytes (read-only: never write through it). */
   zeroValue(map: { readonly valueSize: number }): number {
     const need = Math.max(map.valueSize, 8);

@@ -59,8 +59,11 @@ interface CpuSlot {
   lastChangeMs: number;
 }
 
+/** @internal the runtime's CPU workers: tracked control calls and the watchdog (not public; stripped from the .d.ts) */
 export class CpuFleet implements CoordinatorService {
   readonly name = 'watchdog';
+  /** It watches threads, not kernel state: polled on the wall clock during scheduled runs too. */
+  readonly realTime = true;
   readonly #slots: CpuSlot[];
   readonly #watchdogMs: number;
   /** Describes what a CPU was running, for reports (the runtime knows program names). */

@@ -66,7 +66,7 @@ import { MIM_META_TIMER_OFF, isMapInMapType } from '../maps/map_in_map.js';
 import { irqWorkService } from '../alloc/irq_work.js';
 import { createMap as createMapImpl, bpfMapInc, bpfMapPut, type MapSpec } from '../maps/registry.js';
 import type { BpfMapImpl, MapType } from '../maps/map_ops.js';
-import { BpfMap } from '../maps/bpf_map.js';
+import { BpfMap, type MapInMapHandle } from '../maps/bpf_map.js';
 import {
   progStateBytes, progStateInit, progRefcnt, bpfProgPut, PROG_LINE, PS_LAST_RET, PS_MISSES, PS_RUNS,
   PS_RUN_TIME, PS_ABORTED, PS_REFUSED,
@@ -268,7 +268,7 @@ export class Program {
   readonly #gen: number;
   #unloaded = false;
   #released = false;
-  /** @internal */
+  /** Made by rt.loadProgram (kept in the .d.ts so that `new Program()` does not type-check). */
   constructor(rt: Runtime, id: number, info: ProgramInfo, statePtr: number, maps: readonly BpfMapImpl[]) {
     this.#rt = rt; this.id = id; this.info = info; this.statePtr = statePtr; this.#maps = maps;
     this.#gen = arenaGeneration;
@@ -704,6 +704,9 @@ export class Runtime {
     return rcuBarrier();
   }
 
+  /** A hash_of_maps / array_of_maps: its update and delete return Promise<void> (MapInMapHandle). */
+  createMap(spec: MapSpec & { readonly type: 'hash_of_maps' | 'array_of_maps' }): MapInMapHandle;
+  createMap(spec: MapSpec): BpfMap;
   createMap(spec: MapSpec): BpfMap {
     this.#assertRunning('createMap');
     const m = new BpfMap(createMapImpl(spec));
