@@ -12,7 +12,10 @@
  *                                   [--alloc a,b] [--seed X] [--rt] [--json]
  */
 import { parseArgs } from 'node:util';
-import { runRounds, formatFigureTable, benchEnvironment, formatRate, type BenchFigure, type BenchEnvironment } from './harness.js';
+import {
+  runRounds, formatFigureTable, benchEnvironment, formatValue, probeLoad, machineLoad, machineLoadWarning, formatMachineLine,
+  type BenchFigure, type BenchEnvironment, type MachineLoad,
+} from './harness.js';
 import { createBenchSuite } from '../src/cli/engine.js';
 import { MAX_CPUS } from '../src/cli/limits.js';
 import { MAP_TYPES, ALLOC_MODES, type AllocMode, type BenchName, type BenchRequest, type MapType } from '../src/cli/engine_api.js';
@@ -48,6 +51,8 @@ export interface SuiteOutput {
   readonly errors: Readonly<Record<string, Readonly<Record<string, number>>>>;
   readonly summary: unknown;
   readonly extra: unknown;
+  /** Was the machine busy (load average, calibration loop at both ends of the rounds)? */
+  readonly machine: MachineLoad;
 }
 
 function list<T extends string>(v: string | undefined, known: readonly T[], dflt: readonly T[], what: string): T[] {
@@ -120,6 +125,7 @@ async function runParsed(d: SuiteDefaults): Promise<SuiteOutput | null> {
   const env = benchEnvironment();
   log(`${d.title}: up to ${req.cpus} CPUs · ${rounds} rounds × ${seconds} s · seed ${req.seed}${req.preemptRt ? ' · PREEMPT_RT' : ''}`);
 
+  const loadStart = probeLoad();
   const suite = await createBenchSuite(req);
   let figures: BenchFigure[];
   try {
@@ -127,7 +133,7 @@ async function runParsed(d: SuiteDefaults): Promise<SuiteOutput | null> {
     figures = await runRounds(suite.cases, {
       rounds, seconds,
       onRound: (e) => {
-        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${e.warmup ? 'warm-up' : `round ${e.round}/${e.rounds}`}  ${e.label}: ${formatRate(e.opsPerSec)}`);
+        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${e.warmup ? 'warm-up' : `round ${e.round}/${e.rounds}`}  ${e.label}: ${formatValue(e.value, e.unit)}`);
       },
     });
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
@@ -135,19 +141,23 @@ async function runParsed(d: SuiteDefaults): Promise<SuiteOutput | null> {
   } finally {
     await suite.close();
   }
+  const machine = machineLoad(loadStart, probeLoad());
   const shown = d.order !== undefined ? [...figures].sort(d.order) : figures;
   const errors = suite.errors();
   let extra: { text: string; json: unknown } | null = null;
   if (d.after !== undefined) extra = await d.after({ json, log, req });
   const doc: SuiteOutput = {
     schema: 'bpfsim-bench/1', bench: d.name, argv, environment: env, request: req, rounds, seconds, figures: shown,
-    skipped: suite.skipped, errors, summary: d.summaryJson?.(shown) ?? null, extra: extra?.json ?? null,
+    skipped: suite.skipped, errors, summary: d.summaryJson?.(shown) ?? null, extra: extra?.json ?? null, machine,
   };
   if (json) {
     process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     return doc;
   }
   if (shown.length > 0) log(formatFigureTable(shown, env, { rounds, seconds }));
+  log(formatMachineLine(machine));
+  const warn = machineLoadWarning(machine);
+  if (warn !== null) log(warn);
   for (const s of suite.skipped) log(`skipped ${s.id}: ${s.reason}`);
   for (const [id, errs] of Object.entries(errors)) {
     log(`errors in ${id}: ${Object.entries(errs).map(([k, v]) => `${k} ×${v}`).join(', ')}`);

@@ -35,7 +35,10 @@ import { errnoName } from '../errno.js';
 import { rcuGpLatencySamples } from '../rcu/rcu.js';
 import { htabMemAllocLevels } from '../maps/hashtab.js';
 import { BPF_TIMER_RETIRED } from '../maps/btf_record.js';
-import { runWorkers, type BenchCase, type Measurement } from '../../bench/harness.js';
+import {
+  runWorkers, runSharedMap, createFilledSharedMap, loadSharedMap, spawnUntilReady, allocateArena, importingWorkerSource,
+  BARE_WORKER_SOURCE, type BenchCase, type Measurement,
+} from '../../bench/harness.js';
 import {
   EngineUsageError, unsupportedReason, type Engine, type StressOptions, type StressResult, type LiveStats,
   type StressCell, type InvariantCheck, type CacheSeries, type TimelineSample, type SplatRecord,
@@ -44,7 +47,8 @@ import {
 } from './engine_api.js';
 import { readInterrupts, addInterrupts, ZERO_INTERRUPTS } from './irq_stats.js';
 import { Worker } from 'node:worker_threads';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { checkHistory, type IllegalPartition, type HistoryOp as CheckOp } from '../check/index.js';
 import type { HistoryOp } from '../maps/map_history.js';
 import type { StressMixArgs } from './programs/stress_mix.js';
@@ -946,12 +950,29 @@ async function runStress(o: StressOptions, onProgress: (s: LiveStats) => void): 
 //             (bench_graph.ts), on 1, 2, 4, … CPUs, each CPU on its own value or all on one;
 //             against the same work in as many worker threads behind an Atomics lock
 //             (bench_graph_js.ts: a JS sorted array / array, per thread or in one SharedArrayBuffer).
+//   baselines what a Node user would pick instead, same keys and workload: BASELINE_KEYS u32 keys,
+//             8-byte values, lookups or overwrite updates walking the keys with a fixed stride
+//             (bench/programs/baselines_ops.ts, 64 per run), on 1 and 2 CPUs / threads: bpfsim's
+//             hash map (prealloc), the `sharedmap` npm package (one map in a SharedArrayBuffer;
+//             the baseline, target bpfsim ≥ 20×) and a JS Map per worker (harness.ts). Without
+//             sharedmap installed, its cases are skipped and the JS Map is the baseline.
+//   boot      Runtime.start({ cpus: 8 }) to ready (then stop), against 8 bare worker threads that
+//             import nothing; the breakdown: 8 workers that import the CPU worker's module, and
+//             the arena's SharedArrayBuffer alone (harness.ts boot probes). Unit: ms. The suite's
+//             runtime is stopped first (one runtime per thread).
+//   oversub   the lock-heavy mix (baselines_ops 'mix': 50 % update, 25 % delete, 25 % lookup of
+//             OVERSUB_KEYS keys shared by every CPU) on 8 CPUs against 2, in one 8-CPU runtime;
+//             total ops/s (target 8 CPUs ≥ 0.9× of 2 on a 2-core machine).
 //
 // Runtimes: one per thread, and the dynamic allocator is a runtime option, so a suite keeps one
 // runtime and switches when a case needs the other allocator. Within each benchmark the cases
 // that need the kmalloc runtime come last, so interleaved rounds switch twice per round at most.
 
-interface RtConfig { readonly dynAlloc: 'bpf_mem_alloc' | 'kmalloc' }
+interface RtConfig {
+  readonly dynAlloc: 'bpf_mem_alloc' | 'kmalloc';
+  /** CPUs of the runtime. @defaultValue the request's CPU count */
+  readonly cpus?: number;
+}
 
 interface Fixture { readonly m: BpfMap; readonly prog: Program; readonly user: SharedArrayBuffer | null }
 
@@ -968,9 +989,10 @@ class RuntimeSlot {
   constructor(req: BenchRequest) { this.req = req; }
 
   async get(cfg: RtConfig): Promise<Runtime> {
-    if (this.#rt !== null && this.#cfg?.dynAlloc === cfg.dynAlloc) return this.#rt;
+    const cpus = cfg.cpus ?? this.req.cpus;
+    if (this.#rt !== null && this.#cfg?.dynAlloc === cfg.dynAlloc && this.#rt.cpus === cpus) return this.#rt;
     await this.close();
-    this.#rt = await Runtime.start({ cpus: this.req.cpus, preemptRt: this.req.preemptRt, dynAlloc: cfg.dynAlloc, seed: this.req.seed, memoryBytes: MEMORY_BYTES });
+    this.#rt = await Runtime.start({ cpus, preemptRt: this.req.preemptRt, dynAlloc: cfg.dynAlloc, seed: this.req.seed, memoryBytes: MEMORY_BYTES });
     this.#cfg = cfg;
     return this.#rt;
   }
@@ -1078,9 +1100,44 @@ const SCALING_KEYS = 100_000;
 /** Untimed run of a fresh fixture (new runtime or new map), seconds. */
 const WARM_S = 0.1;
 
+/** The build's root seen from here: dist/src/cli/ in the build; from the sources (tests), the compiled files. */
+const DIST_ROOT = import.meta.url.includes('/dist/') ? '../../' : '../../dist/';
+/** The bench programs that live with the benchmarks (dist/bench/programs/). */
+const BENCH_PROG = { baselines: new URL(`${DIST_ROOT}bench/programs/baselines_ops.js`, import.meta.url) };
+/** The CPU worker's entry module (what every CPU of a runtime loads). */
+const CPU_WORKER_ENTRY = new URL(`${DIST_ROOT}workers/cpu.js`, import.meta.url);
+/** Operations per run of baselines_ops (lookup, update, mix). */
+const BASELINE_OPS_PER_RUN = 64;
+const BASELINE_KEYS = 100_000;
+/** The issue's target for bpfsim's hash map against sharedmap. */
+const BASELINE_SHAREDMAP_TARGET = 20;
+const BOOT_CPUS = 8;
+const OVERSUB_CPUS = 8;
+const OVERSUB_BASE_CPUS = 2;
+const OVERSUB_KEYS = 64;
+
+/** What a suite found before planning: optional pieces that may be missing from an install. */
+interface BenchEnv {
+  /** the `sharedmap` package (a devDependency) can be loaded */
+  readonly sharedMap: boolean;
+  /** dist/bench/programs/baselines_ops.js exists */
+  readonly baselinesProg: boolean;
+}
+
+async function probeBenchEnv(req: BenchRequest): Promise<BenchEnv> {
+  const wants = req.names.includes('baselines');
+  return {
+    sharedMap: wants && (await loadSharedMap()) !== null,
+    baselinesProg: existsSync(fileURLToPath(BENCH_PROG.baselines)),
+  };
+}
+
+/** Args of bench/programs/baselines_ops.ts (kept in step with its BaselineArgs). */
+interface BaselineOpsArgs { readonly op: 'lookup' | 'update' | 'mix' | 'fill'; readonly keys: number; readonly perRun: number }
+
 function isPercpu(map: MapType): boolean { return map === 'percpu_hash' || map === 'lru_percpu_hash' || map === 'percpu_array'; }
 
-function benchCases(req: BenchRequest, slot: RuntimeSlot, errorsOf: (id: string) => Record<string, number>, skip: (id: string, reason: string) => void): PlannedCase[] {
+function benchCases(req: BenchRequest, slot: RuntimeSlot, errorsOf: (id: string) => Record<string, number>, skip: (id: string, reason: string) => void, env: BenchEnv): PlannedCase[] {
   const cases: PlannedCase[] = [];
   const allocs = req.alloc;
   const flagsOf = (alloc: AllocMode, extra: number): number => (alloc === 'prealloc' ? 0 : BPF_F_NO_PREALLOC) | extra;
@@ -1263,6 +1320,113 @@ function benchCases(req: BenchRequest, slot: RuntimeSlot, errorsOf: (id: string)
             } });
           }
         }
+      }
+    } else if (name === 'baselines') {
+      const cfg: RtConfig = { dynAlloc: 'bpf_mem_alloc', cpus: Math.max(2, req.cpus) };
+      let filled: Promise<unknown> | null = null;
+      const sharedMap = (): Promise<unknown> => (filled ??= createFilledSharedMap(BASELINE_KEYS));
+      const noProg = 'dist/bench/programs/baselines_ops.js is missing from this install';
+      const words = { lookup: ['sharedmap.get', 'JS Map.get', 'lookup'], update: ['sharedmap.set', 'JS Map.set', 'update (overwrite)'] } as const;
+      for (const op of ['lookup', 'update'] as const) {
+        for (const n of [1, 2]) {
+          const sm = `baselines/sharedmap/${op}/${n}`;
+          const js = `baselines/js_map/${op}/${n}`;
+          const hash = `baselines/hash/${op}/${n}`;
+          const base = env.sharedMap ? sm : js;
+          if (env.sharedMap) {
+            cases.push({ c: {
+              id: sm, bench: 'baselines', label: `${words[op][0]} (one shared map) ×${n}`,
+              tags: { map: 'sharedmap', alloc: 'js', cpus: n, op },
+              run: async (seconds) => runSharedMap({ threads: n, seconds, op, map: await sharedMap(), keys: BASELINE_KEYS }),
+            } });
+          } else {
+            skip(sm, 'the sharedmap package is not installed (a devDependency: npm install --save-dev sharedmap); JS Map is the baseline');
+          }
+          cases.push({ c: {
+            id: js, bench: 'baselines', label: `${words[op][1]} (a Map per worker) ×${n}`,
+            tags: { map: 'js_map', alloc: 'js', cpus: n, op }, ...(base !== js ? { baseline: base } : {}),
+            run: (seconds) => runWorkers({ threads: n, seconds, kernel: op === 'lookup' ? 'js_map_get' : 'js_map_set', entries: BASELINE_KEYS }),
+          } });
+          if (!env.baselinesProg) { skip(hash, noProg); continue; }
+          cases.push({ needs: { map: 'hash', alloc: 'prealloc', flags: 0 }, c: {
+            id: hash, bench: 'baselines', label: `hash prealloc ${words[op][2]} ×${n} CPU${n > 1 ? 's' : ''}`,
+            tags: { map: 'hash', alloc: 'prealloc', cpus: n, op }, baseline: base,
+            ...(env.sharedMap ? { target: BASELINE_SHAREDMAP_TARGET } : {}),
+            run: async (seconds) => {
+              const { rt, prog, fresh } = await slot.fixture('baselines/hash', cfg, {
+                make: (r) => r.createMap({ type: 'hash', name: 'baselines', keySize: 4, valueSize: 8, maxEntries: BASELINE_KEYS }),
+                prog: BENCH_PROG.baselines,
+                setup: async (r, f) => {
+                  const fill: BaselineOpsArgs = { op: 'fill', keys: BASELINE_KEYS, perRun: 1 };
+                  const res = await r.runWorkload({ cpus: [0], context: 'task', program: f.prog, iterations: BASELINE_KEYS, args: fill });
+                  mergeErrors(errorsOf('baselines/hash/fill'), res.errors);
+                },
+              });
+              const args: BaselineOpsArgs = { op, keys: BASELINE_KEYS, perRun: BASELINE_OPS_PER_RUN };
+              if (fresh) {
+                for (const o of ['lookup', 'update'] as const) {
+                  await rt.runWorkload({ cpus: cpuRange(2), context: 'task', program: prog, seconds: WARM_S / 2, args: { ...args, op: o } });
+                }
+              }
+              const r = await rt.runWorkload({ cpus: cpuRange(n), context: 'task', program: prog, seconds, args });
+              mergeErrors(errorsOf(hash), r.errors);
+              return { ops: r.ops * BASELINE_OPS_PER_RUN, elapsedNs: Math.max(...r.perCpu.map((c) => c.durationNs), 1) };
+            },
+          } });
+        }
+      }
+    } else if (name === 'boot') {
+      const n = BOOT_CPUS;
+      const bare = `boot/bare_workers/${n}`;
+      const ms = (ns: number): Measurement => ({ ops: 1, elapsedNs: ns });
+      const tags = { cpus: n, op: 'boot' };
+      cases.push({ c: {
+        id: bare, bench: 'boot', label: `${n} bare worker threads (import nothing): start → ready`, unit: 'ms', tags,
+        run: async () => { await slot.close(); return ms(await spawnUntilReady(n, BARE_WORKER_SOURCE)); },
+      } });
+      cases.push({ c: {
+        id: `boot/cpu_module_workers/${n}`, bench: 'boot', label: `${n} worker threads importing the CPU module: start → ready`,
+        unit: 'ms', tags, baseline: bare,
+        run: async () => { await slot.close(); return ms(await spawnUntilReady(n, importingWorkerSource(CPU_WORKER_ENTRY))); },
+      } });
+      cases.push({ c: {
+        id: 'boot/arena', bench: 'boot', label: `arena alone: one ${MEMORY_BYTES / 1048576} MiB SharedArrayBuffer`, unit: 'ms',
+        tags: { op: 'boot' },
+        run: async () => { await slot.close(); return ms(allocateArena(MEMORY_BYTES)); },
+      } });
+      cases.push({ c: {
+        id: `boot/runtime/${n}`, bench: 'boot', label: `Runtime.start({ cpus: ${n} }) → ready`, unit: 'ms', tags, baseline: bare,
+        run: async () => {
+          await slot.close();
+          const t0 = process.hrtime.bigint();
+          const rt = await Runtime.start({ cpus: n, preemptRt: req.preemptRt, seed: req.seed, memoryBytes: MEMORY_BYTES });
+          const ns = Number(process.hrtime.bigint() - t0);
+          await rt.stop();
+          return ms(ns);
+        },
+      } });
+    } else if (name === 'oversub') {
+      const base = `oversub/hash/mix/${OVERSUB_BASE_CPUS}`;
+      const cfg: RtConfig = { dynAlloc: 'bpf_mem_alloc', cpus: OVERSUB_CPUS };
+      for (const cpus of [OVERSUB_BASE_CPUS, OVERSUB_CPUS]) {
+        const id = `oversub/hash/mix/${cpus}`;
+        if (!env.baselinesProg) { skip(id, 'dist/bench/programs/baselines_ops.js is missing from this install'); continue; }
+        cases.push({ needs: { map: 'hash', alloc: 'prealloc', flags: 0 }, c: {
+          id, bench: 'oversub', label: `hash prealloc update/delete/lookup mix, ${OVERSUB_KEYS} keys ×${cpus} CPUs`,
+          tags: { map: 'hash', alloc: 'prealloc', cpus, op: 'mix', workload: 'lock-heavy' },
+          ...(cpus !== OVERSUB_BASE_CPUS ? { baseline: base, target: 0.9 } : {}),
+          run: async (seconds) => {
+            const { rt, prog, fresh } = await slot.fixture('oversub', cfg, {
+              make: (r) => r.createMap({ type: 'hash', name: 'oversub', keySize: 4, valueSize: 8, maxEntries: OVERSUB_KEYS }),
+              prog: BENCH_PROG.baselines,
+            });
+            const args: BaselineOpsArgs = { op: 'mix', keys: OVERSUB_KEYS, perRun: BASELINE_OPS_PER_RUN };
+            if (fresh) await rt.runWorkload({ cpus: cpuRange(rt.cpus), context: 'task', program: prog, seconds: WARM_S, args });
+            const r = await rt.runWorkload({ cpus: cpuRange(cpus), context: 'task', program: prog, seconds, args });
+            mergeErrors(errorsOf(id), r.errors);
+            return { ops: r.ops * BASELINE_OPS_PER_RUN, elapsedNs: Math.max(...r.perCpu.map((c) => c.durationNs), 1) };
+          },
+        } });
       }
     } else {
       const steps = cpuSteps(req.cpus);
@@ -1453,7 +1617,8 @@ export async function createBenchSuite(req: BenchRequest): Promise<BenchSuiteDet
   const errorsOf = (id: string): Record<string, number> => (errors[id] ??= {});
   const notPlanned: { id: string; reason: string }[] = [];
   try {
-    const planned = benchCases(req, slot, errorsOf, (id, reason) => notPlanned.push({ id, reason }));
+    const env = await probeBenchEnv(req);
+    const planned = benchCases(req, slot, errorsOf, (id, reason) => notPlanned.push({ id, reason }), env);
     const { cases, skipped } = await probeCases(planned, slot);
     return {
       cases, skipped: [...notPlanned, ...skipped], close: () => slot.close(),

@@ -33,8 +33,12 @@ export type MixOp = (typeof MIX_OPS)[number];
 /** Relative weights of the operations a stress workload performs (any scale; sum > 0). */
 export type Mix = Readonly<Record<MixOp, number>>;
 
-/** The benchmarks `bpfsim bench` (and `all`) runs. */
-export const BENCH_NAMES = ['map_perf', 'htab_mem', 'lookup', 'scaling'] as const;
+/**
+ * The benchmarks `bpfsim bench` (and `all`) runs. 'baselines': bpfsim's hash map next to what a
+ * Node user would pick (sharedmap, a JS Map per worker); 'boot': Runtime.start of 8 CPUs next to
+ * 8 bare worker threads; 'oversub': 8 CPUs against 2 on a lock-heavy mix (bench cases: engine.ts).
+ */
+export const BENCH_NAMES = ['map_perf', 'htab_mem', 'lookup', 'scaling', 'baselines', 'boot', 'oversub'] as const;
 /** Every benchmark name accepted: 'timers' and 'graph' run only when named (`bpfsim bench timers`). */
 export const ALL_BENCH_NAMES = [...BENCH_NAMES, 'timers', 'graph'] as const;
 export type BenchName = (typeof ALL_BENCH_NAMES)[number];

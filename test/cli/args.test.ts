@@ -64,8 +64,8 @@ describe('lists', () => {
     expect(usage(() => parseFaults('explode'))).toMatch(/unknown fault 'explode'/);
   });
   it('bench names', () => {
-    expect(parseBenchNames([])).toEqual(['map_perf', 'htab_mem', 'lookup', 'scaling']);
-    expect(parseBenchNames(['lookup', 'all'])).toEqual(['lookup', 'map_perf', 'htab_mem', 'scaling']);
+    expect(parseBenchNames([])).toEqual(['map_perf', 'htab_mem', 'lookup', 'scaling', 'baselines', 'boot', 'oversub']);
+    expect(parseBenchNames(['lookup', 'all'])).toEqual(['lookup', 'map_perf', 'htab_mem', 'scaling', 'baselines', 'boot', 'oversub']);
     expect(usage(() => parseBenchNames(['speed']))).toMatch(/unknown benchmark 'speed'/);
   });
 });

@@ -107,15 +107,28 @@ describe('bench', () => {
     const v = validateResults(JSON.parse(r.stdout) as unknown);
     if (!v.ok) throw new Error(v.errors.join('\n'));
     const b = v.value.bench!;
-    expect(b.names).toEqual(['map_perf', 'htab_mem', 'lookup', 'scaling']);
+    expect(b.names).toEqual(['map_perf', 'htab_mem', 'lookup', 'scaling', 'baselines', 'boot', 'oversub']);
     expect(b.figures.length).toBeGreaterThan(10);
     for (const f of b.figures) {
       expect(f.samples).toHaveLength(3);
       expect(Number.isFinite(f.ratio)).toBe(true);
       expect(f.ratio).toBeGreaterThan(0);
-      if (f.baseline === f.id) expect(f.ratio).toBe(1);
-      else expect(f.ratio).toBeCloseTo(f.median / f.baselineMedian, 10);
+      // every ratio carries its spread: the per-round ratios, their min–max, and the flag
+      expect(f.ratioSamples, f.id).toHaveLength(3);
+      expect(f.ratioMin).toBe(Math.min(...f.ratioSamples));
+      expect(f.ratioMax).toBe(Math.max(...f.ratioSamples));
+      if (f.baseline === f.id) {
+        expect(f.ratio).toBe(1);
+        expect(f.noDifference).toBeNull();
+      } else {
+        expect(f.ratio).toBeCloseTo(f.median / f.baselineMedian, 10);
+        expect(f.noDifference, f.id).toBe(f.ratioMin <= 1 && f.ratioMax >= 1);
+      }
     }
+    expect(b.figures.filter((f) => f.bench === 'boot').every((f) => f.unit === 'ms')).toBe(true);
+    expect(b.figures.find((f) => f.id === 'baselines/hash/lookup/1')!.baseline).toBe('baselines/sharedmap/lookup/1');
+    expect(b.machine.cores).toBeGreaterThan(0);
+    expect(b.machine.busy).toBe(b.machine.warnings.length > 0);
     const dyn = b.figures.find((f) => f.id === 'map_perf/hash/kmalloc')!;
     expect(dyn.baseline).toBe('map_perf/hash/prealloc');
     expect(dyn.ratio).toBeLessThan(0.2);
@@ -128,8 +141,34 @@ describe('bench', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`Node ${process.version}`);
     expect(r.stdout).toMatch(/\d+ cores/);
-    expect(r.stdout).toMatch(/hash kmalloc .*hash prealloc .*0\.1\d×/);
+    expect(r.stdout).toMatch(/hash kmalloc .*hash prealloc .*0\.1\d× \(0\.\d+–0\.\d+\)/);
     expect(r.stdout).toContain('(baseline)');
+    expect(r.stdout).toMatch(/^machine: load average [\d.]+ at the start, [\d.]+ at the end/m);
+  });
+
+  it('flags a ratio whose rounds span 1.0× as "no difference", and prints the baselines, boot and oversub summaries', async () => {
+    // the fake prealloc case runs at 1 M/s ± 3 % per round; this one alternates 10 % above and below
+    // it, so its per-round ratios always include 1.0×
+    const base = createFakeEngine();
+    let calls = 0;
+    const engine = { ...base, benchSuite: async (req: Parameters<typeof base.benchSuite>[0]) => {
+      const s = await base.benchSuite(req);
+      const same = {
+        id: 'map_perf/hash/same', bench: 'map_perf', label: 'hash same', baseline: 'map_perf/hash/prealloc',
+        run: async (sec: number) => ({ ops: 1e6 * sec * (++calls % 2 === 0 ? 1.1 : 0.9), elapsedNs: sec * 1e9 }),
+      };
+      return { ...s, cases: [...s.cases, same] };
+    } };
+    const cwd = tmpDir();
+    const r = await runCli(['bench', 'map_perf', 'baselines', 'boot', 'oversub', '--seconds', '0.1', '--rounds', '3'], { cwd, engine });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/hash same .* no difference/);
+    expect(r.stdout).toMatch(/^baselines: bpfsim hash lookup, 1 CPU vs 1 thread: .* = [\d.]+× \([\d.]+–[\d.]+\) of sharedmap \(target ≥ 20× met\), [\d.]+× \([\d.]+–[\d.]+\) of a JS Map per worker$/m);
+    expect(r.stdout).toMatch(/^boot: Runtime\.start of 8 CPUs → ready .* of 8 bare worker threads/m);
+    expect(r.stdout).toMatch(/\+ loading the CPU module in each worker/);
+    expect(r.stdout).toMatch(/^oversub: 8 CPUs on \d+ cores .* of 2 CPUs \(target ≥ 0\.9× (met|MISSED)\)$/m);
+    const same = readResults(cwd).bench!.figures.find((f) => f.id === 'map_perf/hash/same')!;
+    expect(same.noDifference).toBe(true);
   });
 });
 

@@ -108,7 +108,7 @@ export function fakeBenchCases(req: BenchRequest): BenchCase[] {
   for (const name of req.names) {
     if (name === 'map_perf') {
       for (const alloc of req.alloc) {
-        cases.push(mk({ id: `map_perf/hash/${alloc}`, bench: 'map_perf', label: `hash ${alloc}`, tags: { map: 'hash', alloc, cpus: req.cpus },
+        cases.push(mk({ id: `map_perf/hash/${alloc}`, bench: 'map_perf', label: `hash ${alloc}`, tags: { map: 'hash', alloc, cpus: req.cpus, workload: 'helper' },
           ...(alloc !== 'prealloc' ? { baseline: 'map_perf/hash/prealloc' } : {}), ...(alloc === 'bpf_mem_alloc' ? { target: 0.9 } : {}) },
         alloc === 'prealloc' ? 1e6 : alloc === 'bpf_mem_alloc' ? 9.5e5 : 1.1e5));
       }
@@ -123,6 +123,21 @@ export function fakeBenchCases(req: BenchRequest): BenchCase[] {
           run: async (s) => ({ ops: Math.round((alloc === 'kmalloc' ? 1e5 : 1e6) * s), elapsedNs: s * 1e9, memory: { avgBytes: 2e6, peakBytes: 3e6 } }),
         });
       }
+    } else if (name === 'baselines') {
+      for (const op of ['lookup', 'update'] as const) {
+        cases.push(mk({ id: `baselines/sharedmap/${op}/1`, bench: 'baselines', label: `sharedmap ${op} ×1`, tags: { map: 'sharedmap', alloc: 'js', cpus: 1, op } }, 1.5e5));
+        cases.push(mk({ id: `baselines/js_map/${op}/1`, bench: 'baselines', label: `JS Map ${op} ×1`, tags: { map: 'js_map', alloc: 'js', cpus: 1, op }, baseline: `baselines/sharedmap/${op}/1` }, 1.2e7));
+        cases.push(mk({ id: `baselines/hash/${op}/1`, bench: 'baselines', label: `hash prealloc ${op} ×1 CPU`, tags: { map: 'hash', alloc: 'prealloc', cpus: 1, op }, baseline: `baselines/sharedmap/${op}/1`, target: 20 }, op === 'lookup' ? 4e6 : 1.5e5));
+      }
+    } else if (name === 'boot') {
+      const ms = (c: Omit<BenchCase, 'run'>, base: number): BenchCase => ({ ...c, unit: 'ms', run: async () => ({ ops: 1, elapsedNs: base * 1e6 * (0.95 + 0.1 * r()) }) });
+      cases.push(ms({ id: 'boot/bare_workers/8', bench: 'boot', label: '8 bare worker threads', tags: { cpus: 8, op: 'boot' } }, 120));
+      cases.push(ms({ id: 'boot/cpu_module_workers/8', bench: 'boot', label: '8 workers importing the CPU module', tags: { cpus: 8, op: 'boot' }, baseline: 'boot/bare_workers/8' }, 600));
+      cases.push(ms({ id: 'boot/arena', bench: 'boot', label: 'arena alone', tags: { op: 'boot' } }, 0.2));
+      cases.push(ms({ id: 'boot/runtime/8', bench: 'boot', label: 'Runtime.start({ cpus: 8 })', tags: { cpus: 8, op: 'boot' }, baseline: 'boot/bare_workers/8' }, 900));
+    } else if (name === 'oversub') {
+      cases.push(mk({ id: 'oversub/hash/mix/2', bench: 'oversub', label: 'mix ×2 CPUs', tags: { map: 'hash', alloc: 'prealloc', cpus: 2, op: 'mix' } }, 1e6));
+      cases.push(mk({ id: 'oversub/hash/mix/8', bench: 'oversub', label: 'mix ×8 CPUs', tags: { map: 'hash', alloc: 'prealloc', cpus: 8, op: 'mix' }, baseline: 'oversub/hash/mix/2', target: 0.9 }, 1e6));
     } else {
       for (const map of req.maps) {
         for (const alloc of req.alloc) {

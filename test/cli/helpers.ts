@@ -14,6 +14,12 @@ import { makeResults } from '../../src/cli/output.js';
 import { toScenarioRecord, toStressSection, stressFailures, type Results } from '../../src/cli/results.js';
 import { DEFAULT_MIX } from '../../src/cli/args.js';
 
+/** A quiet machine, as machineLoad() reports it (the report fixture's bench section). */
+export const FAKE_MACHINE = {
+  cores: 2, loadAvgStart: 0.4, loadAvgEnd: 1.3, ownLoadEnd: 1.1, calibrationStartMs: 6.1, calibrationEndMs: 6.3,
+  calibrationSlowdown: 6.3 / 6.1 - 1, slowdownLimit: 0.25, busy: false, warnings: [],
+} as const;
+
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const TEST_OUTPUT = path.join(ROOT, 'test-output');
 
@@ -93,6 +99,6 @@ export async function fixtureResults(): Promise<Results> {
   return makeResults({
     command: 'demo', argv: ['--seed', '7'], startedAt: new Date('2026-01-02T03:04:05Z'), durationMs: 61_000, seed: 7, cpus: 4, preemptRt: false,
     failures: [...stressFailures(withSplat), "scenario 'always-fails' failed: expected the NMI update gets -EBUSY; observed the NMI update got 0"],
-    stress: withSplat, bench: { names: [...req.names], rounds: 3, seconds: 0.5, cpus: 4, figures, skipped: [{ id: 'lookup/hash/2', reason: 'needs 2 CPUs' }], interrupted: false, shortened: [] }, scenarios,
+    stress: withSplat, bench: { names: [...req.names], rounds: 3, seconds: 0.5, cpus: 4, figures, skipped: [{ id: 'lookup/hash/2', reason: 'needs 2 CPUs' }], interrupted: false, shortened: [], machine: FAKE_MACHINE }, scenarios,
   });
 }

@@ -4,14 +4,17 @@
  * (html.ts) adds tick/tooltip formatters by name and calls `new Chart(canvas, config)`.
  *
  * Charts and their data:
- *  - throughput     bench figures of `scaling`: ops/s against CPUs, one line per map type/alloc mode
+ *  - throughput     every bench figure in ops/s with a CPU count: ops/s against CPUs (threads for the
+ *                   JS baselines), one line per benchmark, map type, allocation mode and operation,
+ *                   labelled in words ("hash map, preallocated — lookups, all CPUs (scaling)")
  *  - cache-<i>      stress caches: per-CPU bpf_mem_alloc free_cnt over time with low/high watermarks
  *  - gp             stress grace-period duration histogram (as the RCU coordinator recorded them)
  *  - memory         stress timeline: kernel memory in use (and ops/s) over time
  *  - timer-latency  bench timerLatency (`bpfsim bench timers`): p50/p90/p99 of how late bpf timer
  *                   callbacks ran after their requested expiry, next to setTimeout and a bare
  *                   Atomics.waitAsync wake measured in the same run
- *  - bench-ratio    every non-baseline bench figure: ratio to its same-run baseline (bars, full width)
+ *  - bench-ratio    every non-baseline bench figure: ratio to its same-run baseline (bars, full width),
+ *                   with the min–max of the per-round ratios as a floating bar beside it
  * A chart whose data is absent in this run is replaced by a note saying which command fills it.
  */
 import type { ChartConfiguration } from 'chart.js';
@@ -59,14 +62,49 @@ function baseOptions(xTitle: string, yTitle: string, xType: 'linear' | 'category
   };
 }
 
+const MAP_WORDS: Readonly<Record<string, string>> = {
+  hash: 'hash map', percpu_hash: 'per-CPU hash map', lru_hash: 'LRU hash map', lru_percpu_hash: 'per-CPU LRU hash map',
+  array: 'array map', percpu_array: 'per-CPU array map', hash_of_maps: 'hash of maps', array_of_maps: 'array of maps',
+  js_map: 'JS Map (one per worker)', js: 'plain JS', sharedmap: 'sharedmap (npm, one shared map)',
+};
+const ALLOC_WORDS: Readonly<Record<string, string>> = {
+  prealloc: 'preallocated', bpf_mem_alloc: 'dynamic (bpf_mem_alloc)', kmalloc: 'dynamic (legacy kmalloc)', js: 'plain JS',
+};
+/** What a benchmark's figure counts, in words. */
+function whatWords(bench: string, op: string, workload: string): string {
+  switch (bench) {
+    case 'map_perf': return `${op === 'lookup' ? 'lookups' : 'update + lookup + delete events'} per CPU, ${workload || 'helper'} path (map_perf)`;
+    case 'scaling': return 'lookups, all CPUs (scaling)';
+    case 'baselines': return `${op === 'update' ? 'overwrite updates' : 'lookups'}, all CPUs or threads (baselines)`;
+    case 'oversub': return 'update/delete/lookup mix, all CPUs (oversub)';
+    case 'htab_mem': return `${workload} ops per producer (htab_mem)`;
+    case 'lookup': return `${op === 'update' ? 'updates' : 'lookups'} (lookup)`;
+    case 'timers': return 'timer arm + cancel pairs per CPU (timers)';
+    case 'graph': return `${op} pairs, ${workload.replace('_', ' ')} (graph)`;
+    default: return bench;
+  }
+}
+
+/** A series' label: map type and allocation mode in words, then what was counted. */
+export function seriesLabel(bench: string, tags: Readonly<Record<string, string | number>>): string {
+  const map = String(tags.map ?? '');
+  const alloc = String(tags.alloc ?? '');
+  const flags = tags.flags !== undefined ? `, ${String(tags.flags)}` : '';
+  const who = MAP_WORDS[map] ?? (map || 'map');
+  const how = ALLOC_WORDS[alloc] ?? alloc;
+  return `${who}${how !== '' && how !== who ? `, ${how}` : ''}${flags} — ${whatWords(bench, String(tags.op ?? ''), String(tags.workload ?? ''))}`;
+}
+
+const JS_DASH = [8, 3, 2, 3];
+
 function throughputChart(r: Results): ChartSpec | ChartNote {
   const id = 'chart-throughput';
   const title = 'Throughput against CPUs, per map type and allocation mode';
-  const figs = (r.bench?.figures ?? []).filter((f) => f.bench === 'scaling' && typeof f.tags.cpus === 'number');
-  if (figs.length === 0) return { id, title, note: 'No scaling figures in this run — run `bpfsim bench scaling` (or `bpfsim demo`).' };
+  const figs = (r.bench?.figures ?? []).filter((f) => (f.unit ?? 'ops/s') === 'ops/s' && typeof f.tags.cpus === 'number');
+  if (figs.length === 0) return { id, title, note: 'No scaling figures in this run, nor any other throughput measured against CPUs — run `bpfsim bench` (or `bpfsim demo`).' };
   const groups = new Map<string, { alloc: string; points: { x: number; y: number }[] }>();
   for (const f of figs) {
-    const key = `${String(f.tags.map ?? '?')} / ${String(f.tags.alloc ?? '?')}`;
+    const key = seriesLabel(f.bench, f.tags);
     const g = groups.get(key) ?? { alloc: String(f.tags.alloc ?? ''), points: [] };
     g.points.push({ x: f.tags.cpus as number, y: f.median });
     groups.set(key, g);
@@ -76,14 +114,18 @@ function throughputChart(r: Results): ChartSpec | ChartNote {
     data: g.points.sort((a, b) => a.x - b.x),
     borderColor: color(i),
     backgroundColor: color(i),
-    borderDash: ALLOC_DASH[g.alloc] ?? [],
+    borderDash: g.alloc === 'js' ? JS_DASH : ALLOC_DASH[g.alloc] ?? [],
     tension: 0,
   }));
-  const options = baseOptions('simulated CPUs', 'ops/s (median)');
+  const ys = figs.map((f) => f.median).filter((v) => v > 0);
+  const log = ys.length > 0 && Math.max(...ys) / Math.min(...ys) > 50;
+  const options = baseOptions('simulated CPUs (threads for the JS baselines)', `ops/s (median${log ? ', logarithmic' : ''})`);
   (options.scales!.x as { ticks?: object }).ticks = { stepSize: 1 };
+  if (log) options.scales!.y = { type: 'logarithmic', title: { display: true, text: 'ops/s (median, logarithmic)' } };
   return {
-    id, title, height: 360, format: { y: 'rate', x: 'count' },
-    caption: 'Median ops/s over rounds. Solid: preallocated; dashed: bpf_mem_alloc; dotted: kmalloc (legacy dynamic).',
+    id, title, height: Math.max(360, 260 + 18 * datasets.length), format: { y: 'rate', x: 'count' }, wide: datasets.length > 8,
+    caption: 'Median ops/s over rounds of every series measured in this run. Solid: preallocated; dashed: bpf_mem_alloc; dotted: kmalloc (legacy dynamic); '
+      + 'dash-dot: plain JS baselines (a JS Map per worker, sharedmap). Per-CPU figures (map_perf, htab_mem, timers) count one CPU; the others all CPUs together.',
     config: { type: 'line', data: { datasets }, options },
   };
 }
@@ -93,11 +135,15 @@ function ratioChart(r: Results): ChartSpec | ChartNote {
   const title = 'Benchmark figures against their same-run baselines';
   const figs = (r.bench?.figures ?? []).filter((f) => f.baseline !== f.id);
   if (figs.length === 0) return { id, title, note: 'No benchmark figures in this run — run `bpfsim bench`.' };
-  const labels = figs.map((f) => `${f.bench}: ${f.label}  ÷  ${f.baselineLabel}`);
+  const labels = figs.map((f) => `${f.bench}: ${f.label}  ÷  ${f.baselineLabel}${f.noDifference === true ? '  (no difference)' : ''}`);
   const datasets: ChartConfiguration<'bar'>['data']['datasets'] = [{
     label: 'ratio (median / baseline median)',
     data: figs.map((f) => f.ratio),
-    backgroundColor: figs.map((f) => (f.meetsTarget === false ? '#d62728' : '#1f77b4')),
+    backgroundColor: figs.map((f) => (f.meetsTarget === false ? '#d62728' : f.noDifference === true ? '#8c8c8c' : '#1f77b4')),
+  }, {
+    label: 'spread: min – max of the per-round ratios',
+    data: figs.map((f) => [f.ratioMin ?? f.ratio, f.ratioMax ?? f.ratio] as unknown as number),
+    backgroundColor: '#9ecae1',
   }];
   const targets = figs.map((f) => f.target);
   if (targets.some((t) => t !== null)) {
@@ -106,7 +152,7 @@ function ratioChart(r: Results): ChartSpec | ChartNote {
   const options = baseOptions('ratio', '', 'linear');
   return {
     id, title, height: Math.max(220, 24 * figs.length + 90), format: { x: 'ratio' }, wide: true,
-    caption: 'Each bar is a median divided by the median of its baseline measured in the same run; red = below the design target.',
+    caption: 'Each bar is a median divided by the median of its baseline measured in the same run, with the min–max of the per-round ratios (same round: both measured under the same load) beside it; red = below the design target; grey = no difference (the spread includes 1×).',
     config: {
       type: 'bar',
       data: { labels, datasets },

@@ -15,9 +15,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Results } from '../results.js';
 import { buildCharts, isChartSpec, type ChartSpec, type ChartNote } from './charts.js';
-import { formatBytes, formatCount, formatErrors, formatMs, formatPhases, formatRate, formatRatio, stressCoverage } from '../format.js';
+import { formatBytes, formatCount, formatErrors, formatMs, formatPhases, formatRate, stressCoverage } from '../format.js';
 import { IRQ_KINDS_SHOWN, IRQ_LABEL } from '../irq_stats.js';
-import { environmentLine } from '../../../bench/harness.js';
+import { environmentLine, formatValue, formatRatioSpread, differenceWord, formatMachineLine } from '../../../bench/harness.js';
 import { renderTimeline } from './history_view.js';
 
 let chartJs: { source: string; version: string } | null = null;
@@ -218,13 +218,16 @@ function splatTable(list: NonNullable<Results['stress']>['splats']): string {
 function benchHtml(r: Results): string {
   const b = r.bench;
   if (b === null) return '';
+  const warn = b.machine.busy ? `<p class="tbad">The machine was busy during this run: ${e(b.machine.warnings.join('; '))}. Absolute figures are less trustworthy; ratios hold up better (their rounds interleave): read their spreads.</p>` : '';
   return ['<h2 id="bench">Benchmarks</h2>',
-    `<p class="meta">${e(environmentLine(r.environment))} · medians of ${b.rounds} round(s) × ${b.seconds} s · up to ${b.cpus} CPUs · ratios against a baseline measured in the same run</p>`,
-    table(['bench', 'case', 'median', 'min – max', 'baseline', 'ratio', 'target', 'memory avg / peak'],
+    `<p class="meta">${e(environmentLine(r.environment))} · medians of ${b.rounds} round(s) × ${b.seconds} s · up to ${b.cpus} CPUs · ratios against a baseline measured in the same run, with the min–max of the per-round ratios ("no difference": that spread includes 1.0×)</p>`,
+    `<p class="meta">${e(formatMachineLine(b.machine))}</p>`, warn,
+    table(['bench', 'case', 'median', 'min – max', 'baseline', 'ratio (min–max)', 'vs baseline', 'target', 'memory avg / peak'],
       b.figures.map((f) => {
         const base = f.baseline === f.id;
-        return [e(f.bench), e(f.label), formatRate(f.median), `${formatRate(f.min)} – ${formatRate(f.max)}`,
-          base ? '(baseline)' : e(f.baselineLabel), base ? '1×' : formatRatio(f.ratio),
+        const unit = f.unit ?? 'ops/s';
+        return [e(f.bench), e(f.label), formatValue(f.median, unit), `${formatValue(f.min, unit)} – ${formatValue(f.max, unit)}`,
+          base ? '(baseline)' : e(f.baselineLabel), base ? '1×' : formatRatioSpread(f), e(differenceWord(f)),
           f.target === null ? '' : `≥ ${f.target}× ${okCell(f.meetsTarget === true)}`,
           f.memory === null ? '' : `${formatBytes(f.memory.avgBytes)} / ${formatBytes(f.memory.peakBytes)}`];
       }), [2, 3, 5]),
@@ -257,7 +260,14 @@ export function renderReport(r: Results, o: ReportOptions = {}): string {
   const specs = charts.filter(isChartSpec).map((c) => ({ id: c.id, format: c.format, config: c.config }));
   const v = r.verdict;
   const word = v.interrupted ? 'INTERRUPTED' : v.ok ? 'PASS' : 'FAIL';
-  const title = `bpfsim ${r.command} — ${word}`;
+  // a missed benchmark target does not fail a run, but the badge never shows PASS without saying so
+  const missed = (r.bench?.figures ?? []).filter((f) => f.meetsTarget === false).length;
+  const missedText = missed > 0 ? `${missed} benchmark target${missed > 1 ? 's' : ''} missed` : '';
+  const busy = r.bench?.machine?.busy === true;
+  const badges = `<span class="badge ${v.interrupted ? 'warn' : v.ok ? 'ok' : 'bad'}">${word}</span>`
+    + (missed > 0 ? ` <span class="badge warn">${e(missedText)}</span>` : '')
+    + (busy ? ' <span class="badge warn">machine busy</span>' : '');
+  const title = `bpfsim ${r.command} — ${word}${missed > 0 ? ` (${missedText})` : ''}`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -269,7 +279,7 @@ export function renderReport(r: Results, o: ReportOptions = {}): string {
 </head>
 <body>
 <header>
-<h1>bpfsim ${e(r.command)} <span class="badge ${v.interrupted ? 'warn' : v.ok ? 'ok' : 'bad'}">${word}</span></h1>
+<h1>bpfsim ${e(r.command)} ${badges}</h1>
 ${v.interrupted ? '<p class="tbad">Interrupted with Ctrl-C: a partial run. Everything below covers only what ran before the interrupt.</p>' : ''}
 <p class="meta">${e(r.startedAt)} · ${formatMs(r.durationMs)} · ${r.cpus} simulated CPUs${r.preemptRt ? ' · PREEMPT_RT' : ''} · seed <code>${r.seed}</code> · exit code ${v.exitCode}</p>
 <p class="meta">${e(environmentLine(r.environment))} · bpfsim ${e(r.tool.version)}</p>
