@@ -7,6 +7,8 @@
  * more when only PEND_KPROBE is set: HDR_KPROBE_SITES says whether a kprobe may be at this site).
  *
  * Slow path, in this order:
+ *   -. PEND_SCHED (sticky while this CPU takes part in a deterministic schedule): a schedule
+ *      point first (sched.ts): the scheduler may run other CPUs before this window goes on.
  *   0. PEND_SRC (sticky while an interrupt source is armed here): count down, and every few
  *      windows raise on this CPU whatever source fell due (irq_source.ts); if nothing else is
  *      pending, return at once.
@@ -34,10 +36,11 @@ import {
   INJ_SITE, INJ_KIND, INJ_REMAINING, INJ_PROG, INJ_FIRED, ATTACH_ENTRIES, ATTACH_ENTRY, ATT_ACTIVE,
   ATT_KIND, ATT_SITE, ATT_CPUMASK_LO, ATT_CPUMASK_HI, ATT_PROG, ATT_HITS, ATTACH_KPROBE,
   ATTACH_PERF_EVENT, ATTACH_HARDIRQ, ATTACH_SOFTIRQ, IRQ_KIND_NMI, IRQ_KIND_HARDIRQ,
-  PC_CTX_MASK, PC_IRQS_OFF,
+  PC_CTX_MASK, PC_IRQS_OFF, PEND_SCHED,
 } from '../mem/layout.js';
 import { CTX_NMI, CTX_HARDIRQ, CTX_SOFTIRQ, enterContext, exitContext, isPreemptRt } from './context.js';
 import { srcWindow, raiseIrq, KIND_NMI, KIND_HARDIRQ, KIND_SOFTIRQ } from './irq_source.js';
+import { schedPoint } from './sched.js';
 
 export interface IrqHooks {
   /** Run program `progId` in the context already entered (prog layer). */
@@ -166,6 +169,13 @@ function doHardirq(isIrqWorkIpi: boolean): void {
 
 export function windowSlow(site: number): void {
   let p = Atomics.load(I32, pcpuI + PEND_I);
+  if ((p & PEND_SCHED) !== 0) {
+    // a deterministic schedule: this window is a schedule point (sched.ts); other CPUs may run
+    // before it returns, so the pending word is read again
+    I32[pcpuI + SITE_I] = site;
+    schedPoint();
+    p = Atomics.load(I32, pcpuI + PEND_I);
+  }
   if ((p & PEND_SRC) !== 0) {
     if (srcWindow(p)) return;
     p = Atomics.load(I32, pcpuI + PEND_I);

@@ -37,6 +37,7 @@ export const SPLAT_KINDS = [
   'invariant',
   'cpu_stuck',           // watchdog: a CPU made no progress for the watchdog period (soft lockup)
   'cpu_died',            // a CPU's thread exited (process.exit, an uncaught error, a crash)
+  'sched_stall',         // a deterministic schedule stood still: a CPU left it (src/cpu/sched.ts)
 ] as const;
 export type SplatKind = (typeof SPLAT_KINDS)[number];
 

@@ -53,6 +53,7 @@ import { EDEADLK, ETIMEDOUT } from '../errno.js';
 import { splat } from '../debug/splat.js';
 import { lockClassName } from './lock_classes.js';
 import { rawHeld } from '../cpu/context.js';
+import { schedHolding, schedWaitWord } from '../cpu/sched.js';
 
 export const LOCK_WAITERS = 1 << 30;
 const OWNER_MASK = 0x7ff;
@@ -161,7 +162,7 @@ function lockSlow(lock: number, me: number, spin: boolean, what: string): number
     splat('deadlock', `AA deadlock: ${what} at 0x${lock.toString(16)} already held by this CPU (owner context ${(v >> 8) & 7})`);
     return -EDEADLK;
   }
-  if (spin) {
+  if (spin && !schedHolding()) { // under a schedule nobody else runs while we spin: wait at once
     for (let i = 0; i < SPIN_LIMIT; i++) {
       v = Atomics.load(I32, idx);
       if (v === 0 && Atomics.compareExchange(I32, idx, 0, me) === 0) return 0;
@@ -197,7 +198,7 @@ function lockSlow(lock: number, me: number, spin: boolean, what: string): number
           return -ETIMEDOUT;
         }
       }
-      Atomics.wait(I32, idx, v | LOCK_WAITERS, WAIT_SLICE_MS);
+      schedWaitWord(idx, v | LOCK_WAITERS, WAIT_SLICE_MS);
     }
   } finally {
     Atomics.store(I32, pcpuI + WAIT_I, 0);

@@ -66,6 +66,7 @@ import { pcpuI, thisCpu, perCpuBlock } from '../mem/this_cpu.js';
 import { PC_IRQS_OFF, PC_WAIT_LOCK } from '../mem/layout.js';
 import { currentContext } from '../cpu/context.js';
 import { window } from '../cpu/window.js';
+import { schedHolding, schedWaitWord } from '../cpu/sched.js';
 import { defineSite } from '../cpu/sites.js';
 import { EDEADLK, ETIMEDOUT, EINVAL } from '../errno.js';
 import { splat } from '../debug/splat.js';
@@ -217,7 +218,8 @@ function lockSlow(lock: number, me: number, d: number): number {
       if (now - since >= lockTimeoutMs || now - start >= cap) { bump(ST_TIMEOUT); return -ETIMEDOUT; }
       // PC_WAIT_LOCK only while asleep here: not while an interrupt handler runs in the window
       Atomics.store(I32, waitI, lock);
-      if (Atomics.wait(I32, idx, v | RES_WAITERS, RES_WAIT_SLICE_MS) === 'ok') since = nowMs();
+      if (schedHolding()) schedWaitWord(idx, v | RES_WAITERS, RES_WAIT_SLICE_MS);
+      else if (Atomics.wait(I32, idx, v | RES_WAITERS, RES_WAIT_SLICE_MS) === 'ok') since = nowMs();
       Atomics.store(I32, waitI, prevWait);
       window(WAIT_SITE);
     }

@@ -69,7 +69,7 @@ import { thisCpu, pcpuI } from '../mem/this_cpu.js';
 import { PROG_LOCKED_I, helperUnderLock } from '../cpu/prog_locked.js';
 import {
   CACHELINE, FLAG_RQSPINLOCK, FLAG_PREEMPT_RT, FLAG_DYN_KMALLOC, HDR_SEED, HDR_FAULTS, FAULT_LOST_UPDATE,
-  FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE, FAULT_PERIOD,
+  FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE, FAULT_DELETE_UNLOCKED, FAULT_PERIOD,
 } from '../mem/layout.js';
 import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mem/slab.js';
 import { ownerName } from '../mem/owners.js';
@@ -309,7 +309,7 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
   constructor(ptr: number) {
     super(ptr, 'hash');
     const g = (off: number): number => I32[(ptr + off) >> 2]!;
-    this.#faults = I32[HDR_FAULTS >> 2]! & (FAULT_LOST_UPDATE | FAULT_PHANTOM_DELETE | FAULT_NOEXIST_OVERWRITE);
+    this.#faults = I32[HDR_FAULTS >> 2]! & (FAULT_LOST_UPDATE | FAULT_PHANTOM_DELETE | FAULT_NOEXIST_OVERWRITE | FAULT_DELETE_UNLOCKED);
     this.owner = g(MAP_OWNER);
     this.rec = btfRecordFromWords(g(MAP_LOCK_OFF), g(MAP_TIMER_OFF), g(MAP_GRAPH_REC));
     this.lockOff = this.rec.spinLockOff;
@@ -575,15 +575,17 @@ export class BpfHtab extends BpfMapHeader implements BpfMapImpl {
     const bi = hash & this.nMask;
     const b = this.buckets + (bi << 2);
     const lk = this.locks + (bi << 2);
-    let ret = this.#lock(lk, hash);
+    const unlocked = (this.#faults & FAULT_DELETE_UNLOCKED) !== 0; // test fault: no bucket lock
+    let ret = unlocked ? 0 : this.#lock(lk, hash);
     if (ret !== 0) return ret;
     window(SITE_DELETE_LOCKED);
     let l = this.lookupRaw(b, key, hash);
+    if (unlocked) window(SITE_DELETE_LOCKED); // found, not yet unlinked: where a racing writer slips in
     if (l !== 0 && (this.#faults & FAULT_PHANTOM_DELETE) !== 0 && this.#faultFires()) l = -1; // test fault: report 0, unlink nothing
     if (l > 0) hlistNullsDelRcu(l);
     else if (l === 0) ret = -ENOENT;
     if (l < 0) l = 0;
-    this.#unlock(lk, hash);
+    if (!unlocked) this.#unlock(lk, hash);
     if (l !== 0) {
       if (this.lru) this.#lruPushFree(l);
       else this.#freeHtabElem(l);

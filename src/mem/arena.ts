@@ -19,7 +19,7 @@ import {
   ARENA_MAGIC, HDR_MAGIC, HDR_NCPUS, HDR_NR_CPU_IDS, HDR_FLAGS, HDR_SEED, HDR_MEM_BYTES,
   HDR_PERCPU_BASE, HDR_SPLAT_BASE, HDR_INJECT_BASE, HDR_ATTACH_BASE, HDR_LOCKDEP_BASE,
   HDR_PAGEMETA_BASE, HDR_PAGES_BASE, HDR_NPAGES, HDR_BOOT_EPOCH_MS, HDR_VCLOCK_NS,
-  HDR_LOCK_TIMEOUT_MS, HDR_RCU_STALL_MS, HDR_WATCHDOG_MS, FLAG_VIRTUAL_CLOCK, type ArenaLayout,
+  HDR_LOCK_TIMEOUT_MS, HDR_RCU_STALL_MS, HDR_WATCHDOG_MS, FLAG_VIRTUAL_CLOCK, FLAG_SCHED, type ArenaLayout,
 } from './layout.js';
 
 export let SAB: SharedArrayBuffer = new SharedArrayBuffer(8);
@@ -125,8 +125,13 @@ export function ktimeGetNs(): number {
   return (performance.timeOrigin + performance.now() - bootEpochMs) * 1e6;
 }
 
-/** Milliseconds since boot on the real clock (used for timeouts, never virtual). */
+/**
+ * Milliseconds since boot, for timeouts: the real clock, except under a deterministic schedule
+ * (FLAG_SCHED), where every timeout runs on the virtual clock the scheduler advances per step, so
+ * a lock timeout or an interrupt source's due time falls on the same step in every replay.
+ */
 export function nowMs(): number {
+  if ((hdrFlags & FLAG_SCHED) !== 0) return Number(Atomics.load(I64, HDR_VCLOCK_NS >> 3)) / 1e6;
   return performance.timeOrigin + performance.now() - bootEpochMs;
 }
 

@@ -81,6 +81,7 @@ export const FLAG_DYN_KMALLOC = 1 << 2;  // dynAlloc: 'kmalloc'
 export const FLAG_LOCKDEP = 1 << 3;
 export const FLAG_VIRTUAL_CLOCK = 1 << 4;
 export const FLAG_RECORD = 1 << 5;       // record map operations (Runtime.start({ record: true }))
+export const FLAG_SCHED = 1 << 6;        // deterministic schedules (Runtime.start({ schedule })): src/cpu/sched.ts
 
 // HDR_FAULTS bits (test-only fault injection; never set by default)
 export const FAULT_DROP_FREELIST_PUSH = 1 << 0;
@@ -88,6 +89,8 @@ export const FAULT_DROP_FREELIST_PUSH = 1 << 0;
 export const FAULT_LOST_UPDATE = 1 << 1;        // a replace returns 0 and changes nothing
 export const FAULT_PHANTOM_DELETE = 1 << 2;     // a delete returns 0 and leaves the element
 export const FAULT_NOEXIST_OVERWRITE = 1 << 3;  // BPF_NOEXIST on an existing key replaces it and returns 0
+// a concurrency bug only an interleaving shows (the deterministic schedules' sweep must find it):
+export const FAULT_DELETE_UNLOCKED = 1 << 4;   // htab delete without the bucket lock (every delete)
 export const FAULT_PERIOD = 8;
 
 // ---- fixed module regions inside the header ----
@@ -101,6 +104,9 @@ export const RT_STATE_BASE = 6144;       // ..8191
 export const RT_DOORBELL = RT_STATE_BASE;            // coordinator doorbell word (own line)
 export const RT_DOORBELL_SLEEPING = RT_STATE_BASE + 4; // 1 while the coordinator waits on the doorbell
 export const RT_STATE_WORDS = RT_STATE_BASE + CACHELINE; // runtime-owned words from here
+/** The deterministic scheduler's state (src/cpu/sched.ts, SC_* word indexes inside it). */
+export const SCHED_BASE = RT_STATE_BASE + 256;        // ..SCHED_BASE + SCHED_BYTES
+export const SCHED_BYTES = 1536;
 export const MAP_TABLE_BASE = 8192;      // ..16383
 export const MAP_TABLE_ENTRIES = 2048;
 
@@ -132,7 +138,7 @@ export const PC_PROG_ACTIVE = 144;       // bpf_prog_active
 export const PC_HELD_COUNT = 148;        // entries in the held-lock table
 export const PC_CUR_SITE = 152;          // last window passed (for splats)
 export const PC_IN_WINDOW = 156;         // >0 while the window slow path runs (no re-entry)
-export const PC_RAW_HELD = 160;          // (unused: raw locks held are counted from the held table)
+export const PC_SCHED_WHERE = 160;       // where this CPU stands in a deterministic schedule (sched.ts WHERE_*), for reports
 export const PC_WAIT_LOCK = 164;         // lock this CPU is waiting for (ABBA detection reads it)
 export const PC_PROG_DEPTH = 168;        // programs running on this CPU, nested (scratch frame index + 1)
 export const PC_SRC_BACKLOG = 172;       // i32[3] per kind: source events due, not yet raised (irq_source.ts)
@@ -202,6 +208,7 @@ export const PEND_KPROBE = 1 << 5;   // sticky: some kprobe program is attached
 export const PEND_RCU_EXP = 1 << 6;  // expedited grace period wants a quiescent-state report
 export const PEND_STOP = 1 << 7;     // end the running workload at the next window
 export const PEND_SRC = 1 << 8;      // sticky: an interrupt source is armed on this CPU
+export const PEND_SCHED = 1 << 9;    // sticky: this CPU runs in a deterministic schedule (every window is a schedule point)
 
 // PC_OFFLINE values
 export const CPU_OFFLINE_STUCK = 1;

@@ -43,6 +43,7 @@ import {
 } from '../mem/layout.js';
 import { inInterrupt, irqsDisabled, rawHeld } from '../cpu/context.js';
 import { setIrqHooks } from '../cpu/window.js';
+import { schedWaitWord } from '../cpu/sched.js';
 import { splat } from '../debug/splat.js';
 import { EDEADLK, ETIMEDOUT } from '../errno.js';
 import {
@@ -224,7 +225,7 @@ export function synchronizeRcuWait(timeoutMs = 10_000): number {
       ret = -ETIMEDOUT;
       break;
     }
-    Atomics.wait(I32, doneI, d, Math.min(left, 50));
+    schedWaitWord(doneI, d, Math.min(left, 50));
   }
   if (!wasIdle) Atomics.store(I32, pcpuI + IDLE_I, 0);
   return ret;

@@ -32,6 +32,7 @@ import { splatOnCpu } from '../debug/splat.js';
 import { ringDoorbell } from '../rcu/rcu.js';
 import type { CpuControl } from '../ipc/protocol.js';
 import type { CoordinatorService } from './coordinator.js';
+import { schedActive, schedTurn } from '../cpu/sched.js';
 
 export type CpuOfflineCode = 'ERR_BPFSIM_CPU_STUCK' | 'ERR_BPFSIM_CPU_DIED' | 'ERR_BPFSIM_STOPPED';
 
@@ -110,7 +111,9 @@ export class CpuFleet implements CoordinatorService {
       if (s.offline !== null) continue;
       const b = perCpuBlock(s.cpu);
       const prog = Atomics.load(I32, (b + PC_PROGRESS) >> 2);
-      if (prog !== s.lastProgress || Atomics.load(I32, (b + PC_WAIT_LOCK) >> 2) !== 0) {
+      // under a schedule a CPU waiting for its turn is not stuck: only the holder of the turn runs
+      const waitsTurn = schedActive() && schedTurn() !== s.cpu;
+      if (prog !== s.lastProgress || waitsTurn || Atomics.load(I32, (b + PC_WAIT_LOCK) >> 2) !== 0) {
         s.lastProgress = prog;
         s.lastChangeMs = now;
         continue;

@@ -22,6 +22,8 @@ import { PC_WAKE, PC_PENDING, PEND_STOP, PEND_SRC, PC_PROGRESS } from '../mem/la
 import { srcResume, srcPause } from '../cpu/irq_source.js';
 import { contextFromName, enterContext, exitContext, CTX_TASK } from '../cpu/context.js';
 import { window, processPending } from '../cpu/window.js';
+import { schedJoin, schedLeave, schedActive, schedEnabled } from '../cpu/sched.js';
+import { nowMs } from '../mem/arena.js';
 import { defineSite } from '../cpu/sites.js';
 import { errnoName, BpfError, EPERM, EINVAL } from '../errno.js';
 import { openMap } from '../maps/registry.js';
@@ -65,11 +67,20 @@ async function idleLoop(): Promise<void> {
   while (!stopped) {
     I32[progI] = I32[progI]! + 1;
     const seen = Atomics.load(I32, wakeI);
-    if (Atomics.load(I32, pcpuI + (PC_PENDING >> 2)) & ~(PEND_STOP | PEND_SRC)) {
+    // during a scheduled run an idle CPU takes no interrupts: only the run's CPUs move the kernel
+    if ((Atomics.load(I32, pcpuI + (PC_PENDING >> 2)) & ~(PEND_STOP | PEND_SRC)) && !schedActive()) {
       rcuIdleExit();
       processPending();
       rcuQuiescentState();
       rcuIdleEnter();
+    }
+    if (schedEnabled()) {
+      // Under a schedule the idle loop polls instead: with thousands of synchronous Atomics.wait
+      // hand-offs on this thread, a pending Atomics.waitAsync was seen (Node 20) to stall the
+      // worker's event loop for seconds — control messages undelivered, about one run in three;
+      // never with a timer. A 2 ms poll costs an idle CPU nothing that matters here.
+      await new Promise<void>((res) => setTimeout(res, 2));
+      continue;
     }
     const r = Atomics.waitAsync(I32, wakeI, seen, 50);
     if (r.async) await r.value;
@@ -163,41 +174,14 @@ export const cpuControl: CpuControl = {
   },
 
   runWorkload(req: WorkloadRequest): WorkloadCpuResult {
-    const p = mustProgram(req.id);
-    const ctx = contextFromName(req.context);
-    busyEnter();
-    const pendI = pcpuI + (PC_PENDING >> 2);
-    Atomics.and(I32, pendI, ~PEND_STOP);
-    p.ctx.args = req.args ?? p.defaultArgs;
-    const errs = new Float64Array(1024);
-    let ok = 0, skipped = 0, i = 0, stoppedEarly = false, disabled = false;
-    const progI = pcpuI + (PC_PROGRESS >> 2);
-    const t0 = performance.now();
-    const deadline = req.durationMs > 0 ? t0 + req.durationMs : Infinity;
-    for (; i < req.iterations; i++) {
-      const pend = Atomics.load(I32, pendI);
-      if (pend !== 0) {
-        if ((pend & PEND_STOP) !== 0) { stoppedEarly = true; break; }
-        window(SITE_WORKLOAD_LOOP);
-      }
-      if ((i & 127) === 0 && performance.now() >= deadline) { stoppedEarly = true; break; }
-      p.ctx.iter = i;
-      const r = runOnce(p, ctx);
-      if (lastRunSkipped) {
-        if (lastRunRefused) { disabled = true; stoppedEarly = true; break; }
-        skipped++;
-      } else if (r < 0) errs[(-r) & 1023]!++;
-      else ok++;
-      rcuQuiescentState();
-      I32[progI] = I32[progI]! + 1;
+    // Under a schedule, arrive first (a CPU whose workload fails below still arrives, and leaves
+    // in the finally), so the run's first pick waits for every participant.
+    schedJoin();
+    try {
+      return runWorkloadLoop(req);
+    } finally {
+      schedLeave();
     }
-    const ns = (performance.now() - t0) * 1e6;
-    addRunTime(p, ns);
-    p.ctx.args = p.defaultArgs;
-    busyExit();
-    const errors: Record<string, number> = {};
-    for (let e = 0; e < 1024; e++) if (errs[e]! > 0) errors[errnoName(e)] = errs[e]!;
-    return { cpu: thisCpu, iterations: i, ok, errors, skipped, durationNs: ns, stopped: stoppedEarly, disabled };
   },
 
   shutdown(): void {
@@ -206,3 +190,43 @@ export const cpuControl: CpuControl = {
     Atomics.notify(I32, pcpuI + (PC_WAKE >> 2));
   },
 };
+
+function runWorkloadLoop(req: WorkloadRequest): WorkloadCpuResult {
+  const p = mustProgram(req.id);
+  const ctx = contextFromName(req.context);
+  busyEnter();
+  const pendI = pcpuI + (PC_PENDING >> 2);
+  Atomics.and(I32, pendI, ~PEND_STOP);
+  p.ctx.args = req.args ?? p.defaultArgs;
+  const errs = new Float64Array(1024);
+  let ok = 0, skipped = 0, i = 0, stoppedEarly = false, disabled = false;
+  const progI = pcpuI + (PC_PROGRESS >> 2);
+  const t0 = performance.now();
+  // a 'seconds' bound is virtual time under a schedule (the same iteration ends it in a replay)
+  const clock = schedEnabled() ? nowMs : (): number => performance.now();
+  const deadline = req.durationMs > 0 ? clock() + req.durationMs : Infinity;
+  for (; i < req.iterations; i++) {
+    const pend = Atomics.load(I32, pendI);
+    if (pend !== 0) {
+      if ((pend & PEND_STOP) !== 0) { stoppedEarly = true; break; }
+      window(SITE_WORKLOAD_LOOP);
+    }
+    if ((i & 127) === 0 && clock() >= deadline) { stoppedEarly = true; break; }
+    p.ctx.iter = i;
+    const r = runOnce(p, ctx);
+    if (lastRunSkipped) {
+      if (lastRunRefused) { disabled = true; stoppedEarly = true; break; }
+      skipped++;
+    } else if (r < 0) errs[(-r) & 1023]!++;
+    else ok++;
+    rcuQuiescentState();
+    I32[progI] = I32[progI]! + 1;
+  }
+  const ns = (performance.now() - t0) * 1e6;
+  addRunTime(p, ns);
+  p.ctx.args = p.defaultArgs;
+  busyExit();
+  const errors: Record<string, number> = {};
+  for (let e = 0; e < 1024; e++) if (errs[e]! > 0) errors[errnoName(e)] = errs[e]!;
+  return { cpu: thisCpu, iterations: i, ok, errors, skipped, durationNs: ns, stopped: stoppedEarly, disabled };
+}

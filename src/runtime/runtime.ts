@@ -32,12 +32,14 @@ import { I32, I64, F64, createArena, detachArena, arenaGeneration, nrCpus, ktime
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
   computeLayout, MAX_CPUS, FLAG_PREEMPT_RT, FLAG_RQSPINLOCK, FLAG_DYN_KMALLOC, FLAG_LOCKDEP,
-  FLAG_VIRTUAL_CLOCK, FLAG_RECORD, HDR_STOPPING, HDR_VCLOCK_NS, HDR_FAULTS, PC_PENDING, PEND_STOP,
+  FLAG_VIRTUAL_CLOCK, FLAG_RECORD, FLAG_SCHED, HDR_STOPPING, HDR_VCLOCK_NS, HDR_FAULTS, PC_PENDING, PEND_STOP,
   PC_STAT_NMI, PC_STAT_HARDIRQ, PC_STAT_SOFTIRQ, PC_STAT_IRQ_WORK, PC_STAT_WINDOW_SLOW,
   PC_STAT_KPROBE, ATTACH_KPROBE, ATTACH_PERF_EVENT, ATTACH_HARDIRQ, ATTACH_SOFTIRQ, PC_RUNNING_PROG,
-  PC_CUR_SITE, PC_PROGRESS, FAULT_DROP_FREELIST_PUSH, FAULT_LOST_UPDATE, FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE,
+  PC_CUR_SITE, PC_PROGRESS, PC_HELD_MAX, PC_HELD_COUNT, PC_HELD_CLASS, PC_WAIT_LOCK, PC_SCHED_WHERE, FAULT_DROP_FREELIST_PUSH, FAULT_LOST_UPDATE, FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE,
+  FAULT_DELETE_UNLOCKED,
 } from '../mem/layout.js';
 import { defineSite, allSites, siteId, siteName } from '../cpu/sites.js';
+import { lockClassName } from '../locks/lock_classes.js';
 import { irqCounts, offCoreMs, KIND_NMI, KIND_HARDIRQ, KIND_SOFTIRQ } from '../cpu/irq_source.js';
 import { readSplats, splatCount, type Splat } from '../debug/splat.js';
 import { memInit } from '../mem/slab.js';
@@ -86,6 +88,11 @@ import {
   typeError, rangeError, valueError,
 } from './validate.js';
 import { CONTEXT_NAMES } from '../cpu/context.js';
+import {
+  schedInit, schedBeginRun, schedEndRun, schedStats, SCHED_MAX_DEPTH, WHERE_NAMES, type ScheduleConfig, type ScheduleStats,
+} from '../cpu/sched.js';
+import { ringDoorbell } from '../rcu/state.js';
+import { EBUSY } from '../errno.js';
 
 export { CpuOfflineError } from './cpu_fleet.js';
 export type { CpuOfflineCode } from './cpu_fleet.js';
@@ -128,6 +135,45 @@ export interface RuntimeOptions {
    * @defaultValue false
    */
   readonly record?: boolean | number;
+  /**
+   * Deterministic schedules (docs/SCHEDULE.md): workloads begun in the same tick form a run in
+   * which one CPU runs at a time and, at every window, the scheduler picks from the seed which CPU
+   * continues ('random', or 'pct' with `depth` priority change points); time is virtual and moves
+   * one microsecond per step. The same seed gives the same interleaving, history and splats.
+   * Implies clock: 'virtual'. @defaultValue false
+   */
+  readonly schedule?: ScheduleOptions | false;
+}
+
+/** Runtime.start({ schedule }). `seed` defaults to the runtime's seed. */
+export interface ScheduleOptions {
+  readonly mode: 'random' | 'pct';
+  readonly seed?: number;
+  /** PCT: d, the bug depth aimed at (d - 1 priority change points). @defaultValue 3 */
+  readonly depth?: number;
+  /** PCT: the steps over which the change points are drawn (about one run's length). @defaultValue 20000 */
+  readonly steps?: number;
+  /** Replay: halt every CPU at this step (rt.schedule().halted says when it happened). */
+  readonly stopAt?: number;
+  /** Replay: halt at the first schedule point after the history clock reached this stamp (an op's `ret`). */
+  readonly stopAtStamp?: number;
+  /** Replay: halt at the first schedule point after a splat. */
+  readonly stopAtSplat?: boolean;
+  /** Halt a run after this many steps (a livelock). @defaultValue 0: no bound */
+  readonly maxSteps?: number;
+}
+
+/** Where a CPU stands (rt.schedule().cpus, for a halted replay). */
+export interface CpuState {
+  readonly cpu: number;
+  readonly program: string | null;
+  readonly site: string;
+  /** Lock classes held, outermost first. */
+  readonly heldLocks: readonly string[];
+  /** The lock it waits for (its class), if any. */
+  readonly waitingFor: string | null;
+  /** Where it stands in the schedule ('running', 'waiting for its turn', ...). */
+  readonly sched: string;
 }
 
 export type ResolvedRuntimeOptions = { readonly [K in keyof RuntimeOptions]-?: NonNullable<RuntimeOptions[K]> };
@@ -135,7 +181,7 @@ export type ResolvedRuntimeOptions = { readonly [K in keyof RuntimeOptions]-?: N
 const DEFAULTS: Omit<ResolvedRuntimeOptions, 'cpus'> = Object.freeze({
   preemptRt: false, memoryBytes: 256 << 20, dynAlloc: 'bpf_mem_alloc', bucketLock: 'map_locked',
   clock: 'real', seed: 1, lockTimeoutMs: 250, rcuStallMs: 1000, lockdep: true, faults: 0, watchdogMs: 2000,
-  record: false,
+  record: false, schedule: false,
 });
 /** Operations rt.history() keeps by default when recording (record: true). */
 const RECORD_DEFAULT_MAX_OPS = 4_000_000;
@@ -147,9 +193,9 @@ function historyRingEntries(cpus: number, memoryBytes: number): number {
 
 const OPTION_NAMES: readonly (keyof RuntimeOptions)[] = [
   'cpus', 'preemptRt', 'memoryBytes', 'dynAlloc', 'bucketLock', 'clock', 'seed', 'lockTimeoutMs',
-  'rcuStallMs', 'lockdep', 'faults', 'watchdogMs', 'record',
+  'rcuStallMs', 'lockdep', 'faults', 'watchdogMs', 'record', 'schedule',
 ];
-const KNOWN_FAULTS = FAULT_DROP_FREELIST_PUSH | FAULT_LOST_UPDATE | FAULT_PHANTOM_DELETE | FAULT_NOEXIST_OVERWRITE;
+const KNOWN_FAULTS = FAULT_DROP_FREELIST_PUSH | FAULT_LOST_UPDATE | FAULT_PHANTOM_DELETE | FAULT_NOEXIST_OVERWRITE | FAULT_DELETE_UNLOCKED;
 
 function resolveOptions(options: unknown): ResolvedRuntimeOptions {
   const what = (k: string): string => `Runtime.start: option '${k}'`;
@@ -170,6 +216,26 @@ function resolveOptions(options: unknown): ResolvedRuntimeOptions {
   checkOneOf(what('bucketLock'), r.bucketLock, ['map_locked', 'rqspinlock']);
   checkOneOf(what('clock'), r.clock, ['real', 'virtual']);
   if (typeof r.record !== 'boolean') checkInt(what('record'), r.record, 1, 100_000_000);
+  if (r.schedule !== false) {
+    const s = checkObject(what('schedule'), r.schedule, false);
+    checkKnownKeys('Runtime.start: schedule', s, ['mode', 'seed', 'depth', 'steps', 'stopAt', 'stopAtStamp', 'stopAtSplat', 'maxSteps']);
+    const sched: ScheduleOptions = {
+      mode: checkOneOf("Runtime.start: option 'schedule.mode'", s.mode, ['random', 'pct']),
+      seed: s.seed === undefined ? r.seed : checkInt("Runtime.start: option 'schedule.seed'", s.seed, -0x8000_0000, 0xffff_ffff),
+      depth: s.depth === undefined ? 3 : checkInt("Runtime.start: option 'schedule.depth'", s.depth, 1, SCHED_MAX_DEPTH),
+      steps: s.steps === undefined ? 20_000 : checkInt("Runtime.start: option 'schedule.steps'", s.steps, 1, 0x7fff_ffff),
+      stopAt: s.stopAt === undefined ? 0 : checkInt("Runtime.start: option 'schedule.stopAt'", s.stopAt, 0, 0x7fff_ffff),
+      stopAtStamp: s.stopAtStamp === undefined ? 0 : checkInt("Runtime.start: option 'schedule.stopAtStamp'", s.stopAtStamp, 0, 0xffff_ffff),
+      stopAtSplat: s.stopAtSplat === undefined ? false : checkBool("Runtime.start: option 'schedule.stopAtSplat'", s.stopAtSplat),
+      maxSteps: s.maxSteps === undefined ? 0 : checkInt("Runtime.start: option 'schedule.maxSteps'", s.maxSteps, 0, 0x7fff_ffff),
+    };
+    if ((o as { clock?: unknown }).clock === 'real') throw valueError(what('clock'), "'virtual' (or nothing) with a schedule: scheduled time is virtual", 'real');
+    (r as { schedule: ScheduleOptions }).schedule = sched;
+    (r as { clock: string }).clock = 'virtual';
+    // a thread of a scheduled run was seen not to run for 2-4 s on a machine loaded ten times
+    // over; the run is not wrong for it (its steps do not depend on wall time): wait longer
+    if ((o as { watchdogMs?: unknown }).watchdogMs === undefined) (r as { watchdogMs: number }).watchdogMs = 10_000;
+  }
   const layout = computeLayout(r.cpus, r.memoryBytes);
   if (layout.npages < 256) throw rangeError(what('memoryBytes'), `large enough for ${r.cpus} CPUs`, r.memoryBytes);
   return r;
@@ -189,6 +255,16 @@ function workerUrl(): URL {
 }
 
 let activeRuntime: Runtime | null = null;
+
+/** rt.schedule(): the scheduler's figures and where each CPU stands. */
+export interface ScheduleReport extends ScheduleStats {
+  readonly seed: number;
+  readonly depth: number;
+  readonly cpus: readonly CpuState[];
+}
+
+/** Workloads begun in one tick under a schedule: one scheduled run. */
+interface SchedBatch { readonly cpus: Set<number>; users: number; readonly begun: Promise<void>; readonly end: () => void }
 
 /** The housekeeping CPU (this thread) makes progress at every coordinator poll (lock waiters read it). */
 const housekeepingProgress = {
@@ -474,6 +550,10 @@ export class Runtime {
   #stopping: Promise<void> | null = null;
   #finalSplats: Splat[] = [];
   #finalStats: RuntimeStats | null = null;
+  #finalSchedule: ScheduleReport | null = null;
+  /** Scheduled runs: the one being formed in this tick, and the end of the last one queued. */
+  #schedBatch: SchedBatch | null = null;
+  #schedQueue: Promise<void> = Promise.resolve();
   /** unloaded programs still referenced by timers */
   readonly #deferred = new Set<Program>();
   /** programs being freed */
@@ -525,10 +605,12 @@ export class Runtime {
     const layout = computeLayout(o.cpus, o.memoryBytes);
     const flags = (o.preemptRt ? FLAG_PREEMPT_RT : 0) | (o.bucketLock === 'rqspinlock' ? FLAG_RQSPINLOCK : 0)
       | (o.dynAlloc === 'kmalloc' ? FLAG_DYN_KMALLOC : 0) | (o.lockdep ? FLAG_LOCKDEP : 0)
-      | (o.clock === 'virtual' ? FLAG_VIRTUAL_CLOCK : 0) | (o.record !== false ? FLAG_RECORD : 0);
+      | (o.clock === 'virtual' ? FLAG_VIRTUAL_CLOCK : 0) | (o.record !== false ? FLAG_RECORD : 0)
+      | (o.schedule !== false ? FLAG_SCHED : 0);
     const sab = createArena({ layout, flags, seed: o.seed, lockTimeoutMs: o.lockTimeoutMs, rcuStallMs: o.rcuStallMs, watchdogMs: o.watchdogMs });
     bootThread(sab, o.cpus);
     I32[HDR_FAULTS >> 2] = o.faults;
+    if (o.schedule !== false) schedInit(o.schedule as ScheduleConfig);
     memInit();
     rcuGlobalInit();
     if (o.record !== false) {
@@ -611,7 +693,8 @@ export class Runtime {
     const site = siteName(I32[b + (PC_CUR_SITE >> 2)]!);
     const prog = this.#programs.find((p) => p.id === id);
     const running = id < 0 ? 'running no program' : `running program '${prog?.name ?? `#${id}`}'`;
-    return `${running}${site ? `, last window ${site}` : ''}`;
+    const sched = this.options.schedule === false ? '' : `, ${WHERE_NAMES[I32[b + (PC_SCHED_WHERE >> 2)]!] ?? '?'} (turn: cpu ${schedStats().turn})`;
+    return `${running}${site ? `, last window ${site}` : ''}${sched}`;
   }
 
   /** Structured kernel "BUG/WARN" reports seen so far (after stop: those seen until stop). */
@@ -900,10 +983,16 @@ export class Runtime {
     if (opts.iterations === undefined && seconds === 0) throw valueError('runWorkload', "an 'iterations' count or a 'seconds' bound", o);
     const iterations = opts.iterations === undefined ? Number.MAX_SAFE_INTEGER : checkInt("runWorkload: option 'iterations'", opts.iterations, 0, Number.MAX_SAFE_INTEGER);
     if (program.stats().aborted) throw new BpfError(EPERM, `runWorkload: program '${program.name}' is disabled: it aborted earlier (see its prog_abort splat)`);
+    const leave = this.options.schedule !== false ? await this.#schedEnter(cpus) : null;
     const t0 = performance.now();
-    const perCpu = await Promise.all(cpus.map((c) => this.callCpu(c, `runWorkload of '${program.name}'`, (ctl) => ctl.runWorkload({
-      id: program.id, context, iterations, durationMs: seconds * 1000, args: opts.args,
-    }))));
+    let perCpu: WorkloadCpuResult[];
+    try {
+      perCpu = await Promise.all(cpus.map((c) => this.callCpu(c, `runWorkload of '${program.name}'`, (ctl) => ctl.runWorkload({
+        id: program.id, context, iterations, durationMs: seconds * 1000, args: opts.args,
+      }))));
+    } finally {
+      leave?.();
+    }
     const errors: Record<string, number> = {};
     let ops = 0, skipped = 0;
     for (const r of perCpu) {
@@ -912,6 +1001,72 @@ export class Runtime {
       for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
     }
     return { perCpu, ops, errors, skipped, disabled: perCpu.some((r) => r.disabled), wallNs: (performance.now() - t0) * 1e6 };
+  }
+
+  /**
+   * Join the scheduled run being formed in this tick (every runWorkload called before the next
+   * macrotask runs in it), wait until the runs before it ended and the kernel is idle, and return
+   * the function that leaves it (the last one out ends the run).
+   */
+  #schedEnter(cpus: readonly number[]): Promise<() => void> {
+    let b = this.#schedBatch;
+    if (b === null) {
+      let open!: () => void, fail!: (e: unknown) => void, end!: () => void;
+      const begun = new Promise<void>((res, rej) => { open = res; fail = rej; });
+      const ended = new Promise<void>((res) => { end = res; });
+      const batch: SchedBatch = { cpus: new Set(), users: 0, begun, end };
+      b = batch;
+      this.#schedBatch = batch;
+      const before = this.#schedQueue;
+      this.#schedQueue = ended;
+      setImmediate(() => {
+        this.#schedBatch = null;
+        // a run starts from a quiet kernel (grace periods and deferred frees done), so what the
+        // runs before it left behind is the same in every replay
+        before.then(() => this.idle()).then(() => {
+          this.#assertRunning('runWorkload');
+          schedBeginRun([...batch.cpus].sort((x, y) => x - y));
+          ringDoorbell();
+          open();
+        }).catch((e: unknown) => { end(); fail(e); });
+      });
+    }
+    for (const c of cpus) {
+      if (b.cpus.has(c)) throw new BpfError(EBUSY, `runWorkload: cpu ${c} already runs a workload of this scheduled run (workloads begun in one tick form one run; one per CPU)`);
+    }
+    for (const c of cpus) b.cpus.add(c);
+    b.users++;
+    const batch = b;
+    let left = false;
+    return batch.begun.then(() => () => {
+      if (left) return;
+      left = true;
+      if (--batch.users === 0) { schedEndRun(); ringDoorbell(); batch.end(); }
+    });
+  }
+
+  /** The deterministic scheduler's figures (Runtime.start({ schedule })), or null without one. */
+  schedule(): ScheduleReport | null {
+    if (this.options.schedule === false) return null;
+    if (this.#stopped) return this.#finalSchedule;
+    const s = this.options.schedule;
+    const cpus = [...Array(this.cpus).keys()].map((c) => this.#cpuState(c));
+    return { ...schedStats(), seed: s.seed ?? this.options.seed, depth: s.depth ?? 3, cpus };
+  }
+
+  #cpuState(cpu: number): CpuState {
+    const b = perCpuBlock(cpu) >> 2;
+    const id = I32[b + (PC_RUNNING_PROG >> 2)]! - 1;
+    const n = Math.min(PC_HELD_MAX, I32[b + (PC_HELD_COUNT >> 2)]!);
+    const heldLocks: string[] = [];
+    for (let i = 0; i < n; i++) heldLocks.push(lockClassName(I32[b + (PC_HELD_CLASS >> 2) + i]! & 0xffff));
+    const wait = Atomics.load(I32, b + (PC_WAIT_LOCK >> 2));
+    return {
+      cpu, program: id < 0 ? null : this.#programs.find((p) => p.id === id)?.name ?? `#${id}`,
+      site: siteName(I32[b + (PC_CUR_SITE >> 2)]!) ?? '', heldLocks,
+      waitingFor: wait === 0 ? null : `0x${wait.toString(16)} (held by cpu ${(Atomics.load(I32, wait >> 2) & 0xff) - 1})`,
+      sched: WHERE_NAMES[I32[b + (PC_SCHED_WHERE >> 2)]!] ?? '?',
+    };
   }
 
   /** Ask every running workload to end at its next window. */
@@ -939,6 +1094,7 @@ export class Runtime {
   async #stop(): Promise<void> {
     this.#finalSplats = readSplats(0);
     this.#finalStats = this.stats();
+    this.#finalSchedule = this.schedule();
     this.#stopped = true;
     Atomics.store(I32, HDR_STOPPING >> 2, 1);
     this.#raiseStop();

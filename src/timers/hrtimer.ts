@@ -52,6 +52,7 @@ import { I32, F64, nrCpus, nrCpuIds, ktimeGetNs, hdrFlags, nowMs } from '../mem/
 import { thisCpu, perCpuBlock } from '../mem/this_cpu.js';
 import { HDR_TIMER_BASE, CACHELINE, FLAG_VIRTUAL_CLOCK, PC_WAKE } from '../mem/layout.js';
 import { raiseIrq, KIND_SOFTIRQ } from '../cpu/irq_source.js';
+import { schedWaitWord } from '../cpu/sched.js';
 import { kzalloc } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import { rawSpinLockIrqsave, rawSpinUnlockIrqrestore } from '../locks/raw_spinlock.js';
@@ -240,7 +241,7 @@ export function hrtimerCancel(t: number): number {
     const r = hrtimerTryToCancel(t);
     if (r >= 0 || r < -1) return r;
     const c = Atomics.load(I32, (t + HT_BASE) >> 2);
-    if (c >= 0) Atomics.wait(I32, (hrtimerBase(c) + HB_RUNNING) >> 2, t, 1);
+    if (c >= 0) schedWaitWord((hrtimerBase(c) + HB_RUNNING) >> 2, t, 1);
     if (nowMs() > deadline) {
       splat('lockup', `hrtimer_cancel(0x${t.toString(16)}): its callback on cpu ${c} ran for more than ${HRTIMER_CANCEL_WAIT_MS} ms`);
       return -ETIMEDOUT;
