@@ -22,6 +22,7 @@ import { demoCommand } from './cmd_demo.js';
 import { stressCommand } from './cmd_stress.js';
 import { benchCommand } from './cmd_bench.js';
 import { scenarioCommand } from './cmd_scenario.js';
+import { replayCommand } from './cmd_schedule.js';
 
 export interface CliIo {
   readonly stdout: OutStream;
@@ -58,7 +59,7 @@ export class EngineLoadError extends Error {
   override readonly name = 'EngineLoadError';
 }
 
-export const COMMAND_LIST: readonly Command[] = [demoCommand, stressCommand, benchCommand, scenarioCommand];
+export const COMMAND_LIST: readonly Command[] = [demoCommand, stressCommand, benchCommand, scenarioCommand, replayCommand];
 
 export function generalHelp(): string {
   const w = Math.max(...COMMAND_LIST.map((c) => c.name.length));

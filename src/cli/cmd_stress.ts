@@ -15,6 +15,7 @@ import { defaultCpus } from './limits.js';
 import { MAP_TYPES, ALLOC_MODES, MIX_OPS, FAULT_NAMES, type StressOptions } from './engine_api.js';
 import { toStressSection, stressFailures, type StressSection } from './results.js';
 import { formatFailures, formatStressSummary, makeResults, stressCoverage } from './output.js';
+import { runScheduleSweep, SCHEDULE_HELP } from './cmd_schedule.js';
 
 export const STRESS_DEFAULTS = Object.freeze({ seconds: 10, nmiRate: 1000, irqRate: 1000, sampleIntervalMs: 250 });
 
@@ -74,7 +75,7 @@ Options:
   --fault NAME      TEST ONLY: switch on a fault (${FAULT_NAMES.join(', ')}) to see the checks fire
 
 ${COMMON_HELP}
-
+${SCHEDULE_HELP}
 Exit codes: 0 pass · 1 splat, violated invariant or leak · 2 bad arguments · 3 internal error
             130 interrupted: the first Ctrl-C stops the workloads at once, checks and reports what
             ran (verdict INTERRUPTED, "interrupted": true in results.json); a second quits at once
@@ -132,6 +133,7 @@ export const stressCommand: Command = {
   summary: 'parallel stress with NMI/IRQ injection, invariant checks and a leak check',
   help: HELP,
   async run(argv, ctx) {
+    if (argv.some((a) => a === '--schedule' || a.startsWith('--schedule='))) return runScheduleSweep(argv, ctx);
     const started = new Date();
     const t0 = performance.now();
     const { opts, common } = parseStress(argv, ctx);
