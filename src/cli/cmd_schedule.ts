@@ -10,8 +10,8 @@ import { EXIT_FAILED, EXIT_OK, MAX_CPUS } from './limits.js';
 import type { ScheduledRunConfig, ScheduledRunResult, ScheduleMap } from './schedule_run.js';
 
 const MAPS: readonly ScheduleMap[] = ['hash', 'lru_hash', 'percpu_hash', 'array'];
-const FAULTS = ['lost_update', 'phantom_delete', 'noexist_overwrite', 'delete_unlocked'] as const;
-const FAULT_BITS: Readonly<Record<string, number>> = { lost_update: 1 << 1, phantom_delete: 1 << 2, noexist_overwrite: 1 << 3, delete_unlocked: 1 << 4 };
+const FAULTS = ['lost_update', 'phantom_delete', 'noexist_overwrite', 'delete_unlocked', 'timer_mutual_cancel'] as const;
+const FAULT_BITS: Readonly<Record<string, number>> = { lost_update: 1 << 1, phantom_delete: 1 << 2, noexist_overwrite: 1 << 3, delete_unlocked: 1 << 4, timer_mutual_cancel: 1 << 5 };
 
 export const SCHEDULE_HELP = `
 Deterministic schedules (docs/SCHEDULE.md):
@@ -25,6 +25,9 @@ Deterministic schedules (docs/SCHEDULE.md):
   --keys N          key range of the workload (default 6: contended)
   --cpus N          CPUs per run (default 3); --maps takes one of ${MAPS.join(', ')}
   --alloc A         prealloc | bpf_mem_alloc (default prealloc)
+  --workload W      mix (stress_mix on the map, default) | timer_pair (timer_lockup.c on 2 CPUs:
+                    each callback cancels the other's timer; the era switch timer_mutual_cancel
+                    is the kernel before its 2024 fix, where the two wait for each other for ever)
   --fault NAME      TEST ONLY: ${FAULTS.join(', ')}
   --all             keep sweeping after a failure
 `;
@@ -48,6 +51,7 @@ export async function runScheduleSweep(argv: readonly string[], ctx: CommandCont
     schedule: { type: 'string' }, runs: { type: 'string' }, depth: { type: 'string' }, iterations: { type: 'string' },
     keys: { type: 'string' }, cpus: { type: 'string' }, maps: { type: 'string' }, alloc: { type: 'string' },
     fault: { type: 'string' }, seed: { type: 'string' }, rt: { type: 'boolean' }, all: { type: 'boolean' },
+    workload: { type: 'string' },
   }, false);
   const v = p.values;
   const mode = v.schedule;
@@ -62,7 +66,9 @@ export async function runScheduleSweep(argv: readonly string[], ctx: CommandCont
     if (bit === undefined) throw new UsageError(`--fault with --schedule takes ${FAULTS.join(', ')}, got '${f}'`);
     faults |= bit;
   }
-  const cpus = parseCpus(v.cpus, 3);
+  const workload = typeof v.workload === 'string' ? v.workload : 'mix';
+  if (workload !== 'mix' && workload !== 'timer_pair') throw new UsageError(`--workload takes mix or timer_pair, got '${workload}'`);
+  const cpus = workload === 'timer_pair' ? 2 : parseCpus(v.cpus, 3);
   if (cpus > MAX_CPUS) throw new UsageError(`--cpus at most ${MAX_CPUS}`);
   const seed = parseSeed(v.seed, ctx.randomSeed);
   const runs = num(v.runs, 20, '--runs', 1, 1_000_000);
@@ -70,6 +76,7 @@ export async function runScheduleSweep(argv: readonly string[], ctx: CommandCont
   const base: Omit<ScheduledRunConfig, 'seed'> = {
     map, alloc: alloc === 'prealloc' ? 'prealloc' : 'dyn', cpus, iterations, keys: num(v.keys, 6, '--keys', 1, 1 << 20), maxEntries: 16,
     mode, depth: num(v.depth, 3, '--depth', 1, 16), steps: Math.max(1000, 6 * cpus * iterations), faults, preemptRt: v.rt === true,
+    ...(workload === 'timer_pair' ? { workload, map: 'array' as const } : {}),
   };
   const out = ctx.stdout;
   out.write(`bpfsim stress --schedule ${mode}: ${runs} run(s) from seed ${seed} · ${cpus} CPUs × ${iterations} iterations · ${map} ${alloc}`
@@ -121,7 +128,7 @@ export const replayCommand: Command = {
       out.write(`${JSON.stringify({ config: c, stop: t.stop ?? null, haltedAt: r.haltedAt, virtualNs: r.virtualNs, cpus: r.cpus, verdict: r.run.verdict, details: r.run.details, exact: r.exact })}\n`);
       return r.exact === false ? EXIT_FAILED : EXIT_OK;
     }
-    out.write(`bpfsim replay: ${c.mode} schedule, seed ${c.seed}${c.mode === 'pct' ? `, depth ${c.depth}` : ''} · ${c.cpus} CPUs × ${c.iterations} · ${c.map} ${c.alloc}`
+    out.write(`bpfsim replay: ${c.mode} schedule, seed ${c.seed}${c.mode === 'pct' ? `, depth ${c.depth}` : ''} · ${c.cpus} CPUs × ${c.iterations} · ${c.workload === 'timer_pair' ? 'timer_pair' : `${c.map} ${c.alloc}`}`
       + `${c.faults !== 0 ? ` · faults 0x${c.faults.toString(16)}` : ''} · stop: ${p.values.full === true ? 'none (--full)' : t.stop === undefined ? 'none' : t.stop.kind === 'stamp' ? `history stamp ${t.stop.stamp}` : t.stop.kind === 'step' ? `step ${t.stop.step}` : 'first splat'}\n`);
     const r = await replayToken(token, { full: p.values.full === true });
     out.write(r.haltedAt !== 0 ? `halted at step ${r.haltedAt} (virtual time ${(r.virtualNs / 1e6).toFixed(3)} ms)\n` : `ran to the end: ${r.run.steps} steps\n`);

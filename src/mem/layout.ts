@@ -91,6 +91,9 @@ export const FAULT_PHANTOM_DELETE = 1 << 2;     // a delete returns 0 and leaves
 export const FAULT_NOEXIST_OVERWRITE = 1 << 3;  // BPF_NOEXIST on an existing key replaces it and returns 0
 // a concurrency bug only an interleaving shows (the deterministic schedules' sweep must find it):
 export const FAULT_DELETE_UNLOCKED = 1 << 4;   // htab delete without the bucket lock (every delete)
+// a kernel era switch: bpf_timer_cancel before the 2024 fix ("bpf: Fail bpf_timer_cancel when
+// callback is being cancelled"): two callbacks cancelling each other wait for each other for ever
+export const FAULT_TIMER_MUTUAL_CANCEL = 1 << 5;
 export const FAULT_PERIOD = 8;
 
 // ---- fixed module regions inside the header ----

@@ -36,7 +36,7 @@ import {
   PC_STAT_NMI, PC_STAT_HARDIRQ, PC_STAT_SOFTIRQ, PC_STAT_IRQ_WORK, PC_STAT_WINDOW_SLOW,
   PC_STAT_KPROBE, ATTACH_KPROBE, ATTACH_PERF_EVENT, ATTACH_HARDIRQ, ATTACH_SOFTIRQ, PC_RUNNING_PROG,
   PC_CUR_SITE, PC_PROGRESS, PC_HELD_MAX, PC_HELD_COUNT, PC_HELD_CLASS, PC_WAIT_LOCK, PC_SCHED_WHERE, FAULT_DROP_FREELIST_PUSH, FAULT_LOST_UPDATE, FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE,
-  FAULT_DELETE_UNLOCKED,
+  FAULT_DELETE_UNLOCKED, FAULT_TIMER_MUTUAL_CANCEL,
 } from '../mem/layout.js';
 import { defineSite, allSites, siteId, siteName } from '../cpu/sites.js';
 import { lockClassName } from '../locks/lock_classes.js';
@@ -195,7 +195,8 @@ const OPTION_NAMES: readonly (keyof RuntimeOptions)[] = [
   'cpus', 'preemptRt', 'memoryBytes', 'dynAlloc', 'bucketLock', 'clock', 'seed', 'lockTimeoutMs',
   'rcuStallMs', 'lockdep', 'faults', 'watchdogMs', 'record', 'schedule',
 ];
-const KNOWN_FAULTS = FAULT_DROP_FREELIST_PUSH | FAULT_LOST_UPDATE | FAULT_PHANTOM_DELETE | FAULT_NOEXIST_OVERWRITE | FAULT_DELETE_UNLOCKED;
+const KNOWN_FAULTS = FAULT_DROP_FREELIST_PUSH | FAULT_LOST_UPDATE | FAULT_PHANTOM_DELETE | FAULT_NOEXIST_OVERWRITE | FAULT_DELETE_UNLOCKED
+  | FAULT_TIMER_MUTUAL_CANCEL;
 
 function resolveOptions(options: unknown): ResolvedRuntimeOptions {
   const what = (k: string): string => `Runtime.start: option '${k}'`;

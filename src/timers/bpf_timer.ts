@@ -55,6 +55,7 @@
  * on the main thread.
  */
 import { I32, ktimeGetNs, arenaGeneration } from '../mem/arena.js';
+import { HDR_FAULTS, FAULT_TIMER_MUTUAL_CANCEL } from '../mem/layout.js';
 import { setIrqHooks } from '../cpu/window.js';
 import { thisCpu } from '../mem/this_cpu.js';
 import { kzalloc, kfree } from '../mem/slab.js';
@@ -275,7 +276,8 @@ export function bpfTimerCancel(timer: number): number {
       // only callbacks account in-flight cancellations (only they can be waited on by others)
       Atomics.add(I32, (t + BT_CANCELLING) >> 2, 1);
       inc = true;
-      if (Atomics.load(I32, (cur + BT_CANCELLING) >> 2) !== 0) ret = -EDEADLK;
+      // (the era switch FAULT_TIMER_MUTUAL_CANCEL: the kernel before the 2024 fix, no such check)
+      if (Atomics.load(I32, (cur + BT_CANCELLING) >> 2) !== 0 && (I32[HDR_FAULTS >> 2]! & FAULT_TIMER_MUTUAL_CANCEL) === 0) ret = -EDEADLK;
     }
     if (ret === 0) dropProgRefcnt(t);
   }

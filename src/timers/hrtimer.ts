@@ -50,9 +50,11 @@
  */
 import { I32, F64, nrCpus, nrCpuIds, ktimeGetNs, hdrFlags, nowMs } from '../mem/arena.js';
 import { thisCpu, perCpuBlock } from '../mem/this_cpu.js';
-import { HDR_TIMER_BASE, CACHELINE, FLAG_VIRTUAL_CLOCK, PC_WAKE } from '../mem/layout.js';
+import { HDR_TIMER_BASE, CACHELINE, FLAG_VIRTUAL_CLOCK, FLAG_SCHED, PC_WAKE } from '../mem/layout.js';
 import { raiseIrq, KIND_SOFTIRQ } from '../cpu/irq_source.js';
 import { schedWaitWord } from '../cpu/sched.js';
+import { window } from '../cpu/window.js';
+import { defineSite } from '../cpu/sites.js';
 import { kzalloc } from '../mem/slab.js';
 import { OWNER_KERNEL } from '../mem/owners.js';
 import { rawSpinLockIrqsave, rawSpinUnlockIrqrestore } from '../locks/raw_spinlock.js';
@@ -60,6 +62,8 @@ import { LC_HRTIMER_BASE } from '../locks/lock_classes.js';
 import { ringDoorbell } from '../rcu/rcu.js';
 import { splat } from '../debug/splat.js';
 import { ETIMEDOUT } from '../errno.js';
+
+const SITE_RUN_CALLBACK = defineSite('hrtimer.run.callback');
 
 // ---- base ----
 export const HB_LOCK = 0;
@@ -110,7 +114,12 @@ export function hrtimerGlobalInit(): void {
   Atomics.store(I32, HDR_TIMER_BASE >> 2, r);
 }
 
-function virtualClock(): boolean { return (hdrFlags & FLAG_VIRTUAL_CLOCK) !== 0; }
+/**
+ * Time moves only by rt.clock.advance (which fires what is due). Not under a deterministic
+ * schedule: there the scheduler moves the virtual clock every step, and the coordinator's expiry
+ * poll works as with the real clock (it asks for its next turn at the next expiry).
+ */
+function virtualClock(): boolean { return (hdrFlags & (FLAG_VIRTUAL_CLOCK | FLAG_SCHED)) === FLAG_VIRTUAL_CLOCK; }
 
 /** hrtimer_init(): an inactive timer belonging to this CPU's base. */
 export function hrtimerInit(t: number): void {
@@ -271,6 +280,9 @@ export function hrtimerRunSoftirq(invoke: (t: number) => void): void {
     removeLocked(b, t);
     Atomics.store(I32, (b + HB_RUNNING) >> 2, t);
     unlockBase(b);
+    // the base lock dropped, irqs back on (raw_spin_unlock_irqrestore in __run_hrtimer): another
+    // CPU's callback can be running beside this one from here on (timer_lockup's overlap)
+    window(SITE_RUN_CALLBACK);
     invoke(t);
     I32[(b + HB_FIRED) >> 2] = I32[(b + HB_FIRED) >> 2]! + 1;
     if (rawSpinLockIrqsave(b + HB_LOCK, LC_HRTIMER_BASE) !== 0) {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { Runtime, BpfError } from '../../src/index.js';
 import { runScheduled, replayToken, decodeToken, type ScheduledRunConfig } from '../../src/cli/schedule_run.js';
-import { FAULT_LOST_UPDATE, FAULT_PHANTOM_DELETE, FAULT_DELETE_UNLOCKED } from '../../src/mem/layout.js';
+import { FAULT_LOST_UPDATE, FAULT_PHANTOM_DELETE, FAULT_DELETE_UNLOCKED, FAULT_TIMER_MUTUAL_CANCEL } from '../../src/mem/layout.js';
 import { runCli } from '../cli/helpers.js';
 
 const BASE: ScheduledRunConfig = {
@@ -64,6 +64,24 @@ describe('deterministic schedules', () => {
       for (const seed of seeds) expect((await runScheduled({ ...BASE, seed })).verdict).toBe('ok');
     }, 120_000);
   }
+
+  it('timer era switch (timer_lockup before the 2024 fix): the sweep finds the mutual wait (lockup splats) and replays it; with the switch off the same seeds pass (no splat, no livelock)', async () => {
+    const TP: ScheduledRunConfig = { ...BASE, map: 'array', cpus: 2, iterations: 40, keys: 2, maxEntries: 2, workload: 'timer_pair' };
+    let found = null;
+    const seeds: number[] = [];
+    for (let seed = 1; seed <= 4 && found === null; seed++) {
+      seeds.push(seed);
+      const r = await runScheduled({ ...TP, seed, faults: FAULT_TIMER_MUTUAL_CANCEL });
+      if (r.verdict !== 'ok') found = r;
+    }
+    expect(found, `no failure in seeds ${seeds.join(',')}`).not.toBeNull();
+    expect(found!.verdict).toBe('splat');
+    expect(found!.details.join('\n')).toMatch(/lockup: hrtimer_cancel/);
+    const rp = await replayToken(found!.token);
+    expect(rp.exact).toBe(true);
+    expect(rp.cpus.some((c) => c.site === 'hrtimer.run.callback')).toBe(true);
+    for (const seed of seeds) expect((await runScheduled({ ...TP, seed })).verdict).toBe('ok');
+  }, 120_000);
 
   it('sound maps check clean under schedules (lru_hash, percpu_hash, array, dynamic hash)', async () => {
     for (const [map, alloc] of [['lru_hash', 'prealloc'], ['percpu_hash', 'prealloc'], ['array', 'prealloc'], ['hash', 'dyn']] as const) {
