@@ -5,7 +5,9 @@ export { Runtime, Program, CpuOfflineError } from './runtime/runtime.js';
 export type {
   RuntimeOptions, ResolvedRuntimeOptions, RuntimeStats, InjectPrecise, InjectRandom, Injection,
   WorkloadOptions, WorkloadResult, ProgramStats, Link, CpuSelector, IrqFigures, IrqStats, CpuOfflineCode,
+  ScheduleOptions, ScheduleReport, CpuState,
 } from './runtime/runtime.js';
+export type { ScheduleConfig, ScheduleStats } from './cpu/sched.js';
 export { ArgTypeError, ArgRangeError } from './runtime/validate.js';
 export type { ArgErrorCode } from './runtime/validate.js';
 export type { TestRunResult, WorkloadCpuResult, ProgramInfo, ContextArg } from './ipc/protocol.js';

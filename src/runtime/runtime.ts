@@ -145,23 +145,8 @@ export interface RuntimeOptions {
   readonly schedule?: ScheduleOptions | false;
 }
 
-/** Runtime.start({ schedule }). `seed` defaults to the runtime's seed. */
-export interface ScheduleOptions {
-  readonly mode: 'random' | 'pct';
-  readonly seed?: number;
-  /** PCT: d, the bug depth aimed at (d - 1 priority change points). @defaultValue 3 */
-  readonly depth?: number;
-  /** PCT: the steps over which the change points are drawn (about one run's length). @defaultValue 20000 */
-  readonly steps?: number;
-  /** Replay: halt every CPU at this step (rt.schedule().halted says when it happened). */
-  readonly stopAt?: number;
-  /** Replay: halt at the first schedule point after the history clock reached this stamp (an op's `ret`). */
-  readonly stopAtStamp?: number;
-  /** Replay: halt at the first schedule point after a splat. */
-  readonly stopAtSplat?: boolean;
-  /** Halt a run after this many steps (a livelock). @defaultValue 0: no bound */
-  readonly maxSteps?: number;
-}
+/** Runtime.start({ schedule }) (fields: src/cpu/sched.ts ScheduleConfig). `seed` defaults to the runtime's seed. */
+export type ScheduleOptions = Omit<ScheduleConfig, 'seed'> & { readonly seed?: number };
 
 /** Where a CPU stands (rt.schedule().cpus, for a halted replay). */
 export interface CpuState {
