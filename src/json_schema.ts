@@ -5,8 +5,10 @@
  *
  * The schema files are read at run time from the package root: `schema/` is ../schema from this
  * module in the sources (src/json_schema.ts, tests) and ../../schema from the build
- * (dist/src/json_schema.js, the packed tarball ships schema/). Each validator is compiled once, on
- * first use: ajv is not even loaded before.
+ * (dist/src/json_schema.js, the packed tarball ships schema/). The build compiles them ahead
+ * (scripts/gen-validators.mjs -> dist/src/schema_validators.cjs, ajv's standalone code: a run-time
+ * compile cost a CLI run 0.5-1 s); without that file (the sources, under vitest) each validator is
+ * compiled once, on first use: ajv is not even loaded before.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,13 +30,27 @@ function getAjv(): Ajv2020Class {
   if (ajv !== undefined) return ajv;
   // ajv is CommonJS: load it through require so that the ESM/CJS default-export interop plays no part
   const { Ajv2020 } = createRequire(import.meta.url)('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
+  // validateSchema off: compiling the draft 2020-12 meta-schema first cost most of the ~1 s a
+  // first validation took (every CLI run pays it); test/package checks the schemas themselves
+  // the same options and format as scripts/gen-validators.mjs (keep them in step)
   ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictTypes: false, allowUnionTypes: true });
-  // JSON Schema leaves `format` to the validator: an ISO 8601 date-time that Date.parse reads
-  ajv.addFormat('date-time', (s: string) => !Number.isNaN(Date.parse(s)));
+  // JSON Schema leaves `format` to the validator: an ISO 8601 date-time (toISOString's form, or an offset)
+  ajv.addFormat('date-time', /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/);
   return ajv;
 }
 
 const compiled = new Map<string, ValidateFunction>();
+
+/** The build's precompiled validators (dist/src/schema_validators.cjs), null when absent. */
+let prebuilt: Record<string, ValidateFunction> | null | undefined;
+function prebuiltValidator(file: string, ref: string): ValidateFunction | undefined {
+  if (prebuilt === undefined) {
+    const p = fileURLToPath(new URL('./schema_validators.cjs', import.meta.url));
+    prebuilt = existsSync(p) ? createRequire(import.meta.url)(p) as Record<string, ValidateFunction> : null;
+  }
+  // export names as scripts/gen-validators.mjs writes them: every character not a letter or digit becomes '_'
+  return prebuilt?.[`${file}${ref}`.replace(/[^A-Za-z0-9]/g, '_')] ?? undefined;
+}
 
 /**
  * A validator for schema `file` (or its sub-schema `ref`, e.g. '#/$defs/header'): returns the
@@ -43,7 +59,7 @@ const compiled = new Map<string, ValidateFunction>();
 export function schemaValidator(file: string, ref = ''): (v: unknown) => string[] {
   return (v: unknown): string[] => {
     const key = `${file}${ref}`;
-    let f = compiled.get(key);
+    let f = compiled.get(key) ?? prebuiltValidator(file, ref);
     if (f === undefined) {
       const a = getAjv();
       const schema = JSON.parse(readFileSync(schemaPath(file), 'utf8')) as { $id: string };

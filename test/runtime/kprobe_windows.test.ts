@@ -18,13 +18,21 @@ describe('kprobes and the window fast path', () => {
     const kp = await rt.loadProgram(fixture('rb_count.mjs'));
     const link = await kp.attach({ kind: 'kprobe', site: 'test.kprobe.self' });
     try {
-      const s0 = slow();
-      await pass.testRun({ cpu: 0, repeat: 2000, args: { site: 'test.recursion.inner' } });
-      expect(slow() - s0).toBe(0);
+      // Work unrelated to the kprobe can send a window down the slow path meanwhile (a grace period's
+      // forcing pass asks for a quiescent state after 1 ms; the idle loop's own pending work counts
+      // too): one run of 2,000 windows with no slow path at all shows the fast path, so up to 5 tries.
+      let extra = -1;
+      for (let attempt = 0; attempt < 5 && extra !== 0; attempt++) {
+        const s0 = slow();
+        await pass.testRun({ cpu: 0, repeat: 2000, args: { site: 'test.recursion.inner' } });
+        extra = slow() - s0;
+      }
+      expect(extra).toBe(0);
       expect(link.hits()).toBe(0);
+      const s1 = slow();
       await pass.testRun({ cpu: 0, repeat: 2000, args: { site: 'test.kprobe.self' } });
       expect(link.hits()).toBe(2000);
-      expect(slow() - s0).toBeGreaterThanOrEqual(2000);
+      expect(slow() - s1).toBeGreaterThanOrEqual(2000);
     } finally {
       await link.detach();
       await kp.unload();
