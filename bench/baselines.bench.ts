@@ -6,7 +6,7 @@
  * CPUs / threads. Every ratio with the min–max of its per-round ratios.
  *
  * Same cases as `bpfsim bench baselines` (definitions in src/cli/engine.ts; the sharedmap worker
- * in bench/harness.ts, the bpfsim program in bench/programs/baselines_ops.ts).
+ * in src/bench/harness.ts, the bpfsim program in bench/programs/baselines_ops.ts).
  *
  *   npm run build && node dist/bench/baselines.bench.js [--rounds 5] [--seconds 0.5] [--json]
  */

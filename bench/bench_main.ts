@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import {
   runRounds, formatFigureTable, benchEnvironment, formatValue, probeLoad, machineLoad, machineLoadWarning, formatMachineLine,
   type BenchFigure, type BenchEnvironment, type MachineLoad,
-} from './harness.js';
+} from '../src/bench/harness.js';
 import { createBenchSuite } from '../src/cli/engine.js';
 import { MAX_CPUS } from '../src/cli/limits.js';
 import { MAP_TYPES, ALLOC_MODES, type AllocMode, type BenchName, type BenchRequest, type MapType } from '../src/cli/engine_api.js';

@@ -16,7 +16,7 @@
  *   npm run build && node dist/bench/graph.bench.js [--cpus 4] [--rounds 5] [--seconds 0.5] [--json]
  */
 import { runSuiteMain, textTable } from './bench_main.js';
-import { formatRate, formatRatio, type BenchFigure } from './harness.js';
+import { formatRate, formatRatio, type BenchFigure } from '../src/bench/harness.js';
 
 interface Row { readonly op: string; readonly mode: string; readonly cpus: number; readonly bpf: BenchFigure; readonly js: BenchFigure }
 

@@ -17,7 +17,7 @@
  */
 import os from 'node:os';
 import { runSuiteMain, textTable } from './bench_main.js';
-import { formatRatio, type BenchFigure } from './harness.js';
+import { formatRatio, type BenchFigure } from '../src/bench/harness.js';
 import { Runtime, BPF_F_NO_PREALLOC, type BpfMap } from '../src/index.js';
 import { mapMemoryBytes } from '../src/cli/engine.js';
 

@@ -18,7 +18,7 @@
  *   npm run build && node dist/bench/map_perf.bench.js [--rounds 5] [--seconds 0.5] [--cpus 4] [--json]
  */
 import { runSuiteMain, medianOf, textTable } from './bench_main.js';
-import { formatRate, formatRatio, type BenchFigure } from './harness.js';
+import { formatRate, formatRatio, type BenchFigure } from '../src/bench/harness.js';
 
 const VARIANTS = ['hash', 'percpu_hash', 'lru_hash', 'lru_hash_nocommon', 'lru_percpu_hash', 'lru_percpu_hash_nocommon', 'array', 'percpu_array'];
 const ALLOCS = ['prealloc', 'bpf_mem_alloc', 'kmalloc'];

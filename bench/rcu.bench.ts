@@ -19,7 +19,7 @@
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
 import { Runtime, type Program } from '../src/index.js';
-import { benchEnvironment, environmentLine, median, type BenchEnvironment } from './harness.js';
+import { benchEnvironment, environmentLine, median, type BenchEnvironment } from '../src/bench/harness.js';
 import { textTable } from './bench_main.js';
 import type { MapPerfArgs } from '../src/cli/programs/bench_map_perf.js';
 import { rcuGpLatencySamples } from '../src/rcu/rcu.js';

@@ -14,7 +14,7 @@
  *   npm run build && node dist/bench/scaling.bench.js [--cpus 8] [--maps hash,array] [--rounds 5] [--seconds 0.5] [--json]
  */
 import { runSuiteMain, medianOf, textTable } from './bench_main.js';
-import { formatRate, formatRatio, type BenchFigure } from './harness.js';
+import { formatRate, formatRatio, type BenchFigure } from '../src/bench/harness.js';
 
 /** scaling/<map>/prealloc/<cpus> or scaling/js_map/<cpus> */
 function parts(id: string): { map: string; cpus: number } {

@@ -16,7 +16,7 @@
  *   npm run build && node dist/bench/timers.bench.js [--cpus 2] [--rounds 5] [--seconds 0.5] [--json]
  */
 import { runSuiteMain, medianOf, textTable } from './bench_main.js';
-import { formatRatio, type BenchFigure } from './harness.js';
+import { formatRatio, type BenchFigure } from '../src/bench/harness.js';
 import { measureTimerLatency, TIMER_LATENCY_PERIOD_US as PERIOD_US, TIMER_LATENCY_SAMPLES as SAMPLES } from '../src/cli/engine.js';
 
 function pct(xs: readonly number[], p: number): number {

@@ -24,7 +24,7 @@ const KEY = 0, VALUE = 8;
 let lastArgs: unknown = null;
 let op = 0, keys = 1, perRun = 1, k = 0, rnd = 1;
 
-/** Where CPU `cpu` starts its walk (bench/harness.ts walkStart: the sharedmap threads start the same way). */
+/** Where CPU `cpu` starts its walk (src/bench/harness.ts walkStart: the sharedmap threads start the same way). */
 export function walkStart(cpu: number, n: number): number {
   return (cpu * 50_021) % Math.max(1, n);
 }

@@ -16,7 +16,7 @@ import type { Engine } from './engine_api.js';
 import { EngineUsageError } from './engine_api.js';
 import { UsageError, wantsHelp } from './args.js';
 import { EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_SIGINT, EXIT_USAGE } from './limits.js';
-import type { OutStream } from './progress.js';
+import type { CliIo, Command, CommandContext } from './command.js';
 import { toolVersion } from './output.js';
 import { demoCommand } from './cmd_demo.js';
 import { stressCommand } from './cmd_stress.js';
@@ -24,35 +24,7 @@ import { benchCommand } from './cmd_bench.js';
 import { scenarioCommand } from './cmd_scenario.js';
 import { replayCommand } from './cmd_schedule.js';
 
-export interface CliIo {
-  readonly stdout: OutStream;
-  readonly stderr: OutStream;
-  /** Directory relative paths (--out) resolve against. */
-  readonly cwd: string;
-  readonly env: Readonly<Record<string, string | undefined>>;
-  /** Loads the engine; default: import('./engine.js'). */
-  readonly loadEngine: () => Promise<Engine>;
-  /** Source of seeds when --seed is not given. */
-  readonly randomSeed: () => number;
-  /** Force the live display on/off (default: the stream's isTTY). */
-  readonly tty?: boolean;
-  /** Plain progress: one line per interval. */
-  readonly progressIntervalMs?: number;
-  /** Aborted on Ctrl-C: runs stop early but still check and report. */
-  readonly signal?: AbortSignal;
-}
-
-/** What a command gets: the io, plus the engine on demand. */
-export interface CommandContext extends CliIo {
-  engine(): Promise<Engine>;
-}
-
-export interface Command {
-  readonly name: string;
-  readonly summary: string;
-  readonly help: string;
-  run(argv: readonly string[], ctx: CommandContext): Promise<number>;
-}
+export type { CliIo, CommandContext, Command } from './command.js';
 
 /** The engine could not be loaded (library missing or failing at import). */
 export class EngineLoadError extends Error {

@@ -1,6 +1,6 @@
 /*
  * cmd_bench.ts — `bpfsim bench [map_perf|htab_mem|lookup|scaling|baselines|boot|oversub|timers|graph|all]`: the engine
- * supplies the measurable cases (simulated maps and their same-run baselines); bench/harness.ts runs the
+ * supplies the measurable cases (simulated maps and their same-run baselines); src/bench/harness.ts runs the
  * interleaved rounds and computes medians and ratios; this file prints the table with the Node
  * version and core count and writes results.json / report.html.
  *
@@ -11,7 +11,7 @@
  * average and a calibration loop at both ends). Missed design targets are shown, not failed: a
  * benchmark on a shared machine is evidence, not a test.
  */
-import type { Command, CommandContext } from './cli.js';
+import type { Command, CommandContext } from './command.js';
 import { parseCommandLine, parseCpus, parseSeconds, parsePositiveInt, parseMaps, parseAlloc, parseBenchNames } from './args.js';
 import { COMMON_HELP, COMMON_OPTIONS, RT_OPTION, commonOptions, finish, humanStream, progressFor, type Common } from './common.js';
 import { MAX_CPUS, EXIT_OK, EXIT_SIGINT, defaultCpus } from './limits.js';
@@ -19,7 +19,7 @@ import { ALL_BENCH_NAMES, MAP_TYPES, ALLOC_MODES, type BenchRequest, type MapTyp
 import {
   runRounds, formatFigureTable, benchEnvironment, formatValue, formatRatioSpread, probeLoad,
   machineLoad, machineLoadWarning, formatMachineLine, ratioSpread, median, type BenchCase, type BenchFigure,
-} from '../../bench/harness.js';
+} from '../bench/harness.js';
 import { timerLatencyRecord, type BenchSection, type TimerLatencyRecord } from './results.js';
 import { formatFailures, makeResults } from './output.js';
 

@@ -15,7 +15,7 @@
  * Exit 0 only if there was no splat, every invariant held, nothing leaked and every scenario
  * passed (splats a scenario provokes on purpose are part of its verdict, not failures).
  */
-import type { Command } from './cli.js';
+import type { Command } from './command.js';
 import { parseCommandLine, parseCpus, parseSeconds } from './args.js';
 import { COMMON_HELP, COMMON_OPTIONS, RT_OPTION, commonOptions, finish, humanStream } from './common.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_SIGINT, MAX_CPUS } from './limits.js';
@@ -28,7 +28,7 @@ import { stressFailures, scenarioFailures } from './results.js';
 import { formatFailures, formatStressSummary, makeResults, stressCoverage } from './output.js';
 import type { BenchSection } from './results.js';
 import { formatRate, formatRatio } from './format.js';
-import type { BenchCase } from '../../bench/harness.js';
+import type { BenchCase } from '../bench/harness.js';
 
 /** The demo's time budget; tuned so the whole tour takes under a minute on 2 cores (≤ ~50 s after the build). */
 export const DEMO = Object.freeze({

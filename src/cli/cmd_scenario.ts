@@ -5,7 +5,7 @@
  * the verdict. With no name it lists the scenarios.
  */
 import Table from 'cli-table3';
-import type { Command, CommandContext } from './cli.js';
+import type { Command, CommandContext } from './command.js';
 import { flag, parseCommandLine, UsageError } from './args.js';
 import { COMMON_HELP, COMMON_OPTIONS, commonOptions, finish, humanStream, progressFor, type Common } from './common.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_SIGINT } from './limits.js';

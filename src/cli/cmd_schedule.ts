@@ -4,7 +4,7 @@
  *   bpfsim replay TOKEN [--full]                        re-run a failure (schedule_run.ts)
  * Both load the library lazily, after the command line was validated (as the engine is).
  */
-import type { Command, CommandContext } from './cli.js';
+import type { Command, CommandContext } from './command.js';
 import { UsageError, parseCommandLine, parseCpus, parseSeed } from './args.js';
 import { EXIT_FAILED, EXIT_OK, MAX_CPUS } from './limits.js';
 import type { ScheduledRunConfig, ScheduledRunResult, ScheduleMap } from './schedule_run.js';

@@ -4,7 +4,7 @@
  * and a non-zero exit naming every splat or violation. The seed is printed first and last, so a
  * failure can be rerun exactly.
  */
-import type { Command, CommandContext } from './cli.js';
+import type { Command, CommandContext } from './command.js';
 import {
   parseCommandLine, parseCpus, parseSeconds, parseMaps, parseAlloc, parseRate, parseMix, parseFaults,
   DEFAULT_MIX,

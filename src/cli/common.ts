@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { flag, parseOutDir, parseSeed, type OptionSpec, type Parsed } from './args.js';
 import { DEFAULT_OUT_DIR } from './limits.js';
-import type { CommandContext } from './cli.js';
+import type { CommandContext } from './command.js';
 import type { Results } from './results.js';
 import { writeOutputs } from './output.js';
 import { createProgress, loadLiveDisplay, wantsLive, type Progress } from './progress.js';

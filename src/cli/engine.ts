@@ -20,9 +20,10 @@
  * a rule on purpose a bounded number of times, and those prog_abort splats are counted by the
  * cell's invariant instead of reported (isExpectedSplat).
  */
-import {
-  Runtime, BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU, listScenarios, runScenario, type BpfMap, type Program,
-} from '../index.js';
+import { Runtime, type Program } from '../runtime/runtime.js';
+import { BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU } from '../maps/map_ops.js';
+import type { BpfMap } from '../maps/bpf_map.js';
+import { listScenarios, runScenario } from '../scenarios/index.js';
 import { memStats, memCheck, ownerBytes, ownerName, OWNER_KERNEL } from '../mem/owners.js';
 import { I32, U8 } from '../mem/arena.js';
 import { kmalloc, kfree } from '../mem/slab.js';
@@ -38,7 +39,7 @@ import { BPF_TIMER_RETIRED } from '../maps/btf_record.js';
 import {
   runWorkers, runSharedMap, createFilledSharedMap, loadSharedMap, spawnUntilReady, allocateArena, importingWorkerSource,
   BARE_WORKER_SOURCE, type BenchCase, type Measurement,
-} from '../../bench/harness.js';
+} from '../bench/harness.js';
 import {
   EngineUsageError, unsupportedReason, type Engine, type StressOptions, type StressResult, type LiveStats,
   type StressCell, type InvariantCheck, type CacheSeries, type TimelineSample, type SplatRecord,

@@ -14,9 +14,9 @@
  *  - A scenario's verdict *is* decided by the engine (the scenario knows what it expects, including
  *    splats it provokes on purpose).
  *  - Benchmarks: the engine only supplies measurable cases (`BenchCase.run`); rounds, medians and
- *    ratios against a baseline are computed by bench/harness.ts.
+ *    ratios against a baseline are computed by src/bench/harness.ts.
  */
-import type { BenchCase } from '../../bench/harness.js';
+import type { BenchCase } from '../bench/harness.js';
 
 export const MAP_TYPES = [
   'hash', 'percpu_hash', 'lru_hash', 'lru_percpu_hash', 'array', 'percpu_array', 'hash_of_maps',

@@ -2,7 +2,7 @@
  * format.ts — how numbers look in the terminal: counts (1.2k, 4.9M), rates (12.3 M/s), bytes
  * (12.3 MiB), durations. One place, so the live display, the summaries and the tables agree.
  */
-export { formatRate, formatRatio } from '../../bench/harness.js';
+export { formatRate, formatRatio } from '../bench/harness.js';
 import type { StressSection } from './results.js';
 
 export function formatCount(n: number): string {

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
-import { benchEnvironment } from '../../bench/harness.js';
+import { benchEnvironment } from '../bench/harness.js';
 import {
   RESULTS_SCHEMA, validateResults, type Results, type CommandName, type StressSection, type BenchSection,
   type ScenarioRecord,

@@ -12,7 +12,7 @@
  * Every command validates its document before writing it (cli.ts); a document that fails is an
  * internal error (exit 3), never silently written.
  */
-import type { BenchEnvironment, BenchFigure, MachineLoad } from '../../bench/harness.js';
+import type { BenchEnvironment, BenchFigure, MachineLoad } from '../bench/harness.js';
 import type {
   MapType, AllocMode, BenchName, Mix, StressOptions, StressResult, ScenarioResult, ContextName, StressPhases, CellCheck,
 } from './engine_api.js';
@@ -144,7 +144,7 @@ export interface BenchSection {
   readonly shortened: readonly string[];
   /**
    * Was the machine busy? The load average and a calibration loop at the start and at the end of
-   * the run (bench/harness.ts MachineLoad); `busy` with one line per reason in `warnings`.
+   * the run (src/bench/harness.ts MachineLoad); `busy` with one line per reason in `warnings`.
    */
   readonly machine: MachineLoad;
   /** Present when 'timers' ran: fire latency of bpf timers and of the baselines. */

@@ -66,7 +66,31 @@ import {
   type BpfMapImpl, type BpfMapStats, type ResolvedMapSpec, ldU32Unaligned, BpfMapHeader, sysLockFlagsCheck } from './map_ops.js';
 import { BpfHtab, htabMapAllocCheck, htabMapAlloc } from './hashtab.js';
 import { arrayMapAllocCheck } from './arraymap.js';
-import { openMap, mapById, bpfMapPut } from './registry.js';
+
+// ---- the map registry's entry points (syscall.c's bpf_map_get / bpf_map_put) ----
+//
+// registry.ts owns the table of map types (bpf_types.h) and so imports this file; importing it
+// back would be a cycle. It hands these over when it is loaded (mapInMapRegistryInit), which is
+// before any map-in-map exists: only the registry creates maps and opens handles on them.
+
+/** What map_in_map needs of the registry. */
+export interface MapRegistryOps {
+  readonly openMap: (ptr: number) => BpfMapImpl;
+  readonly mapById: (id: number) => BpfMapImpl | undefined;
+  readonly bpfMapPut: (m: BpfMapImpl) => boolean;
+}
+
+function registryMissing(): never {
+  throw new Error('map_in_map: the map registry (maps/registry.ts) has not been loaded');
+}
+let openMap: MapRegistryOps['openMap'] = registryMissing;
+let mapById: MapRegistryOps['mapById'] = registryMissing;
+let bpfMapPut: MapRegistryOps['bpfMapPut'] = registryMissing;
+
+/** Called once per thread by registry.ts at its module init. */
+export function mapInMapRegistryInit(ops: MapRegistryOps): void {
+  ({ openMap, mapById, bpfMapPut } = ops);
+}
 
 // ---- layout ----
 export const MIM_META_TYPE = MAP_INNER + 0;

@@ -11,6 +11,10 @@
  * Invariants: a live map's MAP_ID slot holds its pointer; MAP_REFCNT >= MAP_USERCNT >= 0 and the
  * map is freed exactly once, when MAP_REFCNT reaches 0.
  *
+ * Map types: MAP_TYPE_OPS, one entry per BPF_MAP_TYPE_* (bpf_types.h), holds each type's
+ * allocCheck / alloc / open. map_in_map.ts needs openMap, mapById and bpfMapPut back (inner maps):
+ * it gets them from mapInMapRegistryInit at this module's init, not by importing this file.
+ *
  * Contexts: createMap, bpfMapPut's free path: main thread. openMap/mapById: any thread; each
  * thread caches one BpfMapImpl per (pointer, serial), so a program's maps are plain objects whose
  * fields the JIT can keep in registers.
@@ -25,11 +29,11 @@ import {
   MAP_SERIAL, MAP_REFCNT, MAP_USERCNT, MAP_OWNER, MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC, MAP_STATE, MAP_NAME, SIZEOF_BPF_MAP,
   MAP_STATE_LIVE, MAP_STATE_FREED, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_HASH,
   BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
-  type BpfMapImpl, type MapSpec,
+  BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS, type BpfMapImpl, type MapSpec, type ResolvedMapSpec,
 } from './map_ops.js';
 import { BpfHtab, htabMapAllocCheck, htabMapAlloc } from './hashtab.js';
 import { BpfArray, arrayMapAllocCheck, arrayMapAlloc } from './arraymap.js';
-import { BpfMapInMap, isMapInMapType, mapInMapAllocCheck, mapInMapAlloc } from './map_in_map.js';
+import { BpfMapInMap, mapInMapAllocCheck, mapInMapAlloc, mapInMapRegistryInit } from './map_in_map.js';
 import { graphRecordBytes, writeGraphRecord } from './btf_record.js';
 
 export type { MapSpec } from './map_ops.js';
@@ -39,9 +43,46 @@ const TABLE_I = MAP_TABLE_BASE >> 2;
 let cacheGen = -1; // arenaGeneration this state belongs to (a number: keeps no arena alive)
 let cache = new Map<number, BpfMapImpl>();
 
-function isHashType(t: number): boolean {
-  return t === BPF_MAP_TYPE_HASH || t === BPF_MAP_TYPE_PERCPU_HASH || t === BPF_MAP_TYPE_LRU_HASH || t === BPF_MAP_TYPE_LRU_PERCPU_HASH;
+/**
+ * What the registry needs of a map type (the kernel's bpf_map_ops map_alloc_check / map_alloc,
+ * plus the class of a thread's handle). Everything else a map does goes through its BpfMapImpl.
+ */
+interface MapTypeOps {
+  /** map_alloc_check: throws BpfError naming the field; returns the inner-map template (*_of_maps) or 0. */
+  readonly allocCheck: (spec: ResolvedMapSpec, innerMap: unknown) => number;
+  /** map_alloc: the type's part of struct bpf_map at `ptr`; throws BpfError having freed what it took. */
+  readonly alloc: (ptr: number, spec: ResolvedMapSpec, owner: number, template: number) => void;
+  /** This thread's handle on a live map of the type. */
+  readonly open: (ptr: number) => BpfMapImpl;
 }
+
+const HTAB_OPS: MapTypeOps = {
+  allocCheck: (spec) => { htabMapAllocCheck(spec); return 0; },
+  alloc: (ptr, spec, owner) => htabMapAlloc(ptr, spec, owner),
+  open: (ptr) => new BpfHtab(ptr),
+};
+const ARRAY_OPS: MapTypeOps = {
+  allocCheck: (spec) => { arrayMapAllocCheck(spec); return 0; },
+  alloc: (ptr, spec, owner) => arrayMapAlloc(ptr, spec, owner),
+  open: (ptr) => new BpfArray(ptr),
+};
+const MAP_IN_MAP_OPS: MapTypeOps = {
+  allocCheck: mapInMapAllocCheck,
+  alloc: mapInMapAlloc,
+  open: (ptr) => new BpfMapInMap(ptr),
+};
+
+/** The map types there are (include/linux/bpf_types.h), by BPF_MAP_TYPE_* id. */
+const MAP_TYPE_OPS: ReadonlyMap<number, MapTypeOps> = new Map([
+  [BPF_MAP_TYPE_HASH, HTAB_OPS],
+  [BPF_MAP_TYPE_PERCPU_HASH, HTAB_OPS],
+  [BPF_MAP_TYPE_LRU_HASH, HTAB_OPS],
+  [BPF_MAP_TYPE_LRU_PERCPU_HASH, HTAB_OPS],
+  [BPF_MAP_TYPE_ARRAY, ARRAY_OPS],
+  [BPF_MAP_TYPE_PERCPU_ARRAY, ARRAY_OPS],
+  [BPF_MAP_TYPE_ARRAY_OF_MAPS, MAP_IN_MAP_OPS],
+  [BPF_MAP_TYPE_HASH_OF_MAPS, MAP_IN_MAP_OPS],
+]);
 
 /**
  * map_create(): validate `spec` (BpfError EINVAL/E2BIG/ENOTSUPP naming the field), allocate the
@@ -50,11 +91,9 @@ function isHashType(t: number): boolean {
  */
 export function createMap(spec: MapSpec): BpfMapImpl {
   const r = mapSpecCheck(spec);
-  let template = 0; // *_of_maps: the inner map template
-  if (isHashType(r.typeId)) htabMapAllocCheck(r);
-  else if (r.typeId === BPF_MAP_TYPE_ARRAY || r.typeId === BPF_MAP_TYPE_PERCPU_ARRAY) arrayMapAllocCheck(r);
-  else if (isMapInMapType(r.typeId)) template = mapInMapAllocCheck(r, spec.innerMap);
-  else throw new BpfError(EINVAL, `type ${r.type} is not implemented yet`);
+  const ops = MAP_TYPE_OPS.get(r.typeId);
+  if (ops === undefined) throw new BpfError(EINVAL, `type ${r.type} is not implemented yet`);
+  const template = ops.allocCheck(r, spec.innerMap); // *_of_maps: the inner map template
 
   const owner = allocOwner(`map:${r.name !== '' ? r.name : r.type}`);
   const ptr = kzalloc(SIZEOF_BPF_MAP, owner);
@@ -96,9 +135,7 @@ export function createMap(spec: MapSpec): BpfMapImpl {
   s(MAP_GRAPH_REC, grec);
   for (let i = 0; i < r.name.length; i++) U8[ptr + MAP_NAME + i] = r.name.charCodeAt(i);
   try {
-    if (isHashType(r.typeId)) htabMapAlloc(ptr, r, owner);
-    else if (template !== 0) mapInMapAlloc(ptr, r, owner, template);
-    else arrayMapAlloc(ptr, r, owner);
+    ops.alloc(ptr, r, owner, template);
   } catch (e: unknown) {
     Atomics.store(I32, TABLE_I + id, 0);
     if (grec !== 0) kfree(grec);
@@ -120,7 +157,7 @@ export function openMap(ptr: number): BpfMapImpl {
     throw new BpfError(EINVAL, `openMap(0x${ptr.toString(16)}): not a live map`);
   }
   const t = I32[(ptr + MAP_TYPE) >> 2]!;
-  const m: BpfMapImpl = isHashType(t) ? new BpfHtab(ptr) : isMapInMapType(t) ? new BpfMapInMap(ptr) : new BpfArray(ptr);
+  const m = (MAP_TYPE_OPS.get(t) ?? ARRAY_OPS).open(ptr);
   cache.set(ptr, m);
   return m;
 }
@@ -185,3 +222,5 @@ function mapFree(m: BpfMapImpl): void {
 
 export function mapRefcnt(m: BpfMapImpl): number { return Atomics.load(I32, (m.ptr + MAP_REFCNT) >> 2); }
 export function mapUsercnt(m: BpfMapImpl): number { return Atomics.load(I32, (m.ptr + MAP_USERCNT) >> 2); }
+
+mapInMapRegistryInit({ openMap, mapById, bpfMapPut });

@@ -33,7 +33,7 @@ import { bpfListPush, bpfListPop, bpfListFront, bpfListBack } from '../graph/bpf
 import {
   bpfRbtreeAdd, bpfRbtreeRemove, bpfRbtreeFirst, bpfRbtreeRoot, bpfRbtreeLeft, bpfRbtreeRight,
 } from '../graph/bpf_rbtree.js';
-import { SPIN_LOCK_REFUSED_TYPES, type ProgType } from './program.js';
+import { SPIN_LOCK_REFUSED_TYPES, type ProgType } from './prog_types.js';
 import {
   curFrame, ruleViolation, syncLocked, removeOne, LK_SPIN, LK_RES, LK_RES_IRQ, type RunFrame, type RunProgram,
 } from './run_state.js';

@@ -5,7 +5,7 @@ import type {
   ScenarioResult, CacheSeries, TimelineSample, InvariantCheck, Interrupts, IrqFlow,
 } from '../../src/cli/engine_api.js';
 import { EngineUsageError, unsupportedReason } from '../../src/cli/engine_api.js';
-import type { BenchCase } from '../../bench/harness.js';
+import type { BenchCase } from '../../src/bench/harness.js';
 
 /** xorshift32: fixture numbers that look measured but never change. */
 function rng(seed: number): () => number {

@@ -1,11 +1,11 @@
-// bench/harness.ts: medians, interleaved rounds, ratios against a same-run baseline, the table,
+// src/bench/harness.ts: medians, interleaved rounds, ratios against a same-run baseline, the table,
 // and the multi-worker throughput harness (compiled: workers run JS).
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   median, ratio, runRounds, validateCases, formatFigureTable, benchEnvironment, environmentLine, formatRate,
   roundRatios, ratioSpread, spansOne, differenceWord, formatRatioSpread, machineLoad, machineLoadWarning, formatMs,
   type BenchCase, type LoadProbe,
-} from '../../bench/harness.js';
+} from '../../src/bench/harness.js';
 import { ensureBuilt, ROOT } from './helpers.js';
 
 function fixed(id: string, rate: number, extra: Partial<BenchCase> = {}, log?: string[]): BenchCase {
@@ -146,7 +146,7 @@ describe('runWorkers', () => {
   beforeAll(() => ensureBuilt(), 180_000);
 
   it('measures a JS Map baseline on 1 and 2 worker threads', async () => {
-    const { runWorkers } = (await import(`${ROOT}/dist/bench/harness.js`)) as typeof import('../../bench/harness.js');
+    const { runWorkers } = (await import(`${ROOT}/dist/src/bench/harness.js`)) as typeof import('../../src/bench/harness.js');
     // the elapsed time a measurement reports is bounded by the wall time of the same call (the
     // baseline, measured here): the workers ran inside it, and never longer
     const timed = async (spec: Parameters<typeof runWorkers>[0]): Promise<{ m: Awaited<ReturnType<typeof runWorkers>>; wallNs: number }> => {

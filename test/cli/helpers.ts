@@ -9,7 +9,7 @@ import { main, type CliIo } from '../../src/cli/cli.js';
 import type { Engine, StressOptions } from '../../src/cli/engine_api.js';
 import { ALLOC_MODES, MAP_TYPES } from '../../src/cli/engine_api.js';
 import { createFakeEngine, fakeBenchCases, fakeScenarioResult, fakeStressResult, FAKE_SCENARIOS } from './fake_engine.js';
-import { runRounds } from '../../bench/harness.js';
+import { runRounds } from '../../src/bench/harness.js';
 import { makeResults } from '../../src/cli/output.js';
 import { toScenarioRecord, toStressSection, stressFailures, type Results } from '../../src/cli/results.js';
 import { DEFAULT_MIX } from '../../src/cli/args.js';
@@ -72,10 +72,10 @@ function newestMtime(dir: string): number {
  */
 export function ensureBuilt(): void {
   const bin = path.join(ROOT, 'dist/src/cli/main.js');
-  const harness = path.join(ROOT, 'dist/bench/harness.js');
+  const harness = path.join(ROOT, 'dist/src/bench/harness.js');
   const fresh = existsSync(bin) && existsSync(harness)
     && statSync(bin).mtimeMs >= newestMtime(path.join(ROOT, 'src/cli'))
-    && statSync(harness).mtimeMs >= statSync(path.join(ROOT, 'bench/harness.ts')).mtimeMs;
+    && statSync(harness).mtimeMs >= statSync(path.join(ROOT, 'src/bench/harness.ts')).mtimeMs;
   if (fresh) return;
   try {
     execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', ROOT], { stdio: 'pipe' });

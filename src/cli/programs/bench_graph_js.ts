@@ -166,7 +166,7 @@ export async function runGraphJs(spec: GraphJsSpec): Promise<{ ops: number; elap
   }
   // the harness's measuring protocol, loaded here only: this module is also imported by the
   // bench_graph program inside every CPU worker, which must not load the harness
-  const { runTimedWorkers } = await import('../../../bench/harness.js');
+  const { runTimedWorkers } = await import('../../bench/harness.js');
   const run = await runTimedWorkers({
     url: workerUrl(), threads: spec.threads, seconds: spec.seconds, ctl: ctlBuf, label: 'graph baseline worker',
     workerData: (t): GraphJsData => ({ bpfsimGraphJs: 1, ctl: ctlBuf, mem: memBuf, op: spec.op, shared: spec.shared, index: t, seed: 0x2545f491 + t * 0x9e3779b9 }),

@@ -17,7 +17,7 @@ import type { Results } from '../results.js';
 import { buildCharts, isChartSpec, type ChartSpec, type ChartNote } from './charts.js';
 import { formatBytes, formatCount, formatErrors, formatMs, formatPhases, formatRate, stressCoverage } from '../format.js';
 import { IRQ_KINDS_SHOWN, IRQ_LABEL } from '../irq_stats.js';
-import { environmentLine, formatValue, formatRatioSpread, differenceWord, formatMachineLine } from '../../../bench/harness.js';
+import { environmentLine, formatValue, formatRatioSpread, differenceWord, formatMachineLine } from '../../bench/harness.js';
 import { renderTimeline } from './history_view.js';
 
 let chartJs: { source: string; version: string } | null = null;

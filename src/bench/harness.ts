@@ -477,7 +477,7 @@ function isHarnessWorkerResult(v: unknown): v is HarnessWorkerResult {
 function harnessWorkerUrl(): URL {
   // Node 20 cannot start a .ts worker: from the sources (vitest) use the compiled harness.
   const here = import.meta.url;
-  return here.endsWith('.ts') ? new URL('../dist/bench/harness.js', here) : new URL(here);
+  return here.endsWith('.ts') ? new URL('../../dist/src/bench/harness.js', here) : new URL(here);
 }
 
 /** Run `kernel` on `threads` workers for `seconds`; total operations over wall time. */
