@@ -17,6 +17,14 @@
  *   forcing    a CPU still owing a report FQS_MS after start gets PEND_RCU_EXP (the kernel's
  *              force-quiescent-state pass), so a long loop of windows without rcuQuiescentState
  *              still lets the GP end; a CPU inside a read section reports at its outermost unlock.
+ *   boost      (normal flavour) a GP still waiting for a program CPU RCU_BOOST_MS after start
+ *              (RCU_EXP_BOOST_MS when expedited), and again at doubling ages: store RCU_BOOST_GP
+ *              and RCU_BOOST_SEQ, then bump RCU_GP_GEN. CPUs that pass rcuQuiescentState report and
+ *              step aside (read_side.ts: Atomics.wait on RCU_GP_DONE, idle, ≤ STEP_ASIDE_MAX_MS),
+ *              so a worker the OS descheduled inside a read section gets a core: with more CPUs
+ *              than cores that wait was a scheduler slice (ms), the whole GP. The kernel's
+ *              RCU_BOOST raises the preempted reader instead (after 500 ms by default). Not
+ *              under a deterministic schedule (one CPU runs at a time there).
  *   stall      a CPU holding a GP for HDR_RCU_STALL_MS: one 'rcu_stall' splat per stall (not again
  *              until that CPU's QS counter moves), raised as that CPU (its context, last window and
  *              held locks are in the splat).
@@ -41,19 +49,32 @@ import {
 } from '../mem/layout.js';
 import { llistDelAll } from '../locks/llist.js';
 import { splat } from '../debug/splat.js';
+import { schedEnabled } from '../cpu/sched.js';
 import {
   RCU_GP_GEN, RCU_TRACE_ACTIVE, RCU_EXP_SEQ, RCU_CLOCK_MS, RCU_GP_DONE, RCU_GP_REQ, RCU_GP_STARTED,
-  RCU_STATE_USED, PC_RCU_TRACE_SEQ, ringDoorbell,
+  RCU_BOOST_GP, RCU_BOOST_SEQ, RCU_STEP_ASIDES, RCU_STATE_USED, PC_RCU_TRACE_SEQ, ringDoorbell,
 } from './state.js';
 import { RH_NEXT, invokeRcuCallback, isTraceHead } from './callbacks.js';
 
-/** Force a report from CPUs that have not given one this long after GP start. */
 /**
  * First force-quiescent-state pass. The kernel waits ~3 jiffies; we ask after 1 ms: a CPU running
  * programs back to back is almost always inside a read section when sampled, and the ask costs it
  * one slow window per grace period.
  */
 export const RCU_FQS_MS = 1;
+/**
+ * First boost round of a normal GP (see the header): by then every CPU that has a core has
+ * reported (a program run is tens of µs), so what is left was descheduled inside a read section
+ * or runs a long one. Kept at the first forcing pass: a round costs each running CPU a wait.
+ */
+export const RCU_BOOST_MS = 1;
+/**
+ * First boost round of an expedited GP: at its start, right after the poke, when the first scan
+ * did not end it. A running CPU reports at its next window and then steps aside at once, so the
+ * cores go to the readers that have none; a GP that every CPU could end by itself costs each of
+ * them one wait of about the coordinator's wake.
+ */
+export const RCU_EXP_BOOST_MS = 0;
 /** Longest sleep between polls while a GP waits (catches the housekeeping CPU leaving a section). */
 const ACTIVE_POLL_CAP_MS = 10;
 const LAT_RING = 4096;
@@ -69,6 +90,8 @@ class Flavour {
   startMs = 0;
   expedited = false;
   expTarget = 0;
+  /** GP age (ms) of the next boost round; Infinity: none. */
+  boostAt = Infinity;
   wantUpTo = 0;
   remaining = 0;
   snapQs = new Int32Array(0);
@@ -87,6 +110,7 @@ class Flavour {
   cbsRun = 0;
   stalls = 0;
   forced = 0;
+  boosts = 0;
   lat = new Float64Array(LAT_RING);
   latN = 0;
   latSum = 0;
@@ -96,12 +120,12 @@ class Flavour {
 
   reset(n: number): void {
     this.started = 0; this.completed = 0; this.active = false; this.startMs = 0;
-    this.expedited = false; this.expTarget = 0; this.wantUpTo = 0; this.remaining = 0;
+    this.expedited = false; this.expTarget = 0; this.wantUpTo = 0; this.remaining = 0; this.boostAt = Infinity;
     this.snapQs = new Int32Array(n); this.snapTr = new Int32Array(n);
     this.doneN = new Uint8Array(n); this.doneT = new Uint8Array(n);
     this.poked = new Uint8Array(n);
     this.cbHeads = []; this.cbTags = []; this.cbFirst = 0; this.ready = []; this.waiters = [];
-    this.expGps = 0; this.cbsQueued = 0; this.cbsRun = 0; this.stalls = 0; this.forced = 0;
+    this.expGps = 0; this.cbsQueued = 0; this.cbsRun = 0; this.stalls = 0; this.forced = 0; this.boosts = 0;
     this.lat = new Float64Array(LAT_RING); this.latN = 0; this.latSum = 0; this.latMax = 0;
   }
 
@@ -164,6 +188,7 @@ function startGp(f: Flavour, now: number): void {
   f.active = true;
   f.startMs = now;
   f.expedited = f.expTarget >= f.started;
+  f.boostAt = f.trace || schedEnabled() ? Infinity : f.expedited ? RCU_EXP_BOOST_MS : RCU_BOOST_MS;
   for (let c = 0; c < nrCpuIds; c++) {
     f.snapQs[c] = Atomics.load(I32, pcI(c, PC_RCU_QS_SEQ));
     if (f.trace) f.snapTr[c] = Atomics.load(I32, pcI(c, PC_RCU_TRACE_SEQ));
@@ -181,6 +206,25 @@ function startGp(f: Flavour, now: number): void {
     Atomics.add(I32, RCU_EXP_SEQ >> 2, 1);
     pokeAll(f);
   }
+  maybeBoost(f, now);
+}
+
+/**
+ * A boost round (see the header) when one is due and a program CPU still owes a report (the
+ * housekeeping CPU is this thread: nobody can give it a core). The next round is due at twice the
+ * age, so a reader held for long costs the running CPUs a bounded share of their time.
+ */
+function maybeBoost(f: Flavour, now: number): void {
+  const age = now - f.startMs;
+  if (f.remaining === 0 || age < f.boostAt) return;
+  let owed = false;
+  for (let c = 0; c < nrCpus && !owed; c++) owed = f.doneN[c] === 0;
+  if (!owed) return;
+  f.boosts++;
+  f.boostAt = Math.max(2 * age, age + RCU_BOOST_MS);
+  Atomics.store(I32, RCU_BOOST_GP >> 2, f.started);
+  Atomics.add(I32, RCU_BOOST_SEQ >> 2, 1);
+  Atomics.add(I32, RCU_GP_GEN >> 2, 1); // after the boost words: the CPU loop looks at them
 }
 
 function poke(f: Flavour, c: number): void {
@@ -263,8 +307,10 @@ function completeGp(f: Flavour, now: number): void {
     }
     f.waiters = keep;
   }
+  f.boostAt = Infinity;
   if (f.trace) Atomics.store(I32, RCU_TRACE_ACTIVE >> 2, 0);
   else {
+    Atomics.store(I32, RCU_BOOST_GP >> 2, 0);
     Atomics.store(I32, RCU_GP_DONE >> 2, f.completed);
     Atomics.notify(I32, RCU_GP_DONE >> 2);
   }
@@ -295,7 +341,7 @@ function advance(f: Flavour, now: number): void {
   for (let guard = 0; guard < 8; guard++) {
     if (f.active) {
       scan(f, now);
-      if (f.remaining > 0) return;
+      if (f.remaining > 0) { maybeBoost(f, now); return; }
       completeGp(f, now);
     }
     if (f.wantUpTo > f.completed) startGp(f, now);
@@ -343,6 +389,7 @@ function nextDelay(now: number): number {
     const age = now - f.startMs;
     if (age < RCU_FQS_MS) d = Math.min(d, RCU_FQS_MS - age);
     else if (age < stallMs) d = Math.min(d, stallMs - age);
+    if (age < f.boostAt) d = Math.min(d, f.boostAt - age);
     d = Math.max(0.1, d);
     if (next < 0 || d < next) next = d;
   }
@@ -401,7 +448,10 @@ export function synchronizeRcu(o: { readonly expedited?: boolean } = {}): Promis
   const p = new Promise<void>((resolve, reject) => {
     normal.waiters.push({ target: normal.want(expedited), resolve, reject });
   });
-  if (expedited && normal.active) pokeAll(normal); // hurry the GP in progress too
+  if (expedited && normal.active) { // hurry the GP in progress too
+    pokeAll(normal);
+    if (!schedEnabled()) normal.boostAt = Math.min(normal.boostAt, nowMs() - normal.startMs + RCU_EXP_BOOST_MS);
+  }
   kickNow();
   return p;
 }
@@ -465,11 +515,15 @@ export interface RcuFlavourStats {
   readonly waiters: number;
   readonly stalls: number;
   readonly forcedReports: number;
+  /** Boost rounds issued (normal flavour only; see gp.ts): CPUs were asked to step aside. */
+  readonly boosts: number;
   readonly gpLatency: RcuLatency;
 }
 
 export interface RcuStats extends RcuFlavourStats {
   readonly tasksTrace: RcuFlavourStats;
+  /** Times a CPU stepped aside for a boost round (read_side.ts). */
+  readonly stepAsides: number;
 }
 
 function samples(f: Flavour): number[] {
@@ -487,7 +541,7 @@ function flavourStats(f: Flavour): RcuFlavourStats {
   return {
     gpsStarted: f.started, gpsCompleted: f.completed, gpInProgress: f.active, expeditedGps: f.expGps,
     callbacksQueued: f.cbsQueued, callbacksRun: f.cbsRun, callbacksPending: f.pending(),
-    waiters: f.waiters.length, stalls: f.stalls, forcedReports: f.forced,
+    waiters: f.waiters.length, stalls: f.stalls, forcedReports: f.forced, boosts: f.boosts,
     gpLatency: {
       count: f.latN, meanMs: f.latN > 0 ? f.latSum / f.latN : 0, p50Ms: pct(s, 0.5), p90Ms: pct(s, 0.9),
       p99Ms: pct(s, 0.99), maxMs: f.latMax,
@@ -497,7 +551,7 @@ function flavourStats(f: Flavour): RcuFlavourStats {
 
 /** Counters for rt.stats() (main thread). */
 export function rcuStats(): RcuStats {
-  return { ...flavourStats(normal), tasksTrace: flavourStats(trace) };
+  return { ...flavourStats(normal), tasksTrace: flavourStats(trace), stepAsides: Atomics.load(I32, RCU_STEP_ASIDES >> 2) };
 }
 
 /** The last (up to 4096) grace-period durations in ms, for a histogram. */

@@ -19,9 +19,21 @@
  * section this CPU had at that moment has ended. The same holds for PC_RCU_IDLE == 1.
  *
  * Reporting (cheap in the common case):
- *   rcuQuiescentState()  the CPU loop, between work items: one Atomics.load of RCU_GP_GEN and a
+ *   rcuQuiescentState()  the CPU loop, between work items: one plain load of RCU_GP_GEN and a
  *                        compare; only when a new grace period started since the last report does
  *                        it advance the counter and ring the doorbell (once per GP per CPU).
+ *   stepping aside       (gp.ts's boost, for CPUs oversubscribed on the machine's cores) when the
+ *                        coordinator issued a boost round (RCU_BOOST_SEQ, with an RCU_GP_GEN bump
+ *                        so the loop looks), rcuQuiescentState, having reported, blocks this worker
+ *                        in Atomics.wait on RCU_GP_DONE until that grace period ends or
+ *                        STEP_ASIDE_MAX_MS pass, marked idle meanwhile: its core goes to a worker
+ *                        the OS descheduled inside a read section (the grace period waits for that
+ *                        one). The kernel boosts the preempted reader's priority (RCU_BOOST); a
+ *                        worker cannot raise its thread's priority, so the others yield. Only a
+ *                        worker thread, in task context, outside every read section (tasks-trace
+ *                        too) with no lock held and irqs on, and never under a deterministic
+ *                        schedule (the turn is the only core there); once per round, and not
+ *                        again before it ran STEP_ASIDE_MIN_RUN_MS (back-to-back GPs).
  *   rcuIdleEnter()       idle is quiescent: set the flag, report if a GP waits.
  *   rcuExpQs()           window hook for PEND_RCU_EXP (expedited GP, or a normal GP forcing a
  *                        report): report now if outside read sections, else owe the report
@@ -29,27 +41,29 @@
  *
  * Contexts: rcuReadLock/Unlock(Trace) from any context on any CPU thread, NMI included; they nest
  * across contexts on one CPU (an NMI program inside a syscall's section counts as nested).
- * rcuQuiescentState/rcuIdleEnter/rcuIdleExit: the CPU loop, task context, outside read sections.
+ * rcuQuiescentState/rcuIdleEnter/rcuIdleExit: the CPU loop, task context, outside read sections
+ * (rcuQuiescentState may block for up to STEP_ASIDE_MAX_MS, see above).
  *
  * Differences from the kernel: preempt-/irq-disabled regions are not read sections here (the
  * consolidated RCU flavours of v4.20+ treat them as such); code that needs protection takes
  * rcuReadLock explicitly, as BPF's program runner and syscall path do.
  */
+import { isMainThread } from 'node:worker_threads';
 import { I32, F64, nrCpus, nowMs } from '../mem/arena.js';
 import { pcpu, pcpuI, thisCpu } from '../mem/this_cpu.js';
 import {
   PC_PENDING, PEND_RCU_EXP, PC_RCU_NESTING, PC_RCU_QS_SEQ, PC_RCU_IDLE, PC_RCU_TRACE_NESTING,
-  PC_RCU_EXP_SEQ, PC_RCU_READ_START,
+  PC_RCU_EXP_SEQ, PC_RCU_READ_START, PC_HELD_COUNT,
 } from '../mem/layout.js';
-import { inInterrupt, irqsDisabled, rawHeld } from '../cpu/context.js';
+import { inInterrupt, irqsDisabled, rawHeld, currentContext, CTX_TASK } from '../cpu/context.js';
 import { setIrqHooks } from '../cpu/window.js';
-import { schedWaitWord } from '../cpu/sched.js';
+import { schedWaitWord, schedEnabled } from '../cpu/sched.js';
 import { splat } from '../debug/splat.js';
 import { EDEADLK, ETIMEDOUT } from '../errno.js';
 import {
   RCU_GP_GEN, RCU_TRACE_ACTIVE, RCU_EXP_SEQ, RCU_CLOCK_MS, RCU_GP_DONE, RCU_GP_REQ, RCU_GP_STARTED,
-  PC_RCU_LAST_GEN, PC_RCU_QS_NEED, PC_RCU_TRACE_SEQ, PC_RCU_STAT_EXP_QS, PC_RCU_STAT_DEFERRED,
-  ringDoorbell,
+  RCU_BOOST_GP, RCU_BOOST_SEQ, RCU_STEP_ASIDES, PC_RCU_LAST_GEN, PC_RCU_QS_NEED, PC_RCU_TRACE_SEQ, PC_RCU_STAT_EXP_QS,
+  PC_RCU_STAT_DEFERRED, ringDoorbell,
 } from './state.js';
 
 const PEND_I = PC_PENDING >> 2;
@@ -65,6 +79,28 @@ const STAT_EXP_I = PC_RCU_STAT_EXP_QS >> 2;
 const STAT_DEF_I = PC_RCU_STAT_DEFERRED >> 2;
 const GEN_I = RCU_GP_GEN >> 2;
 const CLOCK_F = RCU_CLOCK_MS >> 3;
+const BOOST_GP_I = RCU_BOOST_GP >> 2;
+const BOOST_SEQ_I = RCU_BOOST_SEQ >> 2;
+const DONE_I = RCU_GP_DONE >> 2;
+const HELD_I = PC_HELD_COUNT >> 2;
+
+/**
+ * Longest a worker steps aside per boost round. A descheduled reader needs a core for the rest of
+ * its program run (tens of µs), the coordinator one wake; the bound only caps what a round costs
+ * when the reader is not descheduled but running a long section.
+ */
+export const STEP_ASIDE_MAX_MS = 1;
+/**
+ * Least time a worker runs between two step-asides. Back-to-back expedited grace periods would
+ * otherwise keep every CPU stepping aside (each boosted GP leaves them idle, the next ones end at
+ * once, the next boost finds them again after a program or two: 2 busy CPUs on 2 cores ran a fifth
+ * of their programs). Short enough not to bind when grace periods are milliseconds apart.
+ */
+export const STEP_ASIDE_MIN_RUN_MS = 0.5;
+/** RCU_BOOST_SEQ this thread last acted on (thread-local: each worker is one CPU). */
+let boostSeen = 0;
+/** performance.now() when this thread last stopped stepping aside. */
+let steppedUntil = -Infinity;
 
 // ---------------------------------------------------------------------------------------------
 // normal flavour
@@ -151,12 +187,50 @@ export function rcuQuiescentState(): void {
     I32[pcpuI + LAST_I] = g;
     Atomics.add(I32, pcpuI + QS_I, 1);
     ringDoorbell();
+    // the coordinator stores RCU_BOOST_SEQ before it bumps RCU_GP_GEN: the load above orders it
+    if (Atomics.load(I32, BOOST_SEQ_I) !== boostSeen) stepAside();
   }
 }
 
-/** An unconditional report (expedited / forced): caller checked nesting == 0. */
+/**
+ * A boost round asks CPUs that have reported to give their core to the readers the grace period
+ * still waits for (see the header). Block until that grace period ends (RCU_GP_DONE, notified by
+ * the coordinator) or STEP_ASIDE_MAX_MS pass, as an extended quiescent state.
+ */
+function stepAside(): void {
+  boostSeen = Atomics.load(I32, BOOST_SEQ_I);
+  const gp = Atomics.load(I32, BOOST_GP_I);
+  if (gp === 0 || isMainThread || schedEnabled()) return;
+  if (I32[pcpuI + TR_I] !== 0 || I32[pcpuI + HELD_I] !== 0 || currentContext() !== CTX_TASK || irqsDisabled()) return;
+  let d = Atomics.load(I32, DONE_I);
+  if (d - gp >= 0) return;
+  const t0 = performance.now();
+  if (t0 - steppedUntil < STEP_ASIDE_MIN_RUN_MS) return;
+  const wasIdle = Atomics.load(I32, pcpuI + IDLE_I) !== 0;
+  Atomics.store(I32, pcpuI + IDLE_I, 1);
+  Atomics.add(I32, RCU_STEP_ASIDES >> 2, 1);
+  const end = t0 + STEP_ASIDE_MAX_MS;
+  for (;;) {
+    const left = end - performance.now();
+    if (left <= 0) break;
+    Atomics.wait(I32, DONE_I, d, left);
+    d = Atomics.load(I32, DONE_I);
+    if (d - gp >= 0) break;
+  }
+  if (!wasIdle) Atomics.store(I32, pcpuI + IDLE_I, 0);
+  steppedUntil = performance.now();
+}
+
+/**
+ * An unconditional report (expedited / forced): caller checked nesting == 0. It leaves
+ * PC_RCU_LAST_GEN behind while a boost round is new to this thread (the generation loaded first:
+ * a round's RCU_BOOST_SEQ is stored before its RCU_GP_GEN bump), so the CPU loop's next
+ * rcuQuiescentState still takes its slow path and steps aside: this report may come from a
+ * window anywhere, where blocking is not allowed.
+ */
 function forcedReport(): void {
-  I32[pcpuI + LAST_I] = Atomics.load(I32, GEN_I);
+  const g = Atomics.load(I32, GEN_I);
+  if (Atomics.load(I32, BOOST_SEQ_I) === boostSeen) I32[pcpuI + LAST_I] = g;
   I32[pcpuI + EXPACK_I] = Atomics.load(I32, RCU_EXP_SEQ >> 2);
   I32[pcpuI + STAT_EXP_I] = I32[pcpuI + STAT_EXP_I]! + 1;
   Atomics.add(I32, pcpuI + QS_I, 1);
