@@ -20,6 +20,7 @@
  * a rule on purpose a bounded number of times, and those prog_abort splats are counted by the
  * cell's invariant instead of reported (isExpectedSplat).
  */
+import { formatHistoryOp } from './format.js';
 import { Runtime, type Program } from '../runtime/runtime.js';
 import { BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU } from '../maps/map_ops.js';
 import type { BpfMap } from '../maps/bpf_map.js';
@@ -532,10 +533,7 @@ async function checkCell(rt: Runtime, ops: readonly HistoryOp[]): Promise<CellCh
   const kp: Record<string, number> = {};
   for (const k of r.kernelProperties) kp[`${k.kind} (${k.kernelFunction})`] = (kp[`${k.kind} (${k.kernelFunction})`] ?? 0) + 1;
   const first = r.illegal[0];
-  const window = first === undefined ? [] : (first.window?.ops ?? first.ops).slice(0, 12).map((i) => {
-    const op = ops[i]!;
-    return `cpu${op.cpu} ${op.op}(${op.key}${op.value !== undefined ? `, ${op.value}` : ''}) = ${String(op.result)} [${op.call}, ${op.ret}]`;
-  });
+  const window = first === undefined ? [] : (first.window?.ops ?? first.ops).slice(0, 12).map((i) => formatHistoryOp(ops[i]!));
   const result = r.result === 'illegal' && dropped > 0 ? 'incomplete' : r.result;
   const timeline = first === undefined ? undefined : illegalTimeline(ops, first);
   return {

@@ -4,6 +4,7 @@
  */
 export { formatRate, formatRatio } from '../bench/harness.js';
 import type { StressSection } from './results.js';
+import type { HistoryOp } from '../maps/map_history.js';
 
 export function formatCount(n: number): string {
   if (!Number.isFinite(n)) return '–';
@@ -58,3 +59,8 @@ export function stressCoverage(s: StressSection): string {
   return `measured ${(s.measuredMs / 1000).toFixed(1)} s of ${s.options.seconds} s; ${ran} of ${ran + notRun} cells ran${notRun > 0 ? `, ${notRun} not run` : ''}`;
 }
 
+
+/** One recorded map operation, as the illegal windows print it: `cpu1 update(0200, 4b00) = 0 [444, 445]`. */
+export function formatHistoryOp(op: HistoryOp): string {
+  return `cpu${op.cpu} ${op.op}(${op.key}${op.value !== undefined ? `, ${op.value}` : ''}) = ${String(op.result)} [${op.call}, ${op.ret}]`;
+}

@@ -19,6 +19,7 @@ import { BPF_F_NO_PREALLOC } from '../maps/map_ops.js';
 import { checkHistory } from '../check/check.js';
 import type { HistoryOp } from '../maps/map_history.js';
 import type { CpuState } from '../runtime/runtime.js';
+import { formatHistoryOp } from './format.js';
 import {
   FAULT_LOST_UPDATE, FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE, FAULT_DELETE_UNLOCKED, FAULT_TIMER_MUTUAL_CANCEL,
 } from '../mem/layout.js';
@@ -169,10 +170,6 @@ export function historyHash(ops: readonly HistoryOp[]): string {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
-function describeOp(o: HistoryOp): string {
-  return `cpu${o.cpu} ${o.op}(${o.key}${o.value !== undefined ? `, ${o.value}` : ''}) = ${String(o.result)} [${o.call}, ${o.ret}]`;
-}
-
 interface Executed {
   readonly result: ScheduledRunResult;
   readonly haltedAt: number;
@@ -245,7 +242,7 @@ async function execute(config: ScheduledRunConfig, stop: ReplayStop | undefined)
       const idx = first.window?.ops ?? first.ops;
       const win = idx.map((i) => ops[i]!);
       details.push(`illegal history: map ${first.map}, key ${first.key} (${chk.illegal.length} partition(s)); shortest window:`);
-      for (const o of win.slice(0, 12)) details.push(`  ${describeOp(o)}`);
+      for (const o of win.slice(0, 12)) details.push(`  ${formatHistoryOp(o)}`);
       failStop = { kind: 'stamp', stamp: Math.max(...win.map((o) => o.ret)) };
     } else if (livelock) {
       verdict = 'livelock';

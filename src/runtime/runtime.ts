@@ -674,13 +674,10 @@ export class Runtime {
   }
 
   #describeCpu(cpu: number): string {
-    const b = perCpuBlock(cpu) >> 2;
-    const id = I32[b + (PC_RUNNING_PROG >> 2)]! - 1;
-    const site = siteName(I32[b + (PC_CUR_SITE >> 2)]!);
-    const prog = this.#programs.find((p) => p.id === id);
-    const running = id < 0 ? 'running no program' : `running program '${prog?.name ?? `#${id}`}'`;
-    const sched = this.options.schedule === false ? '' : `, ${WHERE_NAMES[I32[b + (PC_SCHED_WHERE >> 2)]!] ?? '?'} (turn: cpu ${schedStats().turn})`;
-    return `${running}${site ? `, last window ${site}` : ''}${sched}`;
+    const s = this.#cpuState(cpu);
+    const running = s.program === null ? 'running no program' : `running program '${s.program}'`;
+    const sched = this.options.schedule === false ? '' : `, ${s.sched} (turn: cpu ${schedStats().turn})`;
+    return `${running}${s.site ? `, last window ${s.site}` : ''}${sched}`;
   }
 
   /** Structured kernel "BUG/WARN" reports seen so far (after stop: those seen until stop). */
