@@ -5,7 +5,7 @@
  * 8-byte values, lookups or overwrite updates walking the keys with one fixed stride, on 1 and 2
  * CPUs / threads. Every ratio with the min–max of its per-round ratios.
  *
- * Same cases as `bpfsim bench baselines` (definitions in src/cli/engine.ts; the sharedmap worker
+ * Same cases as `bpfsim bench baselines` (definitions in src/bench/cases.ts; the sharedmap worker
  * in src/bench/harness.ts, the bpfsim program in bench/programs/baselines_ops.ts).
  *
  *   npm run build && node dist/bench/baselines.bench.js [--rounds 5] [--seconds 0.5] [--json]

@@ -1,6 +1,6 @@
 /*
  * bench_main.ts — the command line shared by bench/*.bench.ts that run engine bench cases
- * (map_perf, htab_mem, scaling). The cases themselves are defined once, in src/cli/engine.ts
+ * (map_perf, htab_mem, scaling). The cases themselves are defined once, in src/bench/cases.ts
  * (createBenchSuite), and are the same ones `bpfsim bench <name>` runs; a bench file only picks
  * the request (CPUs, maps, alloc modes) and adds its own summary.
  *
@@ -16,7 +16,7 @@ import {
   runRounds, formatFigureTable, benchEnvironment, formatValue, probeLoad, machineLoad, machineLoadWarning, formatMachineLine,
   type BenchFigure, type BenchEnvironment, type MachineLoad,
 } from '../src/bench/harness.js';
-import { createBenchSuite } from '../src/cli/engine.js';
+import { createBenchSuite } from '../src/bench/cases.js';
 import { MAX_CPUS } from '../src/cli/limits.js';
 import { MAP_TYPES, ALLOC_MODES, type AllocMode, type BenchName, type BenchRequest, type MapType } from '../src/cli/engine_api.js';
 

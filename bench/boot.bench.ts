@@ -4,7 +4,7 @@
  * workers that import the CPU worker's module, and the arena's SharedArrayBuffer alone (the rest is
  * the per-CPU boot calls, the main thread's global init and the control channel). Unit: ms.
  *
- * Same cases as `bpfsim bench boot` (definitions in src/cli/engine.ts, probes in src/bench/harness.ts).
+ * Same cases as `bpfsim bench boot` (definitions in src/bench/cases.ts, probes in src/bench/harness.ts).
  *
  *   npm run build && node dist/bench/boot.bench.js [--rounds 7] [--json]
  */

@@ -1,7 +1,7 @@
 /*
  * graph.bench.ts — how fast are BPF rbtrees and lists under bpf_spin_lock here, against what a
  * Node user would build, measured in the same run (the `bpfsim bench graph` cases, defined in
- * src/cli/engine.ts; programs src/cli/programs/bench_graph.ts and bench_graph_js.ts):
+ * src/bench/cases.ts; programs src/cli/programs/bench_graph.ts and bench_graph_js.ts):
  *
  *  - rbtree: bpf_obj_new, then under the value's bpf_spin_lock bpf_rbtree_add (a key spread over the
  *    queue) + bpf_rbtree_first + bpf_rbtree_remove, then bpf_obj_drop; the tree holds 256 nodes.

@@ -11,7 +11,7 @@
  * After the suite: the memory of an idle map at 10 % fill, dynamic against preallocated (issue
  * target: a dynamic map at 10 % fill uses ≤ 0.2× the memory of the preallocated one).
  *
- * Same cases as `bpfsim bench htab_mem --cpus <N>` (definitions in src/cli/engine.ts).
+ * Same cases as `bpfsim bench htab_mem --cpus <N>` (definitions in src/bench/cases.ts).
  *
  *   npm run build && node dist/bench/htab_mem.bench.js [--cpus 2] [--rounds 5] [--seconds 1] [--json]
  */
@@ -19,7 +19,7 @@ import os from 'node:os';
 import { runSuiteMain, textTable } from './bench_main.js';
 import { formatRatio, type BenchFigure } from '../src/bench/harness.js';
 import { Runtime, BPF_F_NO_PREALLOC, type BpfMap } from '../src/index.js';
-import { mapMemoryBytes } from '../src/cli/engine.js';
+import { mapMemoryBytes } from '../src/bench/cases.js';
 
 const SCENARIOS = ['overwrite', 'batch_add_batch_del', 'add_del_on_diff_cpu'];
 const ALLOCS = ['prealloc', 'bpf_mem_alloc', 'kmalloc'];

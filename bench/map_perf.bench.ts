@@ -12,7 +12,7 @@
  * The kernel prints program runs (syscalls) per second: its "events per sec" = our events / 10.
  *
  * Same cases as `bpfsim bench map_perf --cpus 4 --maps hash,percpu_hash,lru_hash,array`
- * (definitions in src/cli/engine.ts). Dynamic cases the library cannot create yet are listed as
+ * (definitions in src/bench/cases.ts). Dynamic cases the library cannot create yet are listed as
  * skipped with the reason.
  *
  *   npm run build && node dist/bench/map_perf.bench.js [--rounds 5] [--seconds 0.5] [--cpus 4] [--json]

@@ -4,7 +4,7 @@
  * bucket lock and a freelist lock), in one 8-CPU runtime: total ops/s, 8 CPUs ÷ 2 CPUs with the
  * min–max of the per-round ratios (issue target ≥ 0.9× on a 2-core machine).
  *
- * Same cases as `bpfsim bench oversub` (definitions in src/cli/engine.ts).
+ * Same cases as `bpfsim bench oversub` (definitions in src/bench/cases.ts).
  *
  *   npm run build && node dist/bench/oversub.bench.js [--rounds 5] [--seconds 1] [--json]
  */

@@ -9,7 +9,7 @@
  * `sharedmap` (npm) is measured by baselines.bench.ts (`bpfsim bench baselines`), with the same
  * walk over the same number of keys.
  *
- * Same cases as `bpfsim bench scaling --cpus 8 --maps hash` (definitions in src/cli/engine.ts).
+ * Same cases as `bpfsim bench scaling --cpus 8 --maps hash` (definitions in src/bench/cases.ts).
  *
  *   npm run build && node dist/bench/scaling.bench.js [--cpus 8] [--maps hash,array] [--rounds 5] [--seconds 0.5] [--json]
  */

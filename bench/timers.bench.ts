@@ -4,7 +4,7 @@
  *
  *  1. arm + cancel throughput per CPU: bpf_timer_start (1 s ahead) + bpf_timer_cancel_async pairs
  *     on each CPU's own timer, on 1, 2, 4 … CPUs (the `bpfsim bench timers` cases, defined in
- *     src/cli/engine.ts). Baseline: setTimeout + clearTimeout pairs on the main thread; CPU counts
+ *     src/bench/cases.ts). Baseline: setTimeout + clearTimeout pairs on the main thread; CPU counts
  *     above 1 against the 1-CPU figure.
  *  2. fire latency: how late a callback runs after its requested expiry (real clock; each CPU's
  *     timer re-armed PERIOD_US ahead by its own callback, SAMPLES per CPU, all CPUs at once),
@@ -17,7 +17,7 @@
  */
 import { runSuiteMain, medianOf, textTable } from './bench_main.js';
 import { formatRatio, type BenchFigure } from '../src/bench/harness.js';
-import { measureTimerLatency, TIMER_LATENCY_PERIOD_US as PERIOD_US, TIMER_LATENCY_SAMPLES as SAMPLES } from '../src/cli/engine.js';
+import { measureTimerLatency, TIMER_LATENCY_PERIOD_US as PERIOD_US, TIMER_LATENCY_SAMPLES as SAMPLES } from '../src/bench/timer_latency.js';
 
 function pct(xs: readonly number[], p: number): number {
   if (xs.length === 0) return Number.NaN;

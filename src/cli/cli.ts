@@ -8,8 +8,9 @@
  *
  * main() takes its streams, environment and engine loader as parameters, so tests run the
  * commands in-process with a fake engine; main.ts is the thin executable around it. The engine
- * (engine.ts, the only importer of the library) is loaded lazily, after the command line has been
- * validated: `--help` and argument errors work even when the library cannot be loaded.
+ * (engine.ts and the modules it wires, the only importers of the library) is loaded lazily, after
+ * the command line has been validated: `--help` and argument errors work even when the library
+ * cannot be loaded.
  */
 import { randomInt } from 'node:crypto';
 import type { Engine } from './engine_api.js';

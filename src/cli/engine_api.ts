@@ -1,9 +1,10 @@
 /*
  * engine_api.ts — the one seam between the `bpfsim` command and the simulation library.
  *
- * Everything the CLI needs from the library goes through `Engine` (implemented in engine.ts, the
- * only CLI file that imports the library). The command modules (cmd_*.ts) own argument parsing,
- * progress, verdicts, exit codes, results.json and the report; the engine owns runtimes, maps,
+ * Everything the CLI needs from the library goes through `Engine` (created in engine.ts from
+ * stress*.ts, scenario_adapter.ts and src/bench/, the only modules behind it that import
+ * the library). The command modules (cmd_*.ts) own argument parsing, progress, verdicts, exit
+ * codes, results.json and the report; the engine owns runtimes, maps,
  * programs, workloads and the raw figures. This file holds types and name tables only, so the CLI
  * type-checks and runs (`--help`, argument errors) even while the library is incomplete, and tests
  * can drive the commands with a fake engine.
@@ -36,7 +37,7 @@ export type Mix = Readonly<Record<MixOp, number>>;
 /**
  * The benchmarks `bpfsim bench` (and `all`) runs. 'baselines': bpfsim's hash map next to what a
  * Node user would pick (sharedmap, a JS Map per worker); 'boot': Runtime.start of 8 CPUs next to
- * 8 bare worker threads; 'oversub': 8 CPUs against 2 on a lock-heavy mix (bench cases: engine.ts).
+ * 8 bare worker threads; 'oversub': 8 CPUs against 2 on a lock-heavy mix (bench cases: src/bench/cases.ts).
  */
 export const BENCH_NAMES = ['map_perf', 'htab_mem', 'lookup', 'scaling', 'baselines', 'boot', 'oversub'] as const;
 /** Every benchmark name accepted: 'timers' and 'graph' run only when named (`bpfsim bench timers`). */

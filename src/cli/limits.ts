@@ -3,7 +3,7 @@
  *
  * MAX_CPUS comes from the arena layout (src/mem/layout.ts, a constants-only module): the per-CPU
  * blocks and the attach table's 64-bit CPU masks are sized for it, so it is the most CPUs one
- * arena can hold. This is the only thing the CLI takes from the library outside engine.ts.
+ * arena can hold. This is the only thing the CLI takes from the library outside the engine (engine.ts).
  */
 import os from 'node:os';
 import { MAX_CPUS } from '../mem/layout.js';

@@ -4,7 +4,7 @@
 // per CPU, bars from call to return, hover text with the op and the model state after it.
 import { describe, it, expect } from 'vitest';
 import { checkHistory } from '../../src/check/index.js';
-import { illegalTimeline } from '../../src/cli/engine.js';
+import { illegalTimeline } from '../../src/cli/stress_history.js';
 import { renderTimeline } from '../../src/cli/report/history_view.js';
 import { upd, look, K_A, V1, V2, V3 } from '../check/helpers.js';
 

@@ -17,7 +17,7 @@ import { LN_OWNER } from '../../src/graph/graph_layout.js';
 import { bpfRbtreeFirst, bpfRbtreeNodes } from '../../src/graph/bpf_rbtree.js';
 import { bpfListFront } from '../../src/graph/bpf_list.js';
 import { graphObjStats } from '../../src/graph/bpf_obj.js';
-import { checkGraphValues, createGraphStressMap, graphAccountingCheck } from '../../src/cli/engine.js';
+import { checkGraphValues, createGraphStressMap, graphAccountingCheck } from '../../src/cli/stress_graph_checks.js';
 import { GV_ROOT, GV_HEAD, GV_TREE_N, GN_RB, GN_KEY, GN_LIST, GN_REF, type GraphStressArgs } from '../../src/cli/programs/stress_graph.js';
 
 const BIN = path.join(ROOT, 'dist/src/cli/main.js');
