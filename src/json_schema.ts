@@ -110,7 +110,7 @@ function describe(s: unknown): string {
         return Array.isArray(n['prefixItems'])
           ? `a [${(n['prefixItems'] as Json[]).map((x) => (x['type'] === 'integer' ? 'integer' : 'number')).join(', ')}] pair`
           : 'an array';
-      default: return String(t);
+      default: return t;
     }
   };
   return types.filter((t) => t !== 'null').map(one).join(' or ') + (types.includes('null') ? ' or null' : '');

@@ -308,7 +308,7 @@ export function differenceWord(f: Pick<BenchFigure, 'noDifference' | 'ratioMin'>
   return f.ratioMin > 1 ? 'higher' : 'lower';
 }
 
-function mib(b: number): string { return `${(b / 1048576).toFixed(1)}`; }
+function mib(b: number): string { return (b / 1048576).toFixed(1); }
 
 /** One-line description of the machine, printed above every table. */
 export function environmentLine(env: BenchEnvironment): string {
@@ -629,7 +629,7 @@ async function sharedMapWorkerMain(d: SharedMapData, port: NonNullable<typeof pa
   const SharedMap = await loadSharedMap();
   if (SharedMap === null) throw new Error('sharedmap is not installed');
   const m = d.map as SharedMapLike;
-  Object.setPrototypeOf(m, SharedMap.prototype); // as the package's README does in a worker
+  Object.setPrototypeOf(m, SharedMap.prototype as object); // as the package's README does in a worker (a constructor type's prototype is any)
   const n = d.keys;
   const keys: string[] = [];
   for (let k = 0; k < n; k++) keys.push(String(k));

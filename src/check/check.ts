@@ -254,9 +254,9 @@ function resolveOptions(o: unknown): Resolved {
   if (sc !== undefined) posNumber('syscallCpu', sc, true, 0);
   const pool = r['pool'];
   if (pool !== undefined && !(pool instanceof Piscina)) throw new TypeError('checkHistory: options.pool must be a Piscina pool (createCheckPool())');
-  const minimize = r['minimize'] ?? DEFAULTS.minimize;
+  const minimize: unknown = r['minimize'] ?? DEFAULTS.minimize;
   if (typeof minimize !== 'boolean') throw new TypeError(`checkHistory: options.minimize must be a boolean; got ${String(minimize)}`);
-  const kernelProperties = r['kernelProperties'] ?? DEFAULTS.kernelProperties;
+  const kernelProperties: unknown = r['kernelProperties'] ?? DEFAULTS.kernelProperties;
   if (typeof kernelProperties !== 'boolean') throw new TypeError(`checkHistory: options.kernelProperties must be a boolean; got ${String(kernelProperties)}`);
   return {
     model: model as CheckModel, timeoutMs, partitionTimeoutMs, maps, syscallCpu: sc as number | undefined,

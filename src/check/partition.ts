@@ -95,7 +95,7 @@ export function partitionHistory(h: NormalizedHistory, modelOf: (i: number) => n
     const mk = modelOf(i);
     const map = h.map[i]!;
     const mkey = `${map}:${h.key[i]!}`;
-    const hex = h.value[i] ?? h.resultHex[i];
+    const hex = h.value[i] ?? h.resultHex[i]!;
     if (hex !== null && !firstLen.has(map)) firstLen.set(map, hex.length);
     if (mk < 0 || h.torn[i] === 1) { model[i] = -1; notModelled++; continue; }
     if (isPercpuModel(mk) && h.syscall[i] === 1) {
@@ -200,7 +200,7 @@ export function partitionHistory(h: NormalizedHistory, modelOf: (i: number) => n
       const map = h.map[i]!;
       p.kind[j] = h.kind[i]!;
       p.flags[j] = h.flags[i]!;
-      const rh = h.resultHex[i];
+      const rh = h.resultHex[i]!;
       p.result[j] = rh !== null ? intern(map, rh) : h.resultErr[i]!;
       p.value[j] = h.kind[i] === OP_UPDATE ? intern(map, h.value[i]!) : -1;
       p.callRank[j] = nextRank[g]!++;

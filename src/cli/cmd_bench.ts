@@ -221,7 +221,7 @@ export function oversubSummary(figs: readonly BenchFigure[], cores: number): str
     const cpus = String(f.tags.cpus ?? '?');
     const base = byId(figs, f.baseline);
     return `oversub: ${cpus} CPUs on ${cores} cores ${formatValue(f.median, 'ops/s')} = ${spreadText(f)} of ${String(base?.tags.cpus ?? '?')} CPUs`
-      + `${f.target !== null ? ` (target ≥ ${f.target}× ${f.meetsTarget === true ? 'met' : 'MISSED'})` : ''}`;
+      + (f.target !== null ? ` (target ≥ ${f.target}× ${f.meetsTarget === true ? 'met' : 'MISSED'})` : '');
   });
 }
 

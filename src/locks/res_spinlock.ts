@@ -113,7 +113,9 @@ function bump(i: number): void { I32[pcpuI + i] = I32[pcpuI + i]! + 1; }
 function checkLockPtr(lock: number, what: string): void {
   if ((lock >>> 0) !== lock || lock === 0 || (lock & 3) !== 0 || lock + 4 > memoryBytes) {
     // the verifier would refuse the program: the helper throws, the program aborts
-    throw new TypeError(`${what}: 0x${Number(lock).toString(16)} is not a pointer to a bpf_res_spin_lock`);
+    // a program's argument may be anything at run time (undefined, a string): describe it without throwing
+    const shown = typeof lock === 'number' ? `0x${lock.toString(16)}` : String(lock as unknown);
+    throw new TypeError(`${what}: ${shown} is not a pointer to a bpf_res_spin_lock`);
   }
 }
 

@@ -100,6 +100,7 @@ export interface MapInMapHandle extends BpfMap {
   /** Store the inner map (a BpfMap, a BpfMapImpl, or its id as 4 bytes) under `key`; resolves after a grace period. */
   update(key: Uint8Array, value: BpfMap | BpfMapImpl | Uint8Array, flags?: number): Promise<void>;
   /** Remove `key`; resolves after a grace period (rejects with BpfError ENOENT when it is missing). */
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises -- narrows BpfMap.delete's runtime `void | Promise<void>` for outer maps, which do return the promise
   delete(key: Uint8Array): Promise<void>;
 }
 
@@ -386,7 +387,8 @@ export class BpfMap {
   updateBatch(keys: readonly Uint8Array[], values: readonly Uint8Array[], flags = 0): number {
     this.#write('updateBatch');
     const f = flagsArg(flags, 'flags');
-    if (!Array.isArray(keys) || !Array.isArray(values) || keys.length !== values.length) {
+    // (as unknown: Array.isArray would narrow a readonly Uint8Array[] to any[])
+    if (!Array.isArray(keys as unknown) || !Array.isArray(values as unknown) || keys.length !== values.length) {
       throw new BpfError(EINVAL, 'updateBatch: keys and values must be arrays of the same length');
     }
     if (sysLockFlagsCheck(f, I32[(this.#impl.ptr + MAP_LOCK_OFF) >> 2]! - 1) !== 0) {
@@ -414,7 +416,7 @@ export class BpfMap {
    */
   deleteBatch(keys: readonly Uint8Array[]): number {
     this.#write('deleteBatch');
-    if (!Array.isArray(keys)) throw new BpfError(EINVAL, 'deleteBatch: keys must be an array');
+    if (!Array.isArray(keys as unknown)) throw new BpfError(EINVAL, 'deleteBatch: keys must be an array'); // as unknown: see updateBatch
     for (let i = 0; i < keys.length; i++) this.#checkKey(keys[i], `deleteBatch: keys[${i}]`);
     for (let i = 0; i < keys.length; i++) {
       U8.set(keys[i]!, this.#k1);

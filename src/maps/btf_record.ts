@@ -135,7 +135,7 @@ const TYPE_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function btfParseFields(fieldsV: unknown, spinLockOffsetV: unknown, valueSize: number): BtfRecordSpec {
   const list: { type: MapFieldType; offset: number; name: string; containsType?: string; nodeOff?: number }[] = [];
   if (spinLockOffsetV !== undefined) {
-    const o = spinLockOffsetV;
+    const o: unknown = spinLockOffsetV;
     if (typeof o !== 'number' || !Number.isInteger(o) || o < 0 || (o & 3) !== 0 || o + 4 > valueSize) {
       fail(EINVAL, `spinLockOffset must be a 4-byte aligned offset with the 4-byte lock inside the value (valueSize ${valueSize}); got ${String(o)}`);
     }

@@ -229,7 +229,7 @@ export function kObjNew(typeName: string): number {
   noLock('bpf_obj_new');
   const id = prog(f).typeIds.get(typeName);
   const t = id === undefined ? undefined : typeInfo(id);
-  if (t === undefined) ruleViolation(`bpf_obj_new: the program declares no type '${String(typeName)}' (defineProgram({ types }))`);
+  if (t === undefined) ruleViolation(`bpf_obj_new: the program declares no type '${typeName}' (defineProgram({ types }))`);
   const o = bpfObjNew(t);
   if (o !== 0) f.owned.push(o);
   return o;
@@ -305,7 +305,7 @@ export function kRbtreeAdd(root: number, node: number, lessName: string): number
   const r = resolveRoot(f, root, FK_RB_ROOT, 'bpf_rbtree_add');
   const p = prog(f);
   const less = p.lessFns.get(lessName);
-  if (less === undefined) ruleViolation(`bpf_rbtree_add: the program has no callback '${String(lessName)}' (defineProgram({ callbacks }))`);
+  if (less === undefined) ruleViolation(`bpf_rbtree_add: the program has no callback '${lessName}' (defineProgram({ callbacks }))`);
   const [o, t] = nodeObject(f, r, node, 'bpf_rbtree_add');
   // an NMI's program may add to a tree while this walk is in `less`: save and restore (LIFO)
   const outerFrame = lessFrame, outerFn = lessFn;

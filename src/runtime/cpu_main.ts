@@ -40,6 +40,7 @@ import { MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC } from '../maps/map_ops.js';
  * the instructions; a call made some other way is still refused at run time.
  */
 function usesBpfSpinLock(def: DefinedProgram): boolean {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- only its source text is read; it is never called
   const fns: unknown[] = [def.run, ...Object.values(def.callbacks ?? {})];
   return fns.some((fn) => typeof fn === 'function' && /\.bpfSpinLock\s*\(/.test(Function.prototype.toString.call(fn)));
 }

@@ -120,7 +120,7 @@ export function detachEntry(slot: number, nrCpus: number): void {
     if (Atomics.load(I32, (e + ATT_ACTIVE) >> 2) !== 0 && I32[(e + ATT_KIND) >> 2] === ATTACH_KPROBE) {
       kprobes = true;
       const s = I32[(e + ATT_SITE) >> 2]!;
-      sites[(s & KPROBE_SITE_BITS) >>> 5] |= 1 << (s & 31);
+      sites[(s & KPROBE_SITE_BITS) >>> 5]! |= 1 << (s & 31);
     }
   }
   // attach and detach run on the main thread only: recomputing the mask races with nothing

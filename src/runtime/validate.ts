@@ -28,7 +28,8 @@ export function received(v: unknown): string {
     return ctor !== undefined && ctor !== 'Object' ? `received an instance of ${ctor}` : 'received an object';
   }
   let shown: string;
-  try { shown = typeof v === 'string' ? JSON.stringify(v) : String(v); } catch { shown = '?'; }
+  // what is left: number, bigint, boolean or symbol
+  try { shown = typeof v === 'string' ? JSON.stringify(v) : String(v as number | bigint | boolean | symbol); } catch { shown = '?'; }
   if (shown.length > 40) shown = `${shown.slice(0, 37)}...`;
   return `received type ${typeof v} (${shown})`;
 }

@@ -2,7 +2,7 @@
 // pass; the same with one lookup result replaced by a value never written must fail, and the
 // corrupted op must be inside the reported window. Many seeds, every modelled map type.
 import { describe, it, expect } from 'vitest';
-import { checkHistory, generateHistory, corruptHistory, type GenerateOptions } from '../../src/check/index.js';
+import { checkHistory, generateHistory, corruptHistory, type GenerateOptions, type MapInfo } from '../../src/check/index.js';
 
 const TYPES = ['hash', 'lru_hash', 'array', 'percpu_hash', 'lru_percpu_hash', 'percpu_array'] as const;
 
@@ -40,7 +40,7 @@ describe('generated histories', () => {
   it('several maps of different types in one history', async () => {
     const parts = TYPES.map((mapType, m) => generateHistory({ seed: 7 + m, ops: 300, mapType, map: m + 1, keys: 4 }));
     const ops = parts.flatMap((p) => p.ops);
-    const maps = Object.assign({}, ...parts.map((p) => p.maps));
+    const maps = parts.reduce<Record<number, MapInfo>>((a, p) => Object.assign(a, p.maps), {});
     const r = await checkHistory(ops, { maps, inProcessMaxOps: Infinity });
     expect(r.result).toBe('ok');
     expect(r.opsChecked).toBe(ops.length);

@@ -15,12 +15,6 @@ import type { Results } from '../../src/cli/results.js';
 import { fixtureResults, ROOT, TEST_OUTPUT } from './helpers.js';
 import { formatCount } from '../../src/cli/format.js';
 
-function mutateResults(r: Results, f: (x: Record<string, any>) => void): Results {
-  const c = JSON.parse(JSON.stringify(r)) as Record<string, any>;
-  f(c);
-  return c as Results;
-}
-
 const CHROMIUM = process.env.BPFSIM_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
@@ -66,7 +60,8 @@ describe('report HTML (static)', () => {
     expect(t).toContain('<th>kind</th><th>requested</th><th>delivered</th><th>coalesced</th>');
     const i = fixture.stress!.totals.interrupts;
     expect(t).toContain(`<tr><td>NMI</td><td class="num">${formatCount(i.nmi.requested!)}</td><td class="num">${formatCount(i.nmi.delivered)}</td><td class="num">${formatCount(i.nmi.coalesced!)}</td></tr>`);
-    const unknown = mutateResults(fixture, (x) => { x.stress.totals.interrupts.hardirq = { requested: null, delivered: 5, coalesced: null }; });
+    const s = fixture.stress!;
+    const unknown: Results = { ...fixture, stress: { ...s, totals: { ...s.totals, interrupts: { ...s.totals.interrupts, hardirq: { requested: null, delivered: 5, coalesced: null } } } } };
     expect(renderReport(unknown)).toContain('<tr><td>hardirq</td><td class="num"><span class="nodata">not counted</span></td><td class="num">5</td><td class="num"><span class="nodata">not counted</span></td></tr>');
     expect(html).not.toContain('INTERRUPTED');
   });

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access -- these tests corrupt untyped JSON documents at arbitrary paths on purpose */
 // The results.json schema: the validator accepts every document the CLI writes and rejects
 // anything else with a path to the problem.
 import { describe, expect, it } from 'vitest';

@@ -64,8 +64,8 @@ export interface GraphSuite {
   /** The maps and programs the test created; the afterEach closes and unloads what is left. */
   readonly maps: BpfMap[];
   readonly progs: Program[];
-  /** rt.createMap, tracked. */
-  mk(spec: MapSpec): BpfMap;
+  /** rt.createMap, tracked (a function property: `const { mk } = g` is safe, it uses no `this`). */
+  readonly mk: (spec: MapSpec) => BpfMap;
   /** rt.loadProgram of test/fixtures/`name`, tracked. */
   load(name: string, o?: LoadOptions): Promise<Program>;
   /** The splats since splats0. */

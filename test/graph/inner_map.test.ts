@@ -5,16 +5,17 @@
 import { describe, it, expect } from 'vitest';
 import { graphSuite, u32 } from './graph_harness.js';
 import { graphObjStats } from '../../src/graph/bpf_obj.js';
-import type { BpfMap } from '../../src/maps/bpf_map.js';
+import type { BpfMap, MapInMapHandle } from '../../src/maps/bpf_map.js';
 
 const g = graphSuite({ runtime: { cpus: 2, memoryBytes: 32 << 20 } });
 
 const INNER = { type: 'array', keySize: 4, valueSize: 24, maxEntries: 1,
   fields: [{ type: 'bpf_spin_lock', offset: 0 }, { type: 'bpf_list_head', offset: 8, contains: { type: 'gr_inode', field: 0 } }] } as const;
 
-async function setup(): Promise<{ outer: BpfMap; inner: BpfMap }> {
+async function setup(): Promise<{ outer: MapInMapHandle; inner: BpfMap }> {
   const inner = g.mk({ ...INNER, name: 'inner' });
-  const outer = g.mk({ type: 'array_of_maps', name: 'outer', keySize: 4, valueSize: 4, maxEntries: 1, innerMap: inner });
+  // an array_of_maps handle (what rt.createMap types it as): update and delete return promises
+  const outer = g.mk({ type: 'array_of_maps', name: 'outer', keySize: 4, valueSize: 4, maxEntries: 1, innerMap: inner }) as MapInMapHandle;
   await outer.update(u32(0), inner);
   return { outer, inner };
 }

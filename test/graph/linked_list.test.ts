@@ -93,7 +93,7 @@ describe('leave_in_map and teardown', () => {
       const before = graphObjStats();
       expect((await p.testRun({ cpu: 0, args: { op: 'leave', key: 0, n: 8 } })).retval).toBe(0);
       expect(graphObjStats().live).toBe(before.live + 8);
-      await lval.update(u32(0), new Uint8Array(48).fill(0xff));
+      lval.update(u32(0), new Uint8Array(48).fill(0xff));
       await g.rt.idle();
       const after = graphObjStats();
       expect(after.live).toBe(before.live);
@@ -122,8 +122,8 @@ describe('leave_in_map and teardown', () => {
     expect((await pa.testRun({ cpu: 0, args: { op: 'leave', key: 0, n: 3 } })).retval).toBe(0);
     expect((await ph.testRun({ cpu: 1, args: { op: 'leave', key: 0, n: 3 } })).retval).toBe(0);
     expect(graphObjStats().live).toBe(before.live + 6);
-    await arr.update(u32(0), new Uint8Array(48).fill(0xff), BPF_F_LOCK);
-    await hash.update(u32(0), new Uint8Array(48).fill(0xff), BPF_F_LOCK);
+    arr.update(u32(0), new Uint8Array(48).fill(0xff), BPF_F_LOCK);
+    hash.update(u32(0), new Uint8Array(48).fill(0xff), BPF_F_LOCK);
     await g.rt.idle();
     expect(graphObjStats().live).toBe(before.live + 3);
     expect(graphObjStats().teardownNodes - before.teardownNodes).toBe(3);
@@ -153,7 +153,7 @@ describe('leave_in_map and teardown', () => {
     expect((await p.testRun({ cpu: 0, args: { op: 'leave', key: 1, n: 8 } })).retval).toBe(0);
     expect((await p.testRun({ cpu: 1, args: { op: 'leave', key: 2, n: 3 } })).retval).toBe(0);
     expect(graphObjStats().live).toBe(before.live + 11);
-    await lval.delete(u32(1));
+    lval.delete(u32(1));
     await g.rt.idle();
     const after = graphObjStats();
     expect(after.live).toBe(before.live + 3);

@@ -4,7 +4,7 @@
 // periods, get_next_key, iteration and batch lookups on the outer map.
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { Runtime } from '../../src/runtime/runtime.js';
-import type { BpfMap } from '../../src/maps/bpf_map.js';
+import type { BpfMap, MapInMapHandle } from '../../src/maps/bpf_map.js';
 import { mapById, mapRefcnt, liveMapIds } from '../../src/maps/registry.js';
 import { BPF_NOEXIST, BPF_EXIST, BPF_F_INNER_MAP, BPF_F_RDONLY_PROG, BPF_F_ZERO_SEED, type MapSpec, type MapType } from '../../src/maps/map_ops.js';
 import { BpfError } from '../../src/errno.js';
@@ -37,8 +37,9 @@ function mk(spec: MapSpec): BpfMap {
   open.push(m);
   return m;
 }
-function outerOf(type: MapType, template: BpfMap, maxEntries = 8, flags = 0): BpfMap {
-  return mk({ type, name: 'outer', keySize: 4, valueSize: 4, maxEntries, flags, innerMap: template });
+function outerOf(type: MapType, template: BpfMap, maxEntries = 8, flags = 0): MapInMapHandle {
+  // type is one of OUTER_TYPES: the handle rt.createMap gives for those (update/delete return promises)
+  return mk({ type, name: 'outer', keySize: 4, valueSize: 4, maxEntries, flags, innerMap: template }) as MapInMapHandle;
 }
 
 // watchdogMs: one test holds a program inside its read section until it releases it (a long

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access -- these tests corrupt untyped JSON documents at arbitrary paths on purpose */
 // The JSON Schemas shipped in schema/: a results.json written by a real (short) stress run, and
 // the history it recorded (--record: operation lines and header lines), validate; so does every
 // operation rt.history() returns from a recording runtime. Corrupted documents and operations
@@ -33,7 +34,7 @@ beforeAll(() => {
   lines = readFileSync(rec, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as unknown);
 }, 120_000);
 
-function corrupt<T>(v: T, f: (x: Record<string, any>) => void): unknown {
+function corrupt(v: unknown, f: (x: Record<string, any>) => void): unknown {
   const c = JSON.parse(JSON.stringify(v)) as Record<string, any>;
   f(c);
   return c;

@@ -45,7 +45,7 @@ const HOLDING = { watchdogMs: 30_000 } as const;
  * left, u32 release). The hold is bounded (maxMs) only so that a failed test cannot leave its CPU
  * spinning.
  */
-interface Hold { readonly flag: number; readonly run: Promise<{ retval: number }>; entered(): boolean; left(): boolean; release(): void }
+interface Hold { readonly flag: number; readonly run: Promise<{ retval: number }>; readonly entered: () => boolean; readonly left: () => boolean; readonly release: () => void }
 async function holdReader(prog: Program, cpu: number): Promise<Hold> {
   const flag = kzalloc(16, OWNER_KERNEL);
   const run = prog.testRun({ cpu, repeat: 1, args: { flag, maxMs: 60_000 } });
@@ -148,7 +148,6 @@ describe('RCU with CPU workers', () => {
       const w = await load;
       for (const c of w.perCpu) expect(c.ok, `CPU ${c.cpu} ran no program`).toBeGreaterThan(0);
       const st = rcuStats();
-      // eslint-disable-next-line no-console
       console.log(`synchronizeRcu (information only): GPs ${st.gpsCompleted}, p50 ${st.gpLatency.p50Ms.toFixed(3)} p99 ${st.gpLatency.p99Ms.toFixed(3)} ms, samples ${rcuGpLatencySamples().length}`);
       expectNoSplats(rt);
     } finally {
@@ -208,7 +207,6 @@ describe('bpf_mem_alloc with CPU workers', () => {
         // RT: the trims of that drain run when the coordinator handed the irq_work back
         await waitFor(() => [0, 1, 2, 3, 4].every((c) => !irqWorkPending(bpfMemCachePtr(ma, c) + BMC_IRQ_WORK)), 'every irq_work run');
         const st = bpfMemAllocStats(ma);
-        // eslint-disable-next-line no-console
         console.log(`${preemptRt ? 'RT' : '!RT'}: task ENOMEM ${task.errors.ENOMEM ?? 0}, nmi ENOMEM ${nmi.errors.ENOMEM ?? 0}/20000, refills ${st.refills}, trims ${st.trims}, GP callbacks ${st.caches[0]!.perCpu.reduce((a, c) => a + c.gpCalls, 0)}, freed after GP ${st.freedAfterGp}`);
         expect(st.caches[0]!.perCpu[1]!.trims).toBeGreaterThan(0);
         expect(st.caches[0]!.perCpu.reduce((a, c) => a + c.gpCalls, 0)).toBeGreaterThan(0);

@@ -4,7 +4,7 @@
 // clock. Virtual clock unless stated; a leak check after every test.
 import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
 import { Runtime, type Program } from '../../src/runtime/runtime.js';
-import type { BpfMap } from '../../src/maps/bpf_map.js';
+import type { BpfMap, MapInMapHandle } from '../../src/maps/bpf_map.js';
 import { BPF_F_NO_PREALLOC, type MapSpec } from '../../src/maps/map_ops.js';
 import { EBUSY, EINVAL, EPERM, EDEADLK, EOPNOTSUPP } from '../../src/errno.js';
 import { BPF_F_TIMER_ABS, BPF_F_TIMER_CPU_PIN } from '../../src/timers/bpf_timer.js';
@@ -18,8 +18,8 @@ const hashSpec = (flags = 0): MapSpec => ({ type: 'hash', name: 'thash', keySize
 
 let rt: Runtime;
 let base: MemBaseline;
-let maps: BpfMap[] = [];
-let progs: Program[] = [];
+const maps: BpfMap[] = [];
+const progs: Program[] = [];
 
 beforeAll(async () => { rt = await Runtime.start({ cpus: 2, clock: 'virtual', memoryBytes: 64 << 20 }); });
 afterAll(async () => { await rt.stop(); });
@@ -31,6 +31,9 @@ afterEach(async () => {
   await expectNoLeak(rt, base);
 });
 
+// the overloads of rt.createMap: an outer map's update and delete return promises
+function mk(spec: MapSpec & { readonly type: 'hash_of_maps' | 'array_of_maps' }): MapInMapHandle;
+function mk(spec: MapSpec): BpfMap;
 function mk(spec: MapSpec): BpfMap { const m = rt.createMap(spec); maps.push(m); return m; }
 async function ops(m: BpfMap): Promise<(cpu: number, args: Record<string, unknown>) => Promise<number>> {
   const p = await rt.loadProgram(fixture('timer_ops.mjs'), { maps: { m } });

@@ -6,7 +6,7 @@
 // inner map die with it). Every wait is bounded; a leak check follows every test.
 import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
 import { Runtime, type Program } from '../../src/runtime/runtime.js';
-import type { BpfMap } from '../../src/maps/bpf_map.js';
+import type { BpfMap, MapInMapHandle } from '../../src/maps/bpf_map.js';
 import type { MapSpec } from '../../src/maps/map_ops.js';
 import { EDEADLK, EINVAL, EPERM } from '../../src/errno.js';
 import { fixture } from '../helpers.js';
@@ -16,6 +16,9 @@ let rt: Runtime;
 let base: MemBaseline;
 const maps: BpfMap[] = [];
 const progs: Program[] = [];
+// the overloads of rt.createMap: an outer map's update and delete return promises
+function mk(spec: MapSpec & { readonly type: 'hash_of_maps' | 'array_of_maps' }): MapInMapHandle;
+function mk(spec: MapSpec): BpfMap;
 function mk(spec: MapSpec): BpfMap { const m = rt.createMap(spec); maps.push(m); return m; }
 async function load(name: string, m: Record<string, BpfMap>): Promise<Program> {
   const p = await rt.loadProgram(fixture(name), { maps: m });
@@ -141,7 +144,7 @@ describe('races on 2 CPUs (real clock)', () => {
     const ctl = mk({ type: 'array', name: 'ctl', keySize: 4, valueSize: 4, maxEntries: 4 });
     const p = await load('timer_hold.mjs', { m: h, ctl });
     const run = (cpu: number, args: Record<string, unknown>): Promise<number> => p.testRun({ cpu, args }).then((r) => r.retval);
-    const release = (k: number): void => { void ctl.update(u32(k), u32(1)); };
+    const release = (k: number): void => { ctl.update(u32(k), u32(1)); };
     // a callback on CPU1 that holds its CPU until released (armed 5 ms ahead: the arming run returns first)
     expect(await run(1, { op: 'arm', key: 1, ns: 5_000_000 })).toBe(0);
     expect(await waitFor(() => rdU64(h.lookup(u32(1)), 0) === 1)).toBe(true); // it runs

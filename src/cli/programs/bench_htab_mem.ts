@@ -56,8 +56,8 @@ export function htabMemOps(user: SharedArrayBuffer, producers: number): number {
 
 let lastArgs: unknown = null;
 let scenario = 0, step = 1;
-let ops: Float64Array<ArrayBufferLike> = new Float64Array(0);
-let turns: Int32Array<ArrayBufferLike> = new Int32Array(0);
+let ops: Float64Array = new Float64Array(0);
+let turns: Int32Array = new Int32Array(0);
 let turnBase = 0;
 
 function decode(a: unknown): void {

@@ -24,7 +24,7 @@ export default defineProgram<{ readonly m: BpfMapImpl }>({
   type: 'syscall',
   maps: ['m'],
   callbacks: {
-    record(ctx, map, key, value) {
+    record(ctx, map: BpfMapImpl, key: number, value: number) {
       const late = ctx.timeNs() - Number(ctx.u64(value + BT_EXPIRES));
       const n = Number(ctx.atomicAddU64(value + BT_FIRES, 1n));
       const slot = n < SAMPLES_PER_CPU ? map.lookup(ctx.scratchU32(0, LATENCY_BASE + ctx.u32(key) * SAMPLES_PER_CPU + n)) : 0;

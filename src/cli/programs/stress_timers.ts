@@ -20,7 +20,7 @@ export default defineProgram<{ readonly m: BpfMapImpl }>({
   type: 'syscall',
   maps: ['m'],
   callbacks: {
-    tick(ctx, map, key, value) {
+    tick(ctx, map: BpfMapImpl, key: number, value: number) {
       ctx.atomicAddU64(value + TS_FIRES, 1n);
       if ((ctx.rand() & 3) === 0) ctx.timerStart(value + TS_TIMER, ctx.rand() % 50_000, 0);
       return 0;

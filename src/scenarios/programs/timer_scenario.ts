@@ -39,7 +39,7 @@ export default defineProgram<{ readonly tmap: BpfMapImpl; readonly ctl: BpfMapIm
   maps: ['tmap', 'ctl'],
   callbacks: {
     /** busy until ctl[key] != 0 (bounded: 5 s of real time) */
-    hold(ctx, map, key, value, maps) {
+    hold(ctx, map: BpfMapImpl, key: number, value: number, maps) {
       enter(ctx, value);
       const flag = maps.ctl.lookup(key);
       const t0 = performance.now();
@@ -48,7 +48,7 @@ export default defineProgram<{ readonly tmap: BpfMapImpl; readonly ctl: BpfMapIm
       return 0;
     },
     /** busy for `arg` microseconds of real time */
-    spin(ctx, map, key, value) {
+    spin(ctx, map: BpfMapImpl, key: number, value: number) {
       enter(ctx, value);
       const us = ctx.u32(value + TV_ARG);
       const t0 = performance.now();
@@ -56,13 +56,13 @@ export default defineProgram<{ readonly tmap: BpfMapImpl; readonly ctl: BpfMapIm
       done(ctx, value, 0);
       return 0;
     },
-    self_cancel(ctx, map, key, value) {
+    self_cancel(ctx, map: BpfMapImpl, key: number, value: number) {
       enter(ctx, value);
       done(ctx, value, ctx.timerCancel(value + TV_TIMER));
       return 0;
     },
     /** wait (bounded) until the peer's callback runs too, then cancel the peer's timer */
-    cancel_peer(ctx, map, key, value) {
+    cancel_peer(ctx, map: BpfMapImpl, key: number, value: number) {
       enter(ctx, value);
       const peer = map.lookup(ctx.scratchU32(0, ctx.u32(value + TV_PEER)));
       if (peer === 0) { done(ctx, value, -2); return 0; }
@@ -73,7 +73,7 @@ export default defineProgram<{ readonly tmap: BpfMapImpl; readonly ctl: BpfMapIm
       return 0;
     },
     /** count and re-arm every `arg` microseconds */
-    periodic(ctx, map, key, value) {
+    periodic(ctx, map: BpfMapImpl, key: number, value: number) {
       enter(ctx, value);
       ctx.setU32(value + TV_ERR, ctx.timerStart(value + TV_TIMER, ctx.u32(value + TV_ARG) * 1000, 0));
       return 0;
