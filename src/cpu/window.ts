@@ -3,8 +3,10 @@
  *
  * A worker cannot be interrupted mid-statement, so runtime code calls window(SITE) wherever a
  * real CPU could take an interrupt or a kprobe could fire — above all inside lock-held regions.
- * Fast path: one Atomics.load of this CPU's PC_PENDING word; nothing else when it is 0 (and one
- * more when only PEND_KPROBE is set: HDR_KPROBE_SITES says whether a kprobe may be at this site).
+ * Fast path: one plain load of this CPU's PC_PENDING word (a hint, as the kernel's need_resched():
+ * a stale 0 delays delivery to a later window; windowSlow reads it again with Atomics.load before
+ * acting — docs/INTERNALS.md, memory-ordering rule 6); nothing else when it is 0 (and one more
+ * when only PEND_KPROBE is set: HDR_KPROBE_SITES says whether a kprobe may be at this site).
  *
  * Slow path, in this order:
  *   -. PEND_SCHED (sticky while this CPU takes part in a deterministic schedule): a schedule
@@ -67,11 +69,11 @@ const IRQS_I = PC_IRQS_OFF >> 2;
 const KPROBE_SITES_I = HDR_KPROBE_SITES >> 2;
 
 /**
- * window(site): a point where this CPU may take an interrupt. One Atomics.load when idle; with
+ * window(site): a point where this CPU may take an interrupt. One plain load when idle; with
  * only kprobes attached (PEND_KPROBE alone), one more load skips the windows of other sites.
  */
 export function window(site: number): void {
-  const p = Atomics.load(I32, pcpuI + PEND_I);
+  const p = I32[pcpuI + PEND_I]!; // a hint: windowSlow reads it again with Atomics.load
   if (p !== 0 && (p !== PEND_KPROBE || kprobeMayBeAt(site))) windowSlow(site);
 }
 

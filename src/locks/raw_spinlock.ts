@@ -83,13 +83,21 @@ function pushHeld(lock: number, clsBits: number, ctx: number): void {
   I32[pcpuI + HELD_N_I] = n + 1;
 }
 
-/** Remove `lock` from the held table (normally the top); returns its class bits or -1. */
+/**
+ * Remove `lock` from the held table (normally the top); returns its class bits or -1. The LIFO
+ * case is kept small enough for V8 to inline into every unlock; the rest is popHeldSlow.
+ */
 function popHeld(lock: number): number {
   const n = I32[pcpuI + HELD_N_I]!;
   if (n > 0 && n <= PC_HELD_MAX && I32[pcpuI + HELD_L_I + n - 1] === lock) { // LIFO: the common case
     I32[pcpuI + HELD_N_I] = n - 1;
     return I32[pcpuI + HELD_C_I + n - 1]!;
   }
+  return popHeldSlow(lock, n);
+}
+
+/** popHeld out of order (or past the table's end): find `lock` and close the gap. */
+function popHeldSlow(lock: number, n: number): number {
   const top = Math.min(n, PC_HELD_MAX) - 1;
   for (let i = top; i >= 0; i--) {
     if (I32[pcpuI + HELD_L_I + i] === lock) {

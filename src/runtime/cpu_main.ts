@@ -207,7 +207,7 @@ function runWorkloadLoop(req: WorkloadRequest): WorkloadCpuResult {
   const clock = schedEnabled() ? nowMs : (): number => performance.now();
   const deadline = req.durationMs > 0 ? clock() + req.durationMs : Infinity;
   for (; i < req.iterations; i++) {
-    const pend = Atomics.load(I32, pendI);
+    const pend = I32[pendI]!; // a hint (memory-ordering rule 6): window() and the stop bit act on it; a stale 0 costs one more run
     if (pend !== 0) {
       if ((pend & PEND_STOP) !== 0) { stoppedEarly = true; break; }
       window(SITE_WORKLOAD_LOOP);
