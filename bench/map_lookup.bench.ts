@@ -10,6 +10,10 @@
  * iteration performs BATCH operations on a precomputed random key sequence, so tinybench's
  * per-iteration overhead is amortised. Both sides read the same keys in the same order.
  *
+ * One definition with `bpfsim bench lookup`: its "64 per program run" rows are this helper on a
+ * worker CPU (the run's entry and exit spread over 64 calls); its "1 per program run" rows add a
+ * whole program run to every operation. The output says so.
+ *
  * Run:  npx tsc -p . && node dist/bench/map_lookup.bench.js [seconds-per-task]
  */
 import os from 'node:os';
@@ -105,6 +109,9 @@ const rows = [
   ['overwrite update', 'Map.set overwrite (baseline)', 'hash update BPF_ANY overwrite (program path)', 0.5],
 ] as const;
 console.log(`bpfsim map_lookup bench — node ${process.version}, ${os.cpus().length} cores, ${ENTRIES} entries, 4-byte key, 8-byte value, 1 CPU`);
+console.log('what this measures: the map helper alone, called in a loop on the main thread acting as CPU 0 inside one RCU read');
+console.log('section, random present keys. `bpfsim bench lookup` reports the same helper on a worker CPU in its "64 per program run"');
+console.log('rows (a stride walk, the run amortised) and a whole program run per operation in its "1 per program run" rows.');
 console.log('what'.padEnd(18) + 'baseline M/s'.padStart(14) + 'bpfsim M/s'.padStart(12) + 'ratio'.padStart(8) + 'target'.padStart(8));
 for (const [what, base, ours, target] of rows) {
   const b = rate(base) / 1e6;
