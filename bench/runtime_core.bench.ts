@@ -10,8 +10,8 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { Bench } from 'tinybench';
 import { Runtime } from '../src/runtime/runtime.js';
-import { kzalloc } from '../src/mem/slab.js';
-import { OWNER_KERNEL } from '../src/mem/owners.js';
+import { kzalloc } from '../src/mm/slab.js';
+import { OWNER_KERNEL } from '../src/mm/owners.js';
 import { window } from '../src/cpu/window.js';
 import { defineSite } from '../src/cpu/sites.js';
 

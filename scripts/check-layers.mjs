@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 export const LAYERS = [
   { name: 'base', paths: ['errno.ts', 'json_schema.ts', 'ipc/', 'cpu/sites.ts', 'locks/lock_classes.ts'],
     why: 'leaves anyone may use: errno, the JSON Schema validator, the main<->CPU messages, and the site and lock-class name tables (ids every thread agrees on; splats name them)' },
-  { name: 'mem', paths: ['mem/arena.ts', 'mem/layout.ts', 'mem/this_cpu.ts'],
+  { name: 'mem', paths: ['mem/'],
     why: 'the arena (the SharedArrayBuffer, its views and header layout) and this thread\'s CPU id: everything lives in it' },
   { name: 'debug', paths: ['debug/'],
     why: 'the splat ring: written from any context below or above, so it may only sit on the arena' },
@@ -35,7 +35,7 @@ export const LAYERS = [
     why: 'per-CPU state, contexts, windows, interrupt sources, the deterministic schedule; windows raise splats' },
   { name: 'locks', paths: ['locks/'],
     why: 'raw/sleeping/res spinlocks, llist, lock classes: take windows and read the CPU context' },
-  { name: 'mm', paths: ['mem/page_alloc.ts', 'mem/slab.ts', 'mem/percpu_alloc.ts', 'mem/owners.ts'],
+  { name: 'mm', paths: ['mm/'],
     why: 'page allocator, slab kmalloc, per-CPU areas, owners (DESIGN\'s mm): take locks and have windows' },
   { name: 'rcu', paths: ['rcu/'],
     why: 'read side, call_rcu, grace periods: kmalloc their callback records' },

@@ -6,7 +6,7 @@ import { createArena, attachArena } from '../src/mem/arena.js';
 import { computeLayout } from '../src/mem/layout.js';
 import { setThisCpu } from '../src/mem/this_cpu.js';
 import { contextInit } from '../src/cpu/context.js';
-import { memInit } from '../src/mem/slab.js';
+import { memInit } from '../src/mm/slab.js';
 import { rcuThreadInit, rcuGlobalInit } from '../src/rcu/rcu.js';
 import { irqWorkThreadInit } from '../src/alloc/irq_work.js';
 

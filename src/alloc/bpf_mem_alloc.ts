@@ -55,8 +55,8 @@
 import { I32, U8, arenaGeneration, nrCpuIds } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
 import { CACHELINE } from '../mem/layout.js';
-import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mem/slab.js';
-import { allocPercpu, freePercpu } from '../mem/percpu_alloc.js';
+import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mm/slab.js';
+import { allocPercpu, freePercpu } from '../mm/percpu_alloc.js';
 import { isPreemptRt, localIrqSave, localIrqRestore, inInterrupt, irqsDisabled, preemptCount } from '../cpu/context.js';
 import { window } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';

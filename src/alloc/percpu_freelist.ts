@@ -37,7 +37,7 @@
 import { I32, nrCpuIds } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
 import { CACHELINE, HDR_FAULTS, FAULT_DROP_FREELIST_PUSH } from '../mem/layout.js';
-import { kzalloc, kfree } from '../mem/slab.js';
+import { kzalloc, kfree } from '../mm/slab.js';
 import { inNmi, localIrqSave, localIrqRestore } from '../cpu/context.js';
 import { window } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';

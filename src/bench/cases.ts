@@ -12,7 +12,7 @@
 import { Runtime, type Program } from '../runtime/runtime.js';
 import { BPF_F_NO_PREALLOC, BPF_F_NO_COMMON_LRU } from '../maps/map_ops.js';
 import type { BpfMap } from '../maps/bpf_map.js';
-import { memStats, ownerBytes } from '../mem/owners.js';
+import { memStats, ownerBytes } from '../mm/owners.js';
 import { errnoName } from '../errno.js';
 import {
   runWorkers, runSharedMap, createFilledSharedMap, loadSharedMap, spawnUntilReady, allocateArena, importingWorkerSource,

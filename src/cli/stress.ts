@@ -24,7 +24,7 @@
 import { Runtime, type Program } from '../runtime/runtime.js';
 import { BPF_F_NO_PREALLOC } from '../maps/map_ops.js';
 import type { BpfMap } from '../maps/bpf_map.js';
-import { memStats, memCheck } from '../mem/owners.js';
+import { memStats, memCheck } from '../mm/owners.js';
 import { FAULT_DROP_FREELIST_PUSH, FAULT_LOST_UPDATE, FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE } from '../mem/layout.js';
 import { errnoName } from '../errno.js';
 import { rcuGpLatencySamples } from '../rcu/rcu.js';

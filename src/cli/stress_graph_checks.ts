@@ -17,9 +17,9 @@
 import type { Runtime } from '../runtime/runtime.js';
 import { BPF_F_NO_PREALLOC } from '../maps/map_ops.js';
 import type { BpfMap } from '../maps/bpf_map.js';
-import { OWNER_KERNEL } from '../mem/owners.js';
+import { OWNER_KERNEL } from '../mm/owners.js';
 import { I32, U8 } from '../mem/arena.js';
-import { kmalloc, kfree } from '../mem/slab.js';
+import { kmalloc, kfree } from '../mm/slab.js';
 import type { MapType, AllocMode } from './engine_api.js';
 import {
   GRAPH_STRESS_VALUE_SIZE, GRAPH_VALUE_FIELDS, GV_LOCK, GV_RES, GV_ROOT, GV_HEAD, GV_TREE_N, GV_LIST_N, GV_RES_PLAIN, GV_RES_ATOMIC,

@@ -10,9 +10,9 @@
  * check returns data (InvariantCheck, detail lines); cmd_stress.ts turns them into a verdict.
  */
 import type { BpfMap } from '../maps/bpf_map.js';
-import { ownerBytes, ownerName, OWNER_KERNEL } from '../mem/owners.js';
+import { ownerBytes, ownerName, OWNER_KERNEL } from '../mm/owners.js';
 import { I32, U8 } from '../mem/arena.js';
-import { kmalloc, kfree } from '../mem/slab.js';
+import { kmalloc, kfree } from '../mm/slab.js';
 import { perCpuBlock } from '../mem/this_cpu.js';
 import {
   MEM_MAX_OWNERS, PC_HELD_COUNT, PC_WAIT_LOCK, PC_PROG_ACTIVE, PC_PREEMPT_COUNT, PC_MIGRATE_DISABLE, PC_IRQS_OFF, PC_RCU_NESTING,

@@ -34,8 +34,8 @@
 import { I32, U8 } from '../mem/arena.js';
 import { nrCpuIds } from '../mem/arena.js';
 import { thisCpu, pcpu, pcpuI, perCpuBlock } from '../mem/this_cpu.js';
-import { kzalloc } from '../mem/slab.js';
-import { OWNER_KERNEL, allocOwner } from '../mem/owners.js';
+import { kzalloc } from '../mm/slab.js';
+import { OWNER_KERNEL, allocOwner } from '../mm/owners.js';
 import { HDR_GRAPH_BASE, PC_GRAPH_DEFER, PC_GRAPH_IRQ_WORK, PC_GRAPH_STATS } from '../mem/layout.js';
 import { inNmi } from '../cpu/context.js';
 import { rawSpinLockIrqsave, rawSpinUnlockIrqrestore } from '../locks/raw_spinlock.js';

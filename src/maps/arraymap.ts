@@ -26,7 +26,7 @@
 import { I32, U32, U8, nrCpus } from '../mem/arena.js';
 import { thisCpu, pcpuI } from '../mem/this_cpu.js';
 import { PROG_LOCKED_I, helperUnderLock } from '../cpu/prog_locked.js';
-import { kzalloc, kfree } from '../mem/slab.js';
+import { kzalloc, kfree } from '../mm/slab.js';
 import { BpfError, E2BIG, EEXIST, EINVAL, ENOENT, ENOMEM, ENOTSUPP } from '../errno.js';
 import {
   BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, BPF_F_NUMA_NODE, BPF_F_MMAPABLE, BPF_F_ACCESS_MASK,

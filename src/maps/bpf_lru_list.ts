@@ -37,7 +37,7 @@
 import { I32, U8, U16, nrCpuIds } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
 import { CACHELINE } from '../mem/layout.js';
-import { kzalloc, kfree } from '../mem/slab.js';
+import { kzalloc, kfree } from '../mm/slab.js';
 import { window } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
 import {

@@ -43,8 +43,8 @@
  */
 import { U8, I32, hdrFlags, arenaGeneration } from '../mem/arena.js';
 import { FLAG_DYN_KMALLOC, FLAG_PREEMPT_RT, HDR_STOPPING } from '../mem/layout.js';
-import { kmalloc, kfree } from '../mem/slab.js';
-import { OWNER_KERNEL } from '../mem/owners.js';
+import { kmalloc, kfree } from '../mm/slab.js';
+import { OWNER_KERNEL } from '../mm/owners.js';
 import { bpfDisableInstrumentation, bpfEnableInstrumentation } from '../cpu/context.js';
 import { rcuReadLock, rcuReadUnlock, synchronizeRcu } from '../rcu/rcu.js';
 import { BpfError, EBADF, EINVAL, ENOENT, ENOMEM, EPERM } from '../errno.js';

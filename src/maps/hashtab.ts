@@ -71,8 +71,8 @@ import {
   CACHELINE, FLAG_RQSPINLOCK, FLAG_PREEMPT_RT, FLAG_DYN_KMALLOC, HDR_SEED, HDR_FAULTS, FAULT_LOST_UPDATE,
   FAULT_PHANTOM_DELETE, FAULT_NOEXIST_OVERWRITE, FAULT_DELETE_UNLOCKED, FAULT_PERIOD,
 } from '../mem/layout.js';
-import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mem/slab.js';
-import { ownerName } from '../mem/owners.js';
+import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mm/slab.js';
+import { ownerName } from '../mm/owners.js';
 import { window } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
 import { migrateDisable, migrateEnable } from '../cpu/context.js';

@@ -29,9 +29,9 @@
 import { I32, arenaGeneration, nrCpuIds } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
 import { CACHELINE } from '../mem/layout.js';
-import { kmalloc, kfree, ksize, kmemOwner, POISON_WORD } from '../mem/slab.js';
-import { allocPercpu, freePercpu } from '../mem/percpu_alloc.js';
-import { allocOwner, freeOwner, ownerBytes } from '../mem/owners.js';
+import { kmalloc, kfree, ksize, kmemOwner, POISON_WORD } from '../mm/slab.js';
+import { allocPercpu, freePercpu } from '../mm/percpu_alloc.js';
+import { allocOwner, freeOwner, ownerBytes } from '../mm/owners.js';
 import { window } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
 import { splat } from '../debug/splat.js';

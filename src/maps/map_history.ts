@@ -31,8 +31,8 @@
 import { I32, U8, U32, hdrFlags, nrCpuIds } from '../mem/arena.js';
 import { pcpuI, thisCpu } from '../mem/this_cpu.js';
 import { FLAG_RECORD, HDR_HIST_BASE, HDR_HIST_CLOCK, HDR_HIST_ENTRIES, HDR_HIST_OFF, PC_CTX_MASK } from '../mem/layout.js';
-import { kzalloc } from '../mem/slab.js';
-import { OWNER_KERNEL } from '../mem/owners.js';
+import { kzalloc } from '../mm/slab.js';
+import { OWNER_KERNEL } from '../mm/owners.js';
 import { MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC, type BpfMapImpl } from './map_ops.js';
 import { btfRecordFromWords, type BtfRecord } from './btf_record.js';
 import { ringDoorbell } from '../rcu/rcu.js';

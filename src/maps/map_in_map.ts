@@ -49,8 +49,8 @@
 import { I32, U8, U32, nrCpus } from '../mem/arena.js';
 import { thisCpu, pcpuI } from '../mem/this_cpu.js';
 import { PROG_LOCKED_I, helperUnderLock } from '../cpu/prog_locked.js';
-import { kzalloc, kfree } from '../mem/slab.js';
-import { OWNER_KERNEL } from '../mem/owners.js';
+import { kzalloc, kfree } from '../mm/slab.js';
+import { OWNER_KERNEL } from '../mm/owners.js';
 import { spinLockIrqsave, spinUnlockIrqrestore, lockWord } from '../locks/raw_spinlock.js';
 import { LC_MAP_OF_MAPS } from '../locks/lock_classes.js';
 import { callRcu, defineRcuKind, registerRcuCallback, rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';

@@ -16,7 +16,7 @@
  *   24   MAP_SERIAL     creation / all   unique per boot; openMap() caches per (ptr, serial)
  *   28   MAP_REFCNT     Atomics          references (user handle + loaded programs)
  *   32   MAP_USERCNT    Atomics          user references (map_release_uref at 0)
- *   36   MAP_OWNER      creation / all   memory owner id (mem/owners.ts)
+ *   36   MAP_OWNER      creation / all   memory owner id (mm/owners.ts)
  *   40   MAP_LOCK_OFF   creation / all   offset+1 of a bpf_spin_lock in the value, 0 = none
  *   44   MAP_STATE      Atomics          MAP_STATE_LIVE / MAP_STATE_FREED
  *   48   MAP_NAME       creation / all   16 bytes, NUL padded

@@ -21,8 +21,8 @@
  */
 import { I32, U8, arenaGeneration } from '../mem/arena.js';
 import { MAP_TABLE_BASE, MAP_TABLE_ENTRIES } from '../mem/layout.js';
-import { kzalloc, kfree } from '../mem/slab.js';
-import { allocOwner, freeOwner } from '../mem/owners.js';
+import { kzalloc, kfree } from '../mm/slab.js';
+import { allocOwner, freeOwner } from '../mm/owners.js';
 import { BpfError, EINVAL, ENOMEM, ENOSPC } from '../errno.js';
 import {
   mapSpecCheck, MAP_TYPE, MAP_KEY_SIZE, MAP_VALUE_SIZE, MAP_MAX_ENTRIES, MAP_FLAGS, MAP_ID,

@@ -5,8 +5,8 @@
  *
  *   0            HEADER (16 KiB)  core header, then fixed regions owned by one module each:
  *                  0..511      core: magic, cpu counts, flags, region bases, clocks
- *                  512..2047   mem: page allocator + slab class state
- *                  2048..4095  mem: bytes in use per owner (512 owners x i32)
+ *                  512..2047   mm: page allocator + slab class state
+ *                  2048..4095  mm: bytes in use per owner (512 owners x i32)
  *                  4096..6143  rcu: global grace-period state (4096..5119), irq_work (5120..6143)
  *                  6144..8191  runtime: doorbell, coordinator counters
  *                  8192..16383 maps: id -> map pointer table (2048 entries)

@@ -34,8 +34,8 @@ import {
   kListPeek, kRbtreeAdd, kRbtreeRemove, kRbtreePeek, kRbtreeChild, kHelper,
 } from './graph_kfuncs.js';
 import { bpfThrow, ruleViolation } from './run_state.js';
-import { kmalloc, kzalloc, kfree } from '../mem/slab.js';
-import { OWNER_KERNEL } from '../mem/owners.js';
+import { kmalloc, kzalloc, kfree } from '../mm/slab.js';
+import { OWNER_KERNEL } from '../mm/owners.js';
 import { rcuReadLock, rcuReadUnlock } from '../rcu/rcu.js';
 import { MAP_TIMER_OFF, type BpfMapImpl } from '../maps/map_ops.js';
 import {

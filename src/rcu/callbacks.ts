@@ -29,8 +29,8 @@
 import { I32 } from '../mem/arena.js';
 import { pcpu } from '../mem/this_cpu.js';
 import { PC_LL_RCU_CB } from '../mem/layout.js';
-import { kmalloc, kfree } from '../mem/slab.js';
-import { OWNER_KERNEL } from '../mem/owners.js';
+import { kmalloc, kfree } from '../mm/slab.js';
+import { OWNER_KERNEL } from '../mm/owners.js';
 import { llistAdd } from '../locks/llist.js';
 import { splat } from '../debug/splat.js';
 import { ENOMEM, EINVAL } from '../errno.js';

@@ -42,9 +42,9 @@ import { defineSite, allSites, siteId, siteName } from '../cpu/sites.js';
 import { lockClassName } from '../locks/lock_classes.js';
 import { irqCounts, offCoreMs, KIND_NMI, KIND_HARDIRQ, KIND_SOFTIRQ } from '../cpu/irq_source.js';
 import { readSplats, splatCount, type Splat } from '../debug/splat.js';
-import { memInit } from '../mem/slab.js';
-import { kzalloc, kfree } from '../mem/slab.js';
-import { OWNER_KERNEL, memStats } from '../mem/owners.js';
+import { memInit } from '../mm/slab.js';
+import { kzalloc, kfree } from '../mm/slab.js';
+import { OWNER_KERNEL, memStats } from '../mm/owners.js';
 import { BpfError, EINVAL, EBADF, EPERM, ENOMEM, EOPNOTSUPP } from '../errno.js';
 import { historyGlobalInit, historyThreadInit, historyDrain, historyDropped, historyValueHex, type HistoryOp } from '../maps/map_history.js';
 

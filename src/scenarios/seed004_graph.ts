@@ -23,7 +23,7 @@
  */
 import { I32 } from '../mem/arena.js';
 import { perCpuBlock } from '../mem/this_cpu.js';
-import { memStats, memCheck } from '../mem/owners.js';
+import { memStats, memCheck } from '../mm/owners.js';
 import {
   PC_PREEMPT_COUNT, PC_MIGRATE_DISABLE, PC_IRQS_OFF, PC_RCU_NESTING, PC_PROG_DEPTH, PC_HELD_COUNT,
 } from '../mem/layout.js';

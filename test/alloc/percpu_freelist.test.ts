@@ -8,8 +8,8 @@ import {
   pcpuFreelistHead, pcpuFreelistExtra, pcpuFreelistCount, pcpuFreelistWalk, PFH_FIRST, PFH_LOCK,
 } from '../../src/alloc/percpu_freelist.js';
 import { I32, nrCpuIds } from '../../src/mem/arena.js';
-import { kzalloc, kfree } from '../../src/mem/slab.js';
-import { OWNER_KERNEL } from '../../src/mem/owners.js';
+import { kzalloc, kfree } from '../../src/mm/slab.js';
+import { OWNER_KERNEL } from '../../src/mm/owners.js';
 import { enterContext, exitContext, CTX_NMI } from '../../src/cpu/context.js';
 import { rawSpinLock, rawSpinUnlock } from '../../src/locks/raw_spinlock.js';
 import { LC_FREELIST_HEAD } from '../../src/locks/lock_classes.js';

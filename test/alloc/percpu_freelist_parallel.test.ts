@@ -5,8 +5,8 @@ import { describe, it, expect } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import { boot, splatsOf } from '../maps/boot.js';
 import { pcpuFreelistInit, pcpuFreelistPopulate, pcpuFreelistWalk } from '../../src/alloc/percpu_freelist.js';
-import { kzalloc } from '../../src/mem/slab.js';
-import { OWNER_KERNEL } from '../../src/mem/owners.js';
+import { kzalloc } from '../../src/mm/slab.js';
+import { OWNER_KERNEL } from '../../src/mm/owners.js';
 import { I32 } from '../../src/mem/arena.js';
 import { fixture } from '../helpers.js';
 

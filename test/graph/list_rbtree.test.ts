@@ -5,8 +5,8 @@
 import { describe, it, expect, beforeEach } from 'vitest';
 import { bootArena } from '../boot_arena.js';
 import { I32 } from '../../src/mem/arena.js';
-import { kzalloc } from '../../src/mem/slab.js';
-import { OWNER_KERNEL } from '../../src/mem/owners.js';
+import { kzalloc } from '../../src/mm/slab.js';
+import { OWNER_KERNEL } from '../../src/mm/owners.js';
 import {
   LH_NEXT, LH_PREV, LN_NEXT, LN_PREV, LN_OWNER, RBR_ROOT, RBR_LEFTMOST, RBN_PARENT, RBN_LEFT,
   RBN_RIGHT, RBN_COLOR, RBN_OWNER, RB_RED, RB_BLACK, GRAPH_OWNER_POISON, BPF_LIST_NODE_SIZE,

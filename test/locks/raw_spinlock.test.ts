@@ -1,8 +1,8 @@
 // Raw spinlock: mutual exclusion across real worker threads, oversubscription, and AA from NMI.
 import { describe, it, expect, afterEach } from 'vitest';
 import { Runtime } from '../../src/runtime/runtime.js';
-import { kzalloc, kfree } from '../../src/mem/slab.js';
-import { OWNER_KERNEL } from '../../src/mem/owners.js';
+import { kzalloc, kfree } from '../../src/mm/slab.js';
+import { OWNER_KERNEL } from '../../src/mm/owners.js';
 import { U32 } from '../../src/mem/arena.js';
 import { lockWord } from '../../src/locks/raw_spinlock.js';
 import { fixture, expectNoSplats } from '../helpers.js';

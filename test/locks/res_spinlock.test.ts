@@ -6,8 +6,8 @@ import type { BpfMap } from '../../src/maps/bpf_map.js';
 import { I32, detachArena, lockTimeoutMs } from '../../src/mem/arena.js';
 import { setThisCpu, pcpuI } from '../../src/mem/this_cpu.js';
 import { PC_IRQS_OFF } from '../../src/mem/layout.js';
-import { kzalloc } from '../../src/mem/slab.js';
-import { OWNER_KERNEL } from '../../src/mem/owners.js';
+import { kzalloc } from '../../src/mm/slab.js';
+import { OWNER_KERNEL } from '../../src/mm/owners.js';
 import {
   RES_NR_HELD, RES_WAITERS, resSpinLock, resSpinLockIrqsave, resSpinUnlock, resSpinUnlockIrqrestore,
   resHeldCount, resUnwindHeld, resLockStats,

@@ -4,8 +4,8 @@
 import { setThisCpu, thisCpu } from '../../src/mem/this_cpu.js';
 import { readSplats, type Splat } from '../../src/debug/splat.js';
 import { U8, I32 } from '../../src/mem/arena.js';
-import { kzalloc, kfree } from '../../src/mem/slab.js';
-import { OWNER_KERNEL } from '../../src/mem/owners.js';
+import { kzalloc, kfree } from '../../src/mm/slab.js';
+import { OWNER_KERNEL } from '../../src/mm/owners.js';
 import { bootArena } from '../boot_arena.js';
 
 export interface MapBootOptions {

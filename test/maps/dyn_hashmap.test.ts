@@ -21,8 +21,8 @@ import { HtabMemAlloc, HtabKmallocAlloc, htabUsePercpuCounter, PERCPU_COUNTER_BA
 import { E_NEXT, SIZEOF_BUCKET, HASHTAB_MAP_LOCK_COUNT } from '../../src/maps/htab_layout.js';
 import { BpfError } from '../../src/errno.js';
 import { I32, nrCpus, nrCpuIds } from '../../src/mem/arena.js';
-import { memStats, ownerBytes } from '../../src/mem/owners.js';
-import { POISON_WORD } from '../../src/mem/slab.js';
+import { memStats, ownerBytes } from '../../src/mm/owners.js';
+import { POISON_WORD } from '../../src/mm/slab.js';
 import { enterContext, exitContext, CTX_NMI } from '../../src/cpu/context.js';
 import { rcuReadLock, rcuReadUnlock, rcuIdleExit, rcuIdleEnter } from '../../src/rcu/rcu.js';
 import { readSplats } from '../../src/debug/splat.js';
@@ -409,7 +409,7 @@ for (const mode of DYN_MODES) {
         expect([lv!.low, lv!.high]).toEqual([32, 96]);
         expect(lv!.perCpu).toHaveLength(nrCpuIds);
         expect(lv!.perCpu.every((n) => n === 4)).toBe(true); // the prefill
-        // what the CLI reads (engine.ts cacheLevels): impl.alloc.ma
+        // what the CLI reads (cli/stress.ts cacheLevels): impl.alloc.ma
         expect((m.impl as unknown as { alloc: { ma: number } }).alloc.ma).toBe(htab(m).alloc!.ma);
       }
       const pre = new BpfMap(createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 16 }));

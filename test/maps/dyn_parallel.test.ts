@@ -18,7 +18,7 @@ import { BPF_NOEXIST, BPF_F_NO_PREALLOC } from '../../src/maps/map_ops.js';
 import { BpfError } from '../../src/errno.js';
 import type { BpfMap } from '../../src/maps/bpf_map.js';
 import type { BpfHtab } from '../../src/maps/hashtab.js';
-import { memStats, ownerBytes, OWNER_KERNEL } from '../../src/mem/owners.js';
+import { memStats, ownerBytes, OWNER_KERNEL } from '../../src/mm/owners.js';
 import { formatSplat } from '../../src/debug/splat.js';
 import { fixture, expectNoSplats } from '../helpers.js';
 import { u32, readU32 } from './boot.js';

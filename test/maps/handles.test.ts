@@ -5,7 +5,7 @@
 // handle that still worked would read and write the new runtime's map.
 import { describe, it, expect, afterEach } from 'vitest';
 import { Runtime, BpfError, BPF_ANY, type BpfMap, type MapSpec } from '../../src/index.js';
-import { memStats } from '../../src/mem/owners.js';
+import { memStats } from '../../src/mm/owners.js';
 import { detachArena } from '../../src/mem/arena.js';
 import { createMap } from '../../src/maps/registry.js';
 import { BpfMap as BpfMapClass } from '../../src/maps/bpf_map.js';

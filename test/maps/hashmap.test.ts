@@ -11,7 +11,7 @@ import {
 } from '../../src/maps/map_ops.js';
 import { BpfError } from '../../src/errno.js';
 import { I32, nrCpus, nrCpuIds } from '../../src/mem/arena.js';
-import { memStats } from '../../src/mem/owners.js';
+import { memStats } from '../../src/mm/owners.js';
 
 function mk(spec: Partial<MapSpec> & { maxEntries: number }): BpfMap {
   return new BpfMap(createMap({ type: 'hash', keySize: 8, valueSize: 8, ...spec } as MapSpec));

@@ -8,7 +8,7 @@ import type { BpfMap, MapInMapHandle } from '../../src/maps/bpf_map.js';
 import { mapById, mapRefcnt, liveMapIds } from '../../src/maps/registry.js';
 import { BPF_NOEXIST, BPF_EXIST, BPF_F_INNER_MAP, BPF_F_RDONLY_PROG, BPF_F_ZERO_SEED, type MapSpec, type MapType } from '../../src/maps/map_ops.js';
 import { BpfError } from '../../src/errno.js';
-import { memStats } from '../../src/mem/owners.js';
+import { memStats } from '../../src/mm/owners.js';
 import { fixture } from '../helpers.js';
 import { nowMs } from '../../src/mem/arena.js';
 import { formatSplat } from '../../src/debug/splat.js';

@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeEach } from 'vitest';
 import { bootArena } from './boot_arena.js';
 import { PAGE_SIZE } from '../../src/mem/layout.js';
-import { allocPages, freePages, zoneStats, zoneCheck, pagesFree, pagesBase, MAX_ORDER } from '../../src/mem/page_alloc.js';
+import { allocPages, freePages, zoneStats, zoneCheck, pagesFree, pagesBase, MAX_ORDER } from '../../src/mm/page_alloc.js';
 import { readSplats } from '../../src/debug/splat.js';
 
 beforeEach(() => { bootArena({ memoryBytes: 8 << 20 }); });

@@ -3,9 +3,9 @@ import { describe, it, expect, beforeEach } from 'vitest';
 import { bootArena } from './boot_arena.js';
 import { U8, nrCpuIds } from '../../src/mem/arena.js';
 import { PAGE_SIZE } from '../../src/mem/layout.js';
-import { allocPercpu, freePercpu, percpuStride, perCpuPtr } from '../../src/mem/percpu_alloc.js';
-import { kmalloc, kfree, ksize, POISON_FREE } from '../../src/mem/slab.js';
-import { allocOwner, ownerBytes, memStats, memCheck } from '../../src/mem/owners.js';
+import { allocPercpu, freePercpu, percpuStride, perCpuPtr } from '../../src/mm/percpu_alloc.js';
+import { kmalloc, kfree, ksize, POISON_FREE } from '../../src/mm/slab.js';
+import { allocOwner, ownerBytes, memStats, memCheck } from '../../src/mm/owners.js';
 import { readSplats } from '../../src/debug/splat.js';
 
 beforeEach(() => { bootArena({ ncpus: 4 }); });

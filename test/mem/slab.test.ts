@@ -8,9 +8,9 @@ import { pcpuI } from '../../src/mem/this_cpu.js';
 import {
   kmalloc, kzalloc, kfree, ksize, kmemOwner, kmallocClassLock, slabDrainDeferred, slabGeometry,
   SLAB_SIZES, POISON_FREE, POISON_WORD, KMALLOC_MAX_CACHE_SIZE,
-} from '../../src/mem/slab.js';
-import { allocOwner, freeOwner, ownerBytes, ownerName, memStats, memCheck, OWNER_KERNEL } from '../../src/mem/owners.js';
-import { allocPages, freePages } from '../../src/mem/page_alloc.js';
+} from '../../src/mm/slab.js';
+import { allocOwner, freeOwner, ownerBytes, ownerName, memStats, memCheck, OWNER_KERNEL } from '../../src/mm/owners.js';
+import { allocPages, freePages } from '../../src/mm/page_alloc.js';
 import { readSplats, formatSplat, type SplatKind } from '../../src/debug/splat.js';
 import { rawSpinLock, rawSpinUnlock, rawSpinLockIrqsave, rawSpinUnlockIrqrestore } from '../../src/locks/raw_spinlock.js';
 import { LC_TEST_A, LC_SLAB } from '../../src/locks/lock_classes.js';

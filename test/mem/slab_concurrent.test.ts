@@ -8,8 +8,8 @@ import { Worker } from 'node:worker_threads';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bootArena } from './boot_arena.js';
-import { allocOwner, ownerBytes, memStats, memCheck, OWNER_KERNEL } from '../../src/mem/owners.js';
-import { slabDrainDeferred, kzalloc, kfree } from '../../src/mem/slab.js';
+import { allocOwner, ownerBytes, memStats, memCheck, OWNER_KERNEL } from '../../src/mm/owners.js';
+import { slabDrainDeferred, kzalloc, kfree } from '../../src/mm/slab.js';
 import { readSplats, formatSplat } from '../../src/debug/splat.js';
 
 const FIXTURE = new URL('../fixtures/slab_worker.mjs', import.meta.url);
@@ -21,8 +21,8 @@ interface WorkerResult {
 
 beforeAll(() => {
   for (const m of ['slab', 'page_alloc', 'owners']) {
-    const js = fileURLToPath(new URL(`../../dist/src/mem/${m}.js`, import.meta.url));
-    const ts = fileURLToPath(new URL(`../../src/mem/${m}.ts`, import.meta.url));
+    const js = fileURLToPath(new URL(`../../dist/src/mm/${m}.js`, import.meta.url));
+    const ts = fileURLToPath(new URL(`../../src/mm/${m}.ts`, import.meta.url));
     if (!existsSync(js)) throw new Error(`${js} missing: run \`npx tsc -p .\` before this test`);
     if (statSync(js).mtimeMs < statSync(ts).mtimeMs) throw new Error(`${js} is older than its source: run \`npx tsc -p .\``);
   }

@@ -2,7 +2,7 @@
 // lives on until the last program using it is unloaded; unload also detaches its links.
 import { describe, it, expect, afterEach } from 'vitest';
 import { Runtime } from '../../src/runtime/runtime.js';
-import { memStats } from '../../src/mem/owners.js';
+import { memStats } from '../../src/mm/owners.js';
 import { mapById } from '../../src/maps/registry.js';
 import { fixture, expectNoSplats } from '../helpers.js';
 

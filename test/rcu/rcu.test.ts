@@ -6,8 +6,8 @@ import { bootRcu, onCpu, pump, pollFor, coordinatorPoll, useManualClock, type Ma
 import { I32 } from '../../src/mem/arena.js';
 import { perCpuBlock } from '../../src/mem/this_cpu.js';
 import { PC_PENDING, PEND_RCU_EXP, PC_RCU_QS_SEQ } from '../../src/mem/layout.js';
-import { kmalloc, kfree } from '../../src/mem/slab.js';
-import { memStats, OWNER_KERNEL } from '../../src/mem/owners.js';
+import { kmalloc, kfree } from '../../src/mm/slab.js';
+import { memStats, OWNER_KERNEL } from '../../src/mm/owners.js';
 import { processPending } from '../../src/cpu/window.js';
 import { readSplats, formatSplat } from '../../src/debug/splat.js';
 import {

@@ -8,8 +8,8 @@
 import { describe, it, expect } from 'vitest';
 import { Runtime, type Program } from '../../src/runtime/runtime.js';
 import { I32 } from '../../src/mem/arena.js';
-import { kzalloc, kfree } from '../../src/mem/slab.js';
-import { OWNER_KERNEL, allocOwner, ownerBytes } from '../../src/mem/owners.js';
+import { kzalloc, kfree } from '../../src/mm/slab.js';
+import { OWNER_KERNEL, allocOwner, ownerBytes } from '../../src/mm/owners.js';
 import { formatSplat } from '../../src/debug/splat.js';
 import { rcuStats, rcuGpLatencySamples } from '../../src/rcu/rcu.js';
 import {

@@ -3,7 +3,7 @@
 // hrtimer bases consistent, no splat the test did not ask for).
 import { expect } from 'vitest';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { memStats, memCheck } from '../../src/mem/owners.js';
+import { memStats, memCheck } from '../../src/mm/owners.js';
 import { hrtimerCheck } from '../../src/timers/hrtimer.js';
 import { formatSplat } from '../../src/debug/splat.js';
 import { BpfError } from '../../src/errno.js';

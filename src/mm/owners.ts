@@ -15,9 +15,9 @@
  * Contexts: allocOwner/freeOwner/ownerName on the main thread (syscall side); ownerBytes and
  * memStats anywhere (racy snapshot while CPUs run).
  */
-import { I32, arenaGeneration, nrCpus } from './arena.js';
-import { thisCpu } from './this_cpu.js';
-import { MEM_MAX_OWNERS, MEM_OWNER_BASE } from './layout.js';
+import { I32, arenaGeneration, nrCpus } from '../mem/arena.js';
+import { thisCpu } from '../mem/this_cpu.js';
+import { MEM_MAX_OWNERS, MEM_OWNER_BASE } from '../mem/layout.js';
 import { pagesFree, pagesTotal, pagesReserved, zoneCheck } from './page_alloc.js';
 import { slabStats, slabCheck, slabDrainDeferred, kmemCacheShrink, type SlabClassStats } from './slab.js';
 import { inNmi } from '../cpu/context.js';

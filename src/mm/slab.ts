@@ -37,8 +37,8 @@
  * bitmap outside the objects, so a freed object is 0x6b from its first byte to ksize; the owner
  * (memcg) is recorded per object; kmalloc above KMALLOC_MAX_SIZE is allowed (vmalloc's role).
  */
-import { I32, U16, hdrFlags } from './arena.js';
-import { FLAG_PREEMPT_RT, MEM_MAX_OWNERS, MEM_OWNER_BASE, MEM_STATE_BASE, PAGE_SIZE, HEADER_SIZE } from './layout.js';
+import { I32, U16, hdrFlags } from '../mem/arena.js';
+import { FLAG_PREEMPT_RT, MEM_MAX_OWNERS, MEM_OWNER_BASE, MEM_STATE_BASE, PAGE_SIZE, HEADER_SIZE } from '../mem/layout.js';
 import {
   POISON_FREE, POISON_WORD, MEM_MAGIC, ZS_MAGIC, ZS_CLASS_BASE, ZS_DEFER_HEAD, ZS_DEFER_COUNT, ZS_LARGE_ALLOCS,
   ZS_LARGE_PAGES, ZS_PERCPU_ALLOCS, ZS_PERCPU_BYTES, ZS_NMI_FAILS, PGT_MASK, PGT_FREE, PGT_BUDDY,

@@ -41,8 +41,8 @@
  * map area plays the role of vmalloc here). pagesAllocRaw trims a run to its exact page count
  * (alloc_pages_exact), so a 5-page kmalloc holds 5 pages, not 8.
  */
-import { I32, U32, U8 } from './arena.js';
-import { HDR_NPAGES, HDR_PAGEMETA_BASE, HDR_PAGES_BASE, MEM_STATE_BASE, PAGE_SHIFT, PAGE_SIZE } from './layout.js';
+import { I32, U32, U8 } from '../mem/arena.js';
+import { HDR_NPAGES, HDR_PAGEMETA_BASE, HDR_PAGES_BASE, MEM_STATE_BASE, PAGE_SHIFT, PAGE_SIZE } from '../mem/layout.js';
 import { LC_ZONE } from '../locks/lock_classes.js';
 import { rawSpinLockIrqsave, rawSpinTrylockIrqsave, rawSpinUnlockIrqrestore } from '../locks/raw_spinlock.js';
 import { inNmi } from '../cpu/context.js';

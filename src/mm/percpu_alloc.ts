@@ -15,7 +15,7 @@
  * one allocation are contiguous (which the per-CPU 64-byte padding rule of hot data does not
  * apply to: callers wanting no false sharing round `size` up to 64 themselves).
  */
-import { nrCpuIds } from './arena.js';
+import { nrCpuIds } from '../mem/arena.js';
 import { kmallocPercpuArea, kfreePercpuArea } from './slab.js';
 
 /** Distance between two CPUs' copies of a `size`-byte percpu object. */
