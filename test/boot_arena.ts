@@ -8,7 +8,7 @@ import { setThisCpu } from '../src/mem/this_cpu.js';
 import { contextInit } from '../src/cpu/context.js';
 import { memInit } from '../src/mm/slab.js';
 import { rcuThreadInit, rcuGlobalInit } from '../src/rcu/rcu.js';
-import { irqWorkThreadInit } from '../src/alloc/irq_work.js';
+import { irqWorkThreadInit } from '../src/cpu/irq_work.js';
 
 export interface ArenaBootOptions {
   /** program CPUs @defaultValue 4 */

@@ -60,13 +60,13 @@ import { allocPercpu, freePercpu } from '../mm/percpu_alloc.js';
 import { isPreemptRt, localIrqSave, localIrqRestore, inInterrupt, irqsDisabled, preemptCount } from '../cpu/context.js';
 import { window } from '../cpu/window.js';
 import { defineSite } from '../cpu/sites.js';
-import { llistAdd, llistAddBatch, llistDelAll, llistDelFirst } from '../locks/llist.js';
+import { llistAdd, llistAddBatch, llistDelAll, llistDelFirst } from '../cpu/llist.js';
 import { splat } from '../debug/splat.js';
 import { EINVAL, ENOMEM } from '../errno.js';
 import { defineRcuKind, registerRcuCallback, callRcuTasksTraceHead, rcuBarrier } from '../rcu/rcu.js';
 import {
   IRQ_WORK_BPF_MEM_REFILL, initIrqWork, irqWorkQueue, irqWorkPending, irqWorkSync, registerIrqWork,
-} from './irq_work.js';
+} from '../cpu/irq_work.js';
 
 // ---- struct bpf_mem_alloc ----
 export const MA_MAGIC = 0;

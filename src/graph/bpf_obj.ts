@@ -40,9 +40,9 @@ import { HDR_GRAPH_BASE, PC_GRAPH_DEFER, PC_GRAPH_IRQ_WORK, PC_GRAPH_STATS } fro
 import { inNmi } from '../cpu/context.js';
 import { rawSpinLockIrqsave, rawSpinUnlockIrqrestore } from '../locks/raw_spinlock.js';
 import { LC_BPF_SPIN_LOCK } from '../locks/lock_classes.js';
-import { llistAdd, llistDelAll } from '../locks/llist.js';
+import { llistAdd, llistDelAll } from '../cpu/llist.js';
 import { bpfMemAlloc, bpfMemFree, bpfMemAllocInit } from '../alloc/bpf_mem_alloc.js';
-import { registerIrqWork, initIrqWork, irqWorkQueue } from '../alloc/irq_work.js';
+import { registerIrqWork, initIrqWork, irqWorkQueue } from '../cpu/irq_work.js';
 import { callRcuHead, defineRcuKind, registerRcuCallback } from '../rcu/callbacks.js';
 import { registerGraphFieldOps } from '../maps/btf_record.js';
 import { splat } from '../debug/splat.js';

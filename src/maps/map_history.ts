@@ -35,7 +35,7 @@ import { kzalloc } from '../mm/slab.js';
 import { OWNER_KERNEL } from '../mm/owners.js';
 import { MAP_LOCK_OFF, MAP_TIMER_OFF, MAP_GRAPH_REC, type BpfMapImpl } from './map_ops.js';
 import { btfRecordFromWords, type BtfRecord } from './btf_record.js';
-import { ringDoorbell } from '../rcu/rcu.js';
+import { ringDoorbell } from '../cpu/doorbell.js';
 
 export const HIST_ENTRY = 64;
 export const HIST_RING_HDR = 192;

@@ -110,6 +110,9 @@ export const RT_STATE_WORDS = RT_STATE_BASE + CACHELINE; // runtime-owned words 
 /** The deterministic scheduler's state (src/cpu/sched.ts, SC_* word indexes inside it). */
 export const SCHED_BASE = RT_STATE_BASE + 256;        // ..SCHED_BASE + SCHED_BYTES
 export const SCHED_BYTES = 1536;
+/** irq_work's global words (src/cpu/irq_work.ts): the rest of the runtime region. */
+export const IRQW_STATE_BASE = SCHED_BASE + SCHED_BYTES; // ..8191
+export const IRQW_STATE_SIZE = 256;
 export const MAP_TABLE_BASE = 8192;      // ..16383
 export const MAP_TABLE_ENTRIES = 2048;
 

@@ -39,7 +39,7 @@ import { progActiveInc, progActiveDec, migrateDisable, migrateEnable } from '../
 import { heldLockCount } from '../locks/raw_spinlock.js';
 import { resHeldCount } from '../locks/res_spinlock.js';
 import { rcuReadLock, rcuReadUnlock, rcuReadLockTrace, rcuReadUnlockTrace } from '../rcu/rcu.js';
-import { ringDoorbell } from '../rcu/rcu.js';
+import { ringDoorbell } from '../cpu/doorbell.js';
 import { openMap } from '../maps/registry.js';
 import { ProgramContext } from './helpers.js';
 import { TRACING_PROG_TYPES, type DefinedProgram, type ProgramMaps, type TimerCallback } from './program.js';

@@ -31,10 +31,10 @@ import { pcpu } from '../mem/this_cpu.js';
 import { PC_LL_RCU_CB } from '../mem/layout.js';
 import { kmalloc, kfree } from '../mm/slab.js';
 import { OWNER_KERNEL } from '../mm/owners.js';
-import { llistAdd } from '../locks/llist.js';
+import { llistAdd } from '../cpu/llist.js';
 import { splat } from '../debug/splat.js';
 import { ENOMEM, EINVAL } from '../errno.js';
-import { ringDoorbell } from './state.js';
+import { ringDoorbell } from '../cpu/doorbell.js';
 
 export const RCU_HEAD_SIZE = 8;
 export const RH_NEXT = 0;

@@ -45,15 +45,16 @@ import { I32, F64, nrCpus, nrCpuIds, nowMs } from '../mem/arena.js';
 import { thisCpu, setThisCpu, perCpuBlock } from '../mem/this_cpu.js';
 import {
   PC_PENDING, PEND_RCU_EXP, PC_RCU_NESTING, PC_RCU_QS_SEQ, PC_RCU_IDLE, PC_RCU_TRACE_NESTING,
-  PC_RCU_READ_START, PC_LL_RCU_CB, HDR_RCU_STALL_MS, RCU_STATE_BASE,
+  PC_RCU_READ_START, PC_LL_RCU_CB, HDR_RCU_STALL_MS, RCU_STATE_BASE, RCU_STATE_SIZE,
 } from '../mem/layout.js';
-import { llistDelAll } from '../locks/llist.js';
+import { llistDelAll } from '../cpu/llist.js';
 import { splat } from '../debug/splat.js';
 import { schedEnabled } from '../cpu/sched.js';
 import {
   RCU_GP_GEN, RCU_TRACE_ACTIVE, RCU_EXP_SEQ, RCU_CLOCK_MS, RCU_GP_DONE, RCU_GP_REQ, RCU_GP_STARTED,
-  RCU_BOOST_GP, RCU_BOOST_SEQ, RCU_STEP_ASIDES, RCU_STATE_USED, PC_RCU_TRACE_SEQ, ringDoorbell,
+  RCU_BOOST_GP, RCU_BOOST_SEQ, RCU_STEP_ASIDES, PC_RCU_TRACE_SEQ,
 } from './state.js';
+import { ringDoorbell } from '../cpu/doorbell.js';
 import { RH_NEXT, invokeRcuCallback, isTraceHead } from './callbacks.js';
 
 /**
@@ -161,7 +162,7 @@ let stallAtQs = new Int32Array(0);
 
 /** Global init (main thread, once per arena, before workers start). */
 export function rcuGlobalInit(): void {
-  I32.fill(0, RCU_STATE_BASE >> 2, (RCU_STATE_BASE + RCU_STATE_USED) >> 2);
+  I32.fill(0, RCU_STATE_BASE >> 2, (RCU_STATE_BASE + RCU_STATE_SIZE) >> 2);
   F64[RCU_CLOCK_MS >> 3] = nowMs();
   normal.reset(nrCpuIds);
   trace.reset(nrCpuIds);

@@ -29,7 +29,6 @@ export {
   RCU_FQS_MS, rcuGlobalInit, rcuPoll, synchronizeRcu, synchronizeRcuExpedited, synchronizeRcuTasksTrace,
   rcuBarrier, rcuShutdown, rcuStats, rcuGpLatencySamples, type RcuStats, type RcuFlavourStats, type RcuLatency,
 } from './gp.js';
-export { ringDoorbell } from './state.js';
 
 /** The coordinator service (main thread). */
 export const rcuService = {

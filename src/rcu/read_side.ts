@@ -63,8 +63,9 @@ import { EDEADLK, ETIMEDOUT } from '../errno.js';
 import {
   RCU_GP_GEN, RCU_TRACE_ACTIVE, RCU_EXP_SEQ, RCU_CLOCK_MS, RCU_GP_DONE, RCU_GP_REQ, RCU_GP_STARTED,
   RCU_BOOST_GP, RCU_BOOST_SEQ, RCU_STEP_ASIDES, PC_RCU_LAST_GEN, PC_RCU_QS_NEED, PC_RCU_TRACE_SEQ, PC_RCU_STAT_EXP_QS,
-  PC_RCU_STAT_DEFERRED, ringDoorbell,
+  PC_RCU_STAT_DEFERRED,
 } from './state.js';
+import { ringDoorbell } from '../cpu/doorbell.js';
 
 const PEND_I = PC_PENDING >> 2;
 const NEST_I = PC_RCU_NESTING >> 2;

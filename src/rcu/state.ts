@@ -1,9 +1,9 @@
 /*
- * state.ts — where RCU keeps its words in kernel memory, and the doorbell (kernel/rcu/tree.h's
- * rcu_state and rcu_data, reduced to what the simulation needs).
+ * state.ts — where RCU keeps its words in kernel memory (kernel/rcu/tree.h's rcu_state and
+ * rcu_data, reduced to what the simulation needs). The coordinator's doorbell is src/cpu/doorbell.ts.
  *
- * Global region RCU_STATE_BASE (layout.ts, 2048 bytes); RCU uses the first 1024 bytes, the rest is
- * lent to irq_work (src/alloc/irq_work.ts, IRQW_STATE_BASE):
+ * Global region RCU_STATE_BASE (layout.ts, 2048 bytes); all of it RCU's (irq_work has a region of
+ * its own since 2026-12: IRQW_STATE_BASE):
  *   line 0 (read-mostly, every CPU loads RCU_GP_GEN between work items)
  *     +0   RCU_GP_GEN        bumped (coordinator) whenever a grace period of any flavour starts,
  *                            and at every boost round (so the CPU loop looks at RCU_BOOST_SEQ)
@@ -34,8 +34,7 @@
  * (Exception: rcuGlobalInit, on the main thread before any worker exists, marks every program CPU
  * idle.)
  */
-import { I32 } from '../mem/arena.js';
-import { RCU_STATE_BASE, RT_DOORBELL, RT_DOORBELL_SLEEPING } from '../mem/layout.js';
+import { RCU_STATE_BASE } from '../mem/layout.js';
 
 export const RCU_GP_GEN = RCU_STATE_BASE + 0;
 export const RCU_TRACE_ACTIVE = RCU_STATE_BASE + 4;
@@ -47,8 +46,6 @@ export const RCU_GP_DONE = RCU_STATE_BASE + 256;
 export const RCU_GP_REQ = RCU_STATE_BASE + 260;
 export const RCU_GP_STARTED = RCU_STATE_BASE + 264;
 export const RCU_STEP_ASIDES = RCU_STATE_BASE + 268;
-/** Bytes of RCU_STATE_BASE used by RCU; the rest belongs to irq_work. */
-export const RCU_STATE_USED = 1024;
 
 export const PC_RCU_LAST_GEN = 288;
 export const PC_RCU_QS_NEED = 292;
@@ -56,14 +53,3 @@ export const PC_RCU_TRACE_SEQ = 296;
 export const PC_RCU_STAT_EXP_QS = 300;
 export const PC_RCU_STAT_DEFERRED = 304;
 
-/**
- * Wake the coordinator (any thread): bump RT_DOORBELL, and notify only if it is waiting (a notify
- * is a futex wake: microseconds, paid per ring). No wake is lost: the coordinator reads the count,
- * then sets RT_DOORBELL_SLEEPING, then waits while the count still equals what it read; a ring
- * before the flag was set changed the count (its wait returns at once), a ring after sees the
- * flag (all seq-cst Atomics).
- */
-export function ringDoorbell(): void {
-  Atomics.add(I32, RT_DOORBELL >> 2, 1);
-  if (Atomics.load(I32, RT_DOORBELL_SLEEPING >> 2) !== 0) Atomics.notify(I32, RT_DOORBELL >> 2);
-}

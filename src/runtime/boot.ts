@@ -13,7 +13,7 @@ import { defineSite } from '../cpu/sites.js';
 import { bpfProgRun, bpfProgIncNotZero, bpfProgPut, runTimerCallback } from '../prog/prog_run.js';
 import { bpfTimerThreadInit, registerBpfTimerProgOps } from '../timers/bpf_timer.js';
 import { rcuThreadInit } from '../rcu/rcu.js';
-import { irqWorkThreadInit } from '../alloc/irq_work.js';
+import { irqWorkThreadInit } from '../cpu/irq_work.js';
 import { historyThreadInit } from '../maps/map_history.js';
 
 /** Windows of the CPU loop (defined here so the main thread knows them too). */

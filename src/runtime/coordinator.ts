@@ -34,9 +34,9 @@ const SCHED_REALTIME_POLL_MS = 100;
 
 const IDLE_POLL_MS = 250;
 
-/** Wake the coordinator (any thread). Defined at the bottom (rcu) so lower layers can ring it. */
-export { ringDoorbell } from '../rcu/state.js';
-import { ringDoorbell } from '../rcu/state.js';
+/** Wake the coordinator (any thread). Defined low (cpu/doorbell.ts) so every layer can ring it. */
+export { ringDoorbell } from '../cpu/doorbell.js';
+import { ringDoorbell } from '../cpu/doorbell.js';
 
 export class Coordinator {
   readonly #services: CoordinatorService[] = [];

@@ -29,7 +29,7 @@ import {
   IRQ_SOURCES, IRQ_SOURCE, CPU_OFFLINE_STUCK, CPU_OFFLINE_DIED,
 } from '../mem/layout.js';
 import { splatOnCpu } from '../debug/splat.js';
-import { ringDoorbell } from '../rcu/rcu.js';
+import { ringDoorbell } from '../cpu/doorbell.js';
 import type { CpuControl } from '../ipc/protocol.js';
 import type { CoordinatorService } from './coordinator.js';
 import { schedActive, schedTurn } from '../cpu/sched.js';

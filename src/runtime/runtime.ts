@@ -65,7 +65,7 @@ import { htabFreeIdle } from '../maps/hashtab.js';
 import { MAP_TIMER_OFF, MAP_LOCK_OFF, MAP_GRAPH_REC } from '../maps/map_ops.js';
 import { GREC_RES_LOCK } from '../maps/btf_record.js';
 import { MIM_META_TIMER_OFF, isMapInMapType } from '../maps/map_in_map.js';
-import { irqWorkService } from '../alloc/irq_work.js';
+import { irqWorkService } from '../cpu/irq_work.js';
 import { createMap as createMapImpl, bpfMapInc, bpfMapPut, type MapSpec } from '../maps/registry.js';
 import type { BpfMapImpl, MapType } from '../maps/map_ops.js';
 import { BpfMap, type MapInMapHandle } from '../maps/bpf_map.js';
@@ -91,7 +91,7 @@ import { CONTEXT_NAMES } from '../cpu/context.js';
 import {
   schedInit, schedBeginRun, schedEndRun, schedStats, SCHED_MAX_DEPTH, WHERE_NAMES, type ScheduleConfig, type ScheduleStats,
 } from '../cpu/sched.js';
-import { ringDoorbell } from '../rcu/state.js';
+import { ringDoorbell } from '../cpu/doorbell.js';
 import { EBUSY } from '../errno.js';
 
 export { CpuOfflineError } from './cpu_fleet.js';

@@ -59,7 +59,7 @@ import { kzalloc } from '../mm/slab.js';
 import { OWNER_KERNEL } from '../mm/owners.js';
 import { rawSpinLockIrqsave, rawSpinUnlockIrqrestore } from '../locks/raw_spinlock.js';
 import { LC_HRTIMER_BASE } from '../locks/lock_classes.js';
-import { ringDoorbell } from '../rcu/rcu.js';
+import { ringDoorbell } from '../cpu/doorbell.js';
 import { splat } from '../debug/splat.js';
 import { ETIMEDOUT } from '../errno.js';
 

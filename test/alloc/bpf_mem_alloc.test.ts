@@ -14,7 +14,7 @@ import { enterContext, exitContext, CTX_NMI, CTX_HARDIRQ, CTX_SOFTIRQ } from '..
 import { processPending, setIrqHooks } from '../../src/cpu/window.js';
 import { readSplats, formatSplat } from '../../src/debug/splat.js';
 import { rcuReadLock, rcuReadUnlock, rcuQuiescentState, rcuIdleExit, rcuIdleEnter, rcuStats } from '../../src/rcu/rcu.js';
-import { irqWorkPending, irqWorkStats } from '../../src/alloc/irq_work.js';
+import { irqWorkPending, irqWorkStats } from '../../src/cpu/irq_work.js';
 import {
   bpfMemAllocInit, bpfMemCacheAlloc, bpfMemCacheFree, bpfMemAlloc, bpfMemFree, bpfMemAllocDestroy,
   bpfMemAllocStats, bpfMemAllocCheck, bpfMemCachePtr, bpfMemCacheIdx, bpfMemWatermarks,

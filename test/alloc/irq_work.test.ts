@@ -13,7 +13,7 @@ import { readSplats, formatSplat } from '../../src/debug/splat.js';
 import {
   IRQ_WORK_TEST_0, IRQ_WORK_TEST_1, IRQ_WORK_SIZE, initIrqWork, irqWorkQueue, irqWorkPending,
   irqWorkSync, irqWorkStats, registerIrqWork,
-} from '../../src/alloc/irq_work.js';
+} from '../../src/cpu/irq_work.js';
 
 interface Ran { cpu: number; ctx: number; where: string; work: number }
 const ran: Ran[] = [];

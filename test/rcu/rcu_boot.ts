@@ -4,7 +4,7 @@
 import { vi } from 'vitest';
 import { setThisCpu, thisCpu } from '../../src/mem/this_cpu.js';
 import { rcuPoll } from '../../src/rcu/rcu.js';
-import { irqWorkPoll } from '../../src/alloc/irq_work.js';
+import { irqWorkPoll } from '../../src/cpu/irq_work.js';
 import { bootArena } from '../boot_arena.js';
 
 export interface RcuBootOptions {

@@ -15,7 +15,7 @@ import { rcuStats, rcuGpLatencySamples } from '../../src/rcu/rcu.js';
 import {
   bpfMemAllocInit, bpfMemAllocDestroy, bpfMemAllocStats, bpfMemAllocCheck, bpfMemCachePtr, BMC_IRQ_WORK,
 } from '../../src/alloc/bpf_mem_alloc.js';
-import { irqWorkPending } from '../../src/alloc/irq_work.js';
+import { irqWorkPending } from '../../src/cpu/irq_work.js';
 import { expectNoSplats } from '../helpers.js';
 
 const fx = (name: string): URL => new URL(`./fixtures/${name}`, import.meta.url);

@@ -7,7 +7,7 @@
  *   +4  IW_FLAGS  IRQ_WORK_PENDING (queued, not started) | IRQ_WORK_BUSY (running); Atomics
  *   +8  IW_FN     handler id (registerIrqWork)
  *   +12 IW_CPU    CPU that queued it (RT: where the coordinator hands it back)
- * Global words (IRQW_STATE_BASE = the second half of RCU_STATE_BASE, lent by src/rcu/state.ts):
+ * Global words (IRQW_STATE_BASE, layout.ts: irq_work's own region):
  *   +0  IRQW_RT_REQ   llist of works queued on PREEMPT_RT, drained by the coordinator
  *
  * !RT: irqWorkQueue claims PENDING (a work already pending is not queued twice), pushes the work
@@ -35,13 +35,13 @@
  */
 import { I32, nrCpus, arenaGeneration } from '../mem/arena.js';
 import { pcpu, pcpuI, thisCpu, setThisCpu, perCpuBlock } from '../mem/this_cpu.js';
-import { PC_LL_IRQ_WORK, PC_PENDING, PC_WAKE, PEND_IRQ_WORK, RCU_STATE_BASE } from '../mem/layout.js';
-import { isPreemptRt, inInterrupt, irqsDisabled } from '../cpu/context.js';
-import { window, raiseIrqWorkSelf, raisePending, setIrqHooks, processPending } from '../cpu/window.js';
-import { defineSite } from '../cpu/sites.js';
-import { llistAdd, llistDelAll } from '../locks/llist.js';
+import { PC_LL_IRQ_WORK, PC_PENDING, PC_WAKE, PEND_IRQ_WORK, IRQW_STATE_BASE } from '../mem/layout.js';
+import { isPreemptRt, inInterrupt, irqsDisabled } from './context.js';
+import { window, raiseIrqWorkSelf, raisePending, setIrqHooks, processPending } from './window.js';
+import { defineSite } from './sites.js';
+import { llistAdd, llistDelAll } from './llist.js';
 import { splat } from '../debug/splat.js';
-import { RCU_STATE_USED, ringDoorbell } from '../rcu/state.js';
+import { ringDoorbell } from './doorbell.js';
 
 export const IRQ_WORK_SIZE = 16;
 export const IW_NEXT = 0;
@@ -51,7 +51,6 @@ export const IW_CPU = 12;
 export const IRQ_WORK_PENDING = 1;
 export const IRQ_WORK_BUSY = 2;
 
-export const IRQW_STATE_BASE = RCU_STATE_BASE + RCU_STATE_USED;
 export const IRQW_RT_REQ = IRQW_STATE_BASE;
 
 /** Handler ids (a fixed table, so every thread agrees). */
