@@ -51,10 +51,16 @@
  * true on current kernels), i.e. one callback per batch; do_call_rcu skips the callback when the
  * batch is empty; on RT the kthread's slab allocation happens on the main thread and the splice
  * on the CPU. The _rcu free variants (bpf_mem_free_rcu) are not modelled; hash maps do not use them.
+ * Cost, not semantics (nothing can run between two windows of a CPU thread, so nobody can tell):
+ * unit_alloc/unit_free set irqs off only around their `active` window, and only when something
+ * is pending there; alloc_bulk takes free_by_rcu whole and gives back what it does not need (one
+ * exchange and one push instead of a compare-and-swap per object) and splices its batch onto
+ * free_llist in one `active` section; free_bulk pops its surplus in one `active` section and
+ * pushes it on tgt's free_by_rcu as one chain.
  */
 import { I32, U8, arenaGeneration, nrCpuIds } from '../mem/arena.js';
-import { thisCpu } from '../mem/this_cpu.js';
-import { CACHELINE } from '../mem/layout.js';
+import { thisCpu, pcpuI } from '../mem/this_cpu.js';
+import { CACHELINE, PC_IRQS_OFF, PC_PENDING } from '../mem/layout.js';
 import { kmalloc, kzalloc, kfree, POISON_WORD } from '../mm/slab.js';
 import { allocPercpu, freePercpu } from '../mm/percpu_alloc.js';
 import { isPreemptRt, localIrqSave, localIrqRestore, inInterrupt, irqsDisabled, preemptCount } from '../cpu/context.js';
@@ -234,20 +240,53 @@ function draining(c: number): boolean { return Atomics.load(I32, (c + BMC_DRAINI
 // ---------------------------------------------------------------------------------------------
 // refill and trim
 
-/** alloc_bulk(): `cnt` objects into this cache: reuse the GP lists first, then the slab. Owner CPU. */
+/**
+ * Splice the private chain head..tail (`n` objects, linked through the header) onto this CPU's
+ * free_llist in one `active` section (the kernel adds them one by one; no window can come between
+ * here, so nobody can tell).
+ */
+function addChainToFreeList(c: number, head: number, tail: number, n: number): void {
+  const ci = c >> 2;
+  const flags = incActive(c);
+  I32[tail >> 2] = I32[ci + FREE_I]!;
+  I32[ci + FREE_I] = head;
+  I32[ci + CNT_I] = I32[ci + CNT_I]! + n;
+  decActive(c, flags);
+}
+
+/**
+ * alloc_bulk(): `cnt` objects into this cache: reuse the GP lists first, then the slab. Owner CPU.
+ * free_by_rcu (other CPUs push on it; a free_bulk anywhere may take it whole for a grace period) is
+ * taken whole with one exchange and what is not needed goes back with one push, instead of one
+ * compare-and-swap per object; an object in our hands meanwhile simply was not on the list when a
+ * free_bulk looked, as if it had been reused a moment earlier. waiting_for_gp (the batch of the
+ * callback in flight, which takes what is left when the grace period ends) is popped one by one.
+ */
 function allocBulk(c: number, cnt: number): number {
-  let i = 0;
-  for (; i < cnt; i++) {
-    const obj = llistDelFirst(c + BMC_FREE_BY_RCU, 0);
-    if (obj === 0) break;
-    addObjToFreeList(c, obj);
-    inc(c, ST_REUSED);
+  let i = 0, head = 0, tail = 0;
+  let rest = llistDelAll(c + BMC_FREE_BY_RCU);
+  for (; i < cnt && rest !== 0; i++) {
+    const obj = rest;
+    rest = I32[obj >> 2]!;
+    I32[obj >> 2] = head;
+    if (head === 0) tail = obj;
+    head = obj;
+  }
+  if (rest !== 0) {
+    let last = rest;
+    for (let next = I32[last >> 2]!; next !== 0; next = I32[next >> 2]!) last = next;
+    llistAddBatch(c + BMC_FREE_BY_RCU, rest, last, 0);
   }
   for (; i < cnt; i++) {
     const obj = llistDelFirst(c + BMC_WAITING_FOR_GP, 0);
     if (obj === 0) break;
-    addObjToFreeList(c, obj);
-    inc(c, ST_REUSED);
+    I32[obj >> 2] = head;
+    if (head === 0) tail = obj;
+    head = obj;
+  }
+  if (i > 0) {
+    addChainToFreeList(c, head, tail, i);
+    inc(c, ST_REUSED, i);
   }
   for (; i < cnt; i++) {
     const obj = allocUnit(c);
@@ -278,30 +317,43 @@ function doCallRcu(c: number): void {
   callRcuTasksTraceHead(c + BMC_RCU_HEAD, RCU_KIND_FREE);
 }
 
-/** free_bulk(): trim this cache to (high + low) / 2 and send the surplus to tgt's GP list. Owner CPU. */
+/**
+ * free_bulk(): trim this cache to (high + low) / 2 and send the surplus, with everything on
+ * free_llist_extra, to tgt's free_by_rcu, then do_call_rcu there. Owner CPU. The objects are
+ * popped in one `active` section and pushed as one chain (one compare-and-swap, where the kernel
+ * pushes each): no window comes between, so the lists look the same to everybody else.
+ */
 function freeBulk(c: number): void {
   const ci = c >> 2;
   const tgt = I32[ci + TGT_I]!;
   if (I32[(tgt + BMC_UNIT_SIZE) >> 2] !== I32[ci + (BMC_UNIT_SIZE >> 2)]) splat('warn', `bpf_mem_alloc: tgt 0x${tgt.toString(16)} has another unit size`);
   const half = (I32[ci + HIGH_I]! + I32[ci + LOW_I]!) >> 1;
-  let cnt: number, n = 0;
-  do {
-    const flags = incActive(c);
-    const node = I32[ci + FREE_I]!;
-    if (node !== 0) {
-      I32[ci + FREE_I] = I32[node >> 2]!;
-      cnt = I32[ci + CNT_I]! - 1;
-      I32[ci + CNT_I] = cnt;
-    } else cnt = 0;
-    decActive(c, flags);
-    if (node !== 0) { llistAdd(tgt + BMC_FREE_BY_RCU, node, 0); n++; }
-  } while (cnt > half);
-  for (let node = llistDelAll(c + BMC_FREE_LLIST_EXTRA); node !== 0;) {
+  let head = 0, tail = 0, n = 0;
+  const flags = incActive(c);
+  let node = I32[ci + FREE_I]!;
+  let cnt = I32[ci + CNT_I]!;
+  // the kernel's do { pop one } while (free_cnt > half): at least one, and none from an empty list
+  while (node !== 0) {
     const next = I32[node >> 2]!;
-    llistAdd(tgt + BMC_FREE_BY_RCU, node, 0);
-    n++;
+    I32[node >> 2] = head;
+    if (head === 0) tail = node;
+    head = node;
     node = next;
+    n++;
+    if (--cnt <= half) break;
   }
+  I32[ci + FREE_I] = node;
+  I32[ci + CNT_I] = I32[ci + CNT_I]! - n;
+  decActive(c, flags);
+  for (let x = llistDelAll(c + BMC_FREE_LLIST_EXTRA); x !== 0;) {
+    const next = I32[x >> 2]!;
+    I32[x >> 2] = head;
+    if (head === 0) tail = x;
+    head = x;
+    n++;
+    x = next;
+  }
+  if (head !== 0) llistAddBatch(tgt + BMC_FREE_BY_RCU, head, tail, 0);
   inc(c, ST_TRIM_OBJS, n);
   doCallRcu(tgt);
 }
@@ -389,53 +441,72 @@ function irqWorkRaise(c: number): void {
   irqWorkQueue(c + BMC_IRQ_WORK);
 }
 
+/*
+ * The fast paths open-code the window's idle check (this CPU's PC_PENDING word, as window.ts
+ * does; window() reads it again) and take local_irq_save/restore (this CPU's PC_IRQS_OFF word, as
+ * context.ts does) only around that window: on a CPU thread nothing can run between two windows,
+ * so the irqs-off state inside `active` is observable only at the window — where an NMI or a
+ * kprobe may land (bpf_mem_alloc.{alloc,free}.active, `active` held: alloc NULL, free to the extra
+ * list) but no hardirq, softirq or irq_work, as in the kernel. That keeps an alloc + free pair
+ * close to the cost of the swap with a preallocated spare.
+ */
+const IRQS_OFF_I = PC_IRQS_OFF >> 2;
+const PENDING_I = PC_PENDING >> 2;
+
+/** The window inside `active`, with irqs off (local_irq_save/restore around it). */
+function activeWindow(site: number): void {
+  const irqI = pcpuI + IRQS_OFF_I;
+  const flags = I32[irqI]!;
+  I32[irqI] = 1;
+  window(site);
+  I32[irqI] = flags;
+}
+
 /** unit_alloc(): pop this CPU's free list; NULL when empty or `active` is busy. Any context. */
 function unitAlloc(c: number): number {
+  const m = I32;
   const ci = c >> 2;
-  const flags = localIrqSave();
   let obj = 0, cnt = 0;
-  const active = I32[ci + ACT_I]! + 1;
-  I32[ci + ACT_I] = active;
+  const active = m[ci + ACT_I]! + 1;
+  m[ci + ACT_I] = active;
   if (active === 1) {
-    window(SITE_ALLOC_ACTIVE); // an NMI landing here finds the cache busy
-    obj = I32[ci + FREE_I]!;
+    if (m[pcpuI + PENDING_I] !== 0) activeWindow(SITE_ALLOC_ACTIVE); // an NMI landing here finds the cache busy
+    obj = m[ci + FREE_I]!;
     if (obj !== 0) {
-      I32[ci + FREE_I] = I32[obj >> 2]!;
-      cnt = I32[ci + CNT_I]! - 1;
-      I32[ci + CNT_I] = cnt;
-      I32[obj >> 2] = c;
+      m[ci + FREE_I] = m[obj >> 2]!;
+      cnt = m[ci + CNT_I]! - 1;
+      m[ci + CNT_I] = cnt;
+      m[obj >> 2] = c;
     }
   }
-  I32[ci + ACT_I] = I32[ci + ACT_I]! - 1;
-  localIrqRestore(flags);
-  if (obj !== 0) I32[ci + ST_ALLOCS_I] = I32[ci + ST_ALLOCS_I]! + 1;
+  m[ci + ACT_I] = active - 1; // nested users of the window left it as they found it
+  if (obj !== 0) m[ci + ST_ALLOCS_I] = m[ci + ST_ALLOCS_I]! + 1;
   else { inc(c, ST_NULLS); if (active !== 1) inc(c, ST_BUSY_NULLS); }
-  if (cnt < I32[ci + LOW_I]!) irqWorkRaise(c);
+  if (cnt < m[ci + LOW_I]!) irqWorkRaise(c);
   return obj;
 }
 
 /** unit_free(): push on this CPU's free list (or the extra list if busy). Never fails. */
 function unitFree(c: number, obj: number): void {
+  const m = I32;
   const ci = c >> 2;
-  I32[ci + TGT_I] = I32[obj >> 2]!; // objects go back to the allocating cache (a hint)
-  const flags = localIrqSave();
+  m[ci + TGT_I] = m[obj >> 2]!; // objects go back to the allocating cache (a hint)
   let cnt = 0;
-  const active = I32[ci + ACT_I]! + 1;
-  I32[ci + ACT_I] = active;
+  const active = m[ci + ACT_I]! + 1;
+  m[ci + ACT_I] = active;
   if (active === 1) {
-    window(SITE_FREE_ACTIVE);
-    I32[obj >> 2] = I32[ci + FREE_I]!;
-    I32[ci + FREE_I] = obj;
-    cnt = I32[ci + CNT_I]! + 1;
-    I32[ci + CNT_I] = cnt;
+    if (m[pcpuI + PENDING_I] !== 0) activeWindow(SITE_FREE_ACTIVE);
+    m[obj >> 2] = m[ci + FREE_I]!;
+    m[ci + FREE_I] = obj;
+    cnt = m[ci + CNT_I]! + 1;
+    m[ci + CNT_I] = cnt;
   } else {
     llistAdd(c + BMC_FREE_LLIST_EXTRA, obj, 0);
     inc(c, ST_EXTRA);
   }
-  I32[ci + ACT_I] = I32[ci + ACT_I]! - 1;
-  localIrqRestore(flags);
-  I32[ci + ST_FREES_I] = I32[ci + ST_FREES_I]! + 1;
-  if (cnt > I32[ci + HIGH_I]!) irqWorkRaise(c);
+  m[ci + ACT_I] = active - 1;
+  m[ci + ST_FREES_I] = m[ci + ST_FREES_I]! + 1;
+  if (cnt > m[ci + HIGH_I]!) irqWorkRaise(c);
 }
 
 /** The object's header must name a cache of this allocator; else splat and refuse. */
@@ -462,7 +533,11 @@ export function bpfMemCacheAlloc(ma: number): number {
 export function bpfMemCacheFree(ma: number, ptr: number): void {
   if (ptr === 0) return;
   const obj = ptr - LLIST_NODE_SZ;
-  if (!checkHeader(ma, ptr, I32[obj >> 2]!, 'bpf_mem_cache_free')) return;
+  const hdr = I32[obj >> 2]!;
+  // the header names a cache of this allocator (checkHeader's first test, inline)
+  if ((hdr & (CACHELINE - 1)) !== 0 || hdr === 0 || I32[(hdr + BMC_MA) >> 2] !== ma) {
+    if (!checkHeader(ma, ptr, hdr, 'bpf_mem_cache_free')) return;
+  }
   unitFree(I32[((ma + MA_CACHES) >> 2) + thisCpu]!, obj);
 }
 

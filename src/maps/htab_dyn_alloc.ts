@@ -13,7 +13,11 @@
  * Count (HTAB_COUNT, per-CPU parts at HP_PCOUNT): bpf_mem_alloc uses a percpu_counter (batch 32)
  * when max_entries/2 > CPU ids × 32, else an atomic; "full" is checked BEFORE the increment, so
  * concurrent inserts may overshoot max_entries (htabDynOvershoot). kmalloc: atomic_inc_return >
- * max_entries → -E2BIG (exact). A replace in a full map is allowed.
+ * max_entries → -E2BIG (exact). A replace in a full map is allowed; it counts the new element
+ * before the old one is freed after the unlock, as the kernel (inc_elem_count in alloc_htab_elem,
+ * dec_elem_count in free_htab_elem): between the two the count is one too high, and an insert
+ * racing there (an NMI at htab.update.unlocked) sees a map with a free slot as full (-E2BIG) — the
+ * kernel's behaviour, kept and tested (test/alloc/htab_dyn_fastpath.test.ts).
  * Memory: elements, value areas and caches are charged to the map's element owner
  * (HTAB_ELEM_OWNER), which outlives map_free until the deferred frees are done (the caches'
  * objcg reference): destroy() retires it; freeOwner splats 'leak' if bytes remain.
@@ -21,10 +25,10 @@
  * returns NULL when `active` is busy; sleeping on RT for kmalloc maps); frees after the unlock;
  * count updates need no lock (Atomics.add; a per-CPU slot is read-modify-written with no window
  * in between). Init, freeOnDestroy, destroy: main thread. RCU callbacks touch only the element.
- * Differences from the kernel: the percpu_counter folds with an atomic add (its slot zeroed first)
- * instead of under its spinlock, so a racing exact sum can only under-count (an insert may
- * overshoot; a map that is not full never reports E2BIG); "online CPUs" = every CPU id; legacy
- * frees call call_rcu after the unlock (the kernel did it inside; an embedded head takes no lock).
+ * Differences from the kernel: the percpu_counter folds with an atomic add (its slot zeroed first) instead of under its spinlock, so a racing exact sum can only
+ * under-count (an insert may overshoot; a map that is not full never reports E2BIG); "online
+ * CPUs" = every CPU id; legacy frees call call_rcu after the unlock (the kernel did it inside; an
+ * embedded head takes no lock).
  */
 import { I32, arenaGeneration, nrCpuIds } from '../mem/arena.js';
 import { thisCpu } from '../mem/this_cpu.js';
@@ -226,24 +230,33 @@ export class HtabMemAlloc implements HtabElemAlloc {
     }
   }
 
+  /**
+   * alloc_htab_elem(), dynamic: -E2BIG when full unless this replaces `old` (it is freed right
+   * after the unlock), then inc_elem_count and an object from this CPU's cache.
+   */
   allocElem(old: number): number {
+    if (this.#percpu) return this.#allocPercpuElem();
     if (old === 0 && this.#isFull()) return -E2BIG;
     this.#add(1);
     const l = bpfMemCacheAlloc(this.ma);
-    if (l === 0) {
+    if (l !== 0) return l;
+    this.#add(-1);
+    return -ENOMEM;
+  }
+
+  /** Per-CPU hash (new keys only: an existing key is updated in place): element + value area. */
+  #allocPercpuElem(): number {
+    if (this.#isFull()) return -E2BIG;
+    this.#add(1);
+    const l = bpfMemCacheAlloc(this.ma);
+    const h = l !== 0 ? bpfMemCacheAlloc(this.pcpuMa) : 0;
+    if (h === 0) {
+      if (l !== 0) bpfMemCacheFree(this.ma, l);
       this.#add(-1);
       return -ENOMEM;
     }
-    if (this.#percpu) {
-      const h = bpfMemCacheAlloc(this.pcpuMa);
-      if (h === 0) {
-        bpfMemCacheFree(this.ma, l);
-        this.#add(-1);
-        return -ENOMEM;
-      }
-      I32[(l + E_PTR) >> 2] = h;                  // ptr_to_pptr
-      I32[(l + this.#valOff) >> 2] = I32[h >> 2]!; // htab_elem_set_ptr: the per-CPU area
-    }
+    I32[(l + E_PTR) >> 2] = h;                  // ptr_to_pptr
+    I32[(l + this.#valOff) >> 2] = I32[h >> 2]!; // htab_elem_set_ptr: the per-CPU area
     return l;
   }
 
@@ -254,6 +267,7 @@ export class HtabMemAlloc implements HtabElemAlloc {
     bpfMemCacheFree(this.ma, l);
   }
 
+  /** free_htab_elem() of the replaced element after the unlock: dec_elem_count, back to this CPU's caches. */
   freeReplaced(old: number): void {
     this.freeElem(old);
   }
